@@ -1,0 +1,1 @@
+"""kube-api-auth: the TokenReview webhook behind the authorized cluster endpoint."""

@@ -1,0 +1,1 @@
+"""kubesim: a Kubernetes API stand-in that keeps kube-apiserver's contract."""

@@ -1,0 +1,1 @@
+"""The node agent: node facts and the fallback tunnel."""

@@ -1,0 +1,1 @@
+"""The server: agent tunnels, users, the authentication proxy, the REST API."""

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The project's one test command: installs everything the suite needs on a fresh machine of this
+# kind (Debian packages, the project with its test extras), then lints, type-checks and runs pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || need+=(nginx-light)
+command -v wrk >/dev/null 2>&1 || need+=(wrk)
+command -v kubectl >/dev/null 2>&1 || need+=(kubectl)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+if ((${#need[@]})); then
+  echo "installing Debian packages: ${need[*]}"
+  if [[ $(id -u) -eq 0 ]]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+"$PY" -m pip install -q --disable-pip-version-check -e '.[test]'
+
+echo "== ruff"; "$PY" -m ruff check .
+echo "== mypy --strict"; "$PY" -m mypy
+echo "== pytest"; "$PY" -m pytest -q -p no:cacheprovider "$@"
