@@ -1,0 +1,42 @@
+"""``cluster-agent``: one per downstream cluster. Opens the tunnel to the server and dials the
+cluster's API server for it. Configured from the environment:
+
+    CATTLE_SERVER           https:// URL of the server (required)
+    CATTLE_TOKEN            the cluster's registration token (required)
+    CATTLE_CA_CHECKSUM      SHA-256 of the server's CA; the agent refuses a CA that does not match
+    CATTLE_CA_CERT_FILE     trust this CA file instead (no checksum)
+    CATTLE_K8S_API          host:port of the cluster's API server (default: in-cluster service)
+    CATTLE_K8S_CA_FILE      CA of the cluster's API server (default: the service account's)
+    CATTLE_KUBECONFIG       import from outside: take the API server and CA from this kubeconfig
+    CATTLE_ALLOWED_TARGETS  comma-separated HOST:PORT the server may dial (default: the API server)
+    CATTLE_HEALTH_LISTEN    HOST:PORT for /healthz and /metrics of the agent (off by default)
+    TUNNEL_PING_INTERVAL_S, TUNNEL_PONG_TIMEOUT_S  keepalive tuning
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from typing import Any
+
+from cluster_agent.config import AgentConfig
+from cluster_agent.runner import agent_main
+
+
+def describe(config: AgentConfig) -> tuple[Mapping[str, Any], str]:
+    params = {
+        "role": "cluster",
+        "cluster": {
+            "address": config.api_address,
+            "caCert": base64.b64encode(config.api_ca_pem.encode()).decode(),
+        },
+    }
+    return params, "cluster-agent"
+
+
+def main() -> None:
+    agent_main("cluster-agent", describe)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,118 @@
+"""The dial-out loop shared by both agents: register, connect, serve the session, reconnect with
+exponential backoff and full jitter (a healthy session resets the backoff)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+
+from cluster_agent.config import AgentConfig
+from cluster_agent.constants import (
+    CONNECT_TIMEOUT_S,
+    RECONNECT_CAP_S,
+    RECONNECT_INITIAL_S,
+    STABLE_SESSION_S,
+)
+from rancher_tunnel.backoff import backoff
+from rancher_tunnel.constants import WS_MAX_MESSAGE_BYTES
+from rancher_tunnel.envlimits import limits_from_env
+from rancher_tunnel.logs import get_logger
+from rancher_tunnel.session import Role, Session, StreamHandler
+
+TOKEN_HEADER = "X-API-Tunnel-Token"
+PARAMS_HEADER = "X-API-Tunnel-Params"
+
+
+def tunnel_headers(config: AgentConfig, params: Mapping[str, Any]) -> dict[str, str]:
+    return {
+        TOKEN_HEADER: config.token,
+        PARAMS_HEADER: base64.b64encode(json.dumps(params).encode()).decode(),
+    }
+
+
+class AgentConnection:
+    """Keeps one tunnel to the server open until :meth:`stop`."""
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        params: Mapping[str, Any],
+        on_stream: StreamHandler,
+        ssl_context: Any,
+        name: str,
+    ) -> None:
+        self._config = config
+        self._headers = tunnel_headers(config, params)
+        self._on_stream = on_stream
+        self._ssl = ssl_context
+        self._name = name
+        self._stop = asyncio.Event()
+        self._limits = limits_from_env()
+        self._session: Session | None = None
+        self.connected = asyncio.Event()
+        self.sessions_started = 0
+        self.log = get_logger(component="agent", session=name)
+
+    @property
+    def session(self) -> Session | None:
+        """The live session, if connected."""
+        return self._session
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._session is not None:
+            await self._session.close(1001, "agent stopping")
+
+    async def run(self) -> None:
+        delays = backoff(initial_s=RECONNECT_INITIAL_S, cap_s=RECONNECT_CAP_S)
+        registered = False
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT_S)
+        connector = aiohttp.TCPConnector(ssl=self._ssl, limit=1, force_close=True)
+        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as http:
+            while not self._stop.is_set():
+                path = "/v3/connect" if registered else "/v3/connect/register"
+                started = time.monotonic()
+                try:
+                    async with http.ws_connect(
+                        self._config.server + path,
+                        headers=self._headers,
+                        max_msg_size=WS_MAX_MESSAGE_BYTES,
+                        compress=0,
+                        autoping=True,
+                        heartbeat=None,
+                    ) as ws:
+                        registered = True
+                        session = Session(
+                            ws, Role.AGENT, name=self._name, on_stream=self._on_stream,
+                            limits=self._limits,
+                        )
+                        self._session = session
+                        self.sessions_started += 1
+                        self.connected.set()
+                        self.log.info("tunnel connected", path=path)
+                        try:
+                            await session.run()
+                        finally:
+                            self.connected.clear()
+                            self._session = None
+                        self.log.info("tunnel closed", reason=session.close_reason)
+                except aiohttp.WSServerHandshakeError as e:
+                    self.log.error("server refused the tunnel", status=e.status, message=e.message)
+                except (aiohttp.ClientError, OSError, TimeoutError) as e:
+                    self.log.warning("cannot reach the server", error=str(e) or type(e).__name__)
+                if self._stop.is_set():
+                    break
+                if time.monotonic() - started >= STABLE_SESSION_S:
+                    delays = backoff(initial_s=RECONNECT_INITIAL_S, cap_s=RECONNECT_CAP_S)
+                delay = next(delays)
+                self.log.info("reconnecting", delay_s=round(delay, 3))
+                try:
+                    await asyncio.wait_for(self._stop.wait(), delay)
+                except TimeoutError:
+                    pass

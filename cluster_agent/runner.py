@@ -1,0 +1,69 @@
+"""Process entry shared by both agents: configuration, CA check, the connection loop, signals,
+and the exit codes (2: bad configuration, 3: the server's CA does not match the checksum)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from cluster_agent.cacert import CAChecksumMismatch, server_ssl_context
+from cluster_agent.config import AgentConfig, ConfigError, from_env
+from cluster_agent.connection import AgentConnection
+from cluster_agent.constants import EXIT_CA_MISMATCH, EXIT_CONFIG_ERROR
+from cluster_agent.dial import make_dial_handler
+from cluster_agent.health import start_health
+from rancher_tunnel import logs
+
+
+async def run_agent(
+    config: AgentConfig, params: Mapping[str, Any], name: str, stop: asyncio.Event
+) -> None:
+    ctx = await server_ssl_context(config)
+    conn = AgentConnection(config, params, make_dial_handler(config), ctx, name=name)
+    health = await start_health(conn, config.health_listen) if config.health_listen else None
+    task = asyncio.create_task(conn.run(), name="agent-connection")
+    stopper = asyncio.create_task(stop.wait(), name="agent-stop")
+    try:
+        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        await conn.stop()
+        stopper.cancel()
+        await task
+        if health is not None:
+            await health.cleanup()
+
+
+def agent_main(
+    service: str, describe: Callable[[AgentConfig], tuple[Mapping[str, Any], str]]
+) -> None:
+    """Run an agent process; ``describe`` gives its tunnel params and session name."""
+    logs.configure(service)
+    log = logs.get_logger(component="main")
+    try:
+        config = from_env()
+    except ConfigError as e:
+        log.error("bad configuration", error=str(e))
+        sys.exit(EXIT_CONFIG_ERROR)
+    params, name = describe(config)
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        pass
+
+    async def amain() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await run_agent(config, params, name, stop)
+
+    try:
+        asyncio.run(amain())
+    except CAChecksumMismatch as e:
+        log.error("refusing to connect", error=str(e))
+        sys.exit(EXIT_CA_MISMATCH)

@@ -1,0 +1,145 @@
+"""``rancher-server``: run the server (default) or manage clusters in its store.
+
+    rancher-server [serve] [--listen 0.0.0.0:8443] [--data-dir DIR] ...
+    rancher-server cluster create NAME      # prints the registration token and agent command once
+    rancher-server cluster list
+    rancher-server cluster delete ID
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import os
+import resource
+import signal
+import sys
+from pathlib import Path
+
+from rancher_server.clusters import create_cluster, rotate_token
+from rancher_server.config import ServerConfig, default_data_dir
+from rancher_server.constants import DEFAULT_LISTEN
+from rancher_server.store import SQLiteStore, StoreError
+from rancher_server.tls import load_or_generate
+from rancher_tunnel import logs
+
+
+def _env_list(name: str, default: list[str]) -> list[str]:
+    raw = os.environ.get(name, "")
+    return [x.strip() for x in raw.split(",") if x.strip()] or default
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rancher-server", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-dir", type=Path,
+                   default=Path(os.environ.get("RANCHER_DATA_DIR") or default_data_dir()),
+                   help="state directory (env RANCHER_DATA_DIR)")
+    p.add_argument("--listen", default=os.environ.get("RANCHER_LISTEN", DEFAULT_LISTEN),
+                   help="HOST:PORT to serve HTTPS on (env RANCHER_LISTEN)")
+    p.add_argument("--hostname", action="append", dest="hostnames",
+                   help="name or IP for the generated serving certificate (repeatable; env "
+                        "RANCHER_HOSTNAMES, comma-separated)")
+    p.add_argument("--server-url", default=os.environ.get("RANCHER_SERVER_URL", ""),
+                   help="URL agents and kubeconfigs use (env RANCHER_SERVER_URL)")
+    p.add_argument("--tls-cert", type=Path, default=os.environ.get("RANCHER_TLS_CERT") or None)
+    p.add_argument("--tls-key", type=Path, default=os.environ.get("RANCHER_TLS_KEY") or None)
+    p.add_argument("--tls-ca", type=Path, default=os.environ.get("RANCHER_TLS_CA") or None)
+    p.add_argument("--tcp-forward", action="append", default=[], metavar="LHOST:PORT=CLUSTER/HOST:PORT",
+                   help="forward a local TCP port through a cluster's tunnel (repeatable)")
+    sub = p.add_subparsers(dest="command")
+    sub.add_parser("serve", help="run the server (default)")
+    c = sub.add_parser("cluster", help="manage clusters")
+    csub = c.add_subparsers(dest="cluster_command", required=True)
+    cc = csub.add_parser("create", help="create a cluster and print its registration command")
+    cc.add_argument("name")
+    csub.add_parser("list", help="list clusters")
+    cd = csub.add_parser("delete", help="delete a cluster")
+    cd.add_argument("id")
+    cr = csub.add_parser("rotate-token", help="issue a new registration token")
+    cr.add_argument("id")
+    return p
+
+
+def _config(args: argparse.Namespace) -> ServerConfig:
+    return ServerConfig(
+        listen=args.listen,
+        data_dir=args.data_dir,
+        hostnames=args.hostnames or _env_list("RANCHER_HOSTNAMES", ["localhost", "127.0.0.1"]),
+        server_url=args.server_url,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        tls_ca=args.tls_ca,
+        tcp_forwards=args.tcp_forward,
+    )
+
+
+def _raise_fd_limit() -> None:
+    """Each agent session holds a socket: allow as many as the hard limit permits."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _run_server(config: ServerConfig) -> None:
+    from rancher_server.app import serve
+
+    _raise_fd_limit()
+
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        pass
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(config, stop)
+
+    asyncio.run(main())
+
+
+def _cluster_command(args: argparse.Namespace, config: ServerConfig) -> int:
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    store = SQLiteStore(config.db_path)
+    try:
+        if args.cluster_command in ("create", "rotate-token"):
+            tls = load_or_generate(config.tls_dir, config.hostnames, config.tls_cert,
+                                   config.tls_key, config.tls_ca)
+            reg = (create_cluster(store, args.name) if args.cluster_command == "create"
+                   else rotate_token(store, args.id))
+            url = config.url_for(config.host_port[1])
+            print(json.dumps({
+                "id": reg.cluster.id, "name": reg.cluster.name, "token": reg.token,
+                "server": url, "caChecksum": tls.ca_checksum,
+                "command": reg.agent_command(url, tls.ca_checksum),
+            }))
+        elif args.cluster_command == "list":
+            print(json.dumps([dataclasses.asdict(c) for c in store.list_clusters()]))
+        elif args.cluster_command == "delete":
+            store.delete_cluster(args.id)
+    except StoreError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    logs.configure("rancher-server")
+    config = _config(args)
+    if args.command == "cluster":
+        sys.exit(_cluster_command(args, config))
+    _run_server(config)
+
+
+if __name__ == "__main__":
+    main()

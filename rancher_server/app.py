@@ -1,0 +1,142 @@
+"""The server's aiohttp application and its lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sys
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from prometheus_client import generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from rancher_server import tunnel_endpoint
+from rancher_server.config import ServerConfig
+from rancher_server.constants import SHUTDOWN_GRACE_S
+from rancher_server.dialer import Dialer
+from rancher_server.forward import ForwardSpec, start_forward, stop_forwards
+from rancher_server.metrics import make_registry
+from rancher_server.registry import SessionRegistry
+from rancher_server.state import STATE, ServerState
+from rancher_server.store import SQLiteStore
+from rancher_server.tls import load_or_generate
+from rancher_tunnel.envlimits import limits_from_env
+from rancher_tunnel.logs import get_logger
+
+log = get_logger(component="server")
+DIALER: web.AppKey[Dialer] = web.AppKey("dialer", Dialer)
+
+
+async def ping(_: web.Request) -> web.Response:
+    return web.Response(text="pong")
+
+
+async def healthz(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    if state.shutting_down:
+        return web.Response(status=503, text="shutting down")
+    return web.Response(text="ok")
+
+
+async def cacerts(request: web.Request) -> web.Response:
+    """Rancher's settings resource shape: the CA PEM in ``value``."""
+    state = request.app[STATE]
+    return web.json_response(
+        {
+            "type": "setting",
+            "id": "cacerts",
+            "name": "cacerts",
+            "value": state.tls.ca_pem.decode(),
+            "checksum": state.tls.ca_checksum,
+        }
+    )
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[STATE].metrics)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def build_state(config: ServerConfig) -> ServerState:
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    store = SQLiteStore(config.db_path)
+    tls = load_or_generate(
+        config.tls_dir, config.hostnames, config.tls_cert, config.tls_key, config.tls_ca
+    )
+    sessions = SessionRegistry()
+    reg, collector = make_registry(sessions)
+    return ServerState(
+        config=config, store=store, tls=tls, sessions=sessions, metrics=reg, collector=collector,
+        limits=limits_from_env(),
+    )
+
+
+def create_app(state: ServerState) -> web.Application:
+    app = web.Application(client_max_size=1024 * 1024)
+    app[STATE] = state
+    app[DIALER] = Dialer(state.sessions)
+    app.router.add_get("/ping", ping)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/v3/settings/cacerts", cacerts)
+    app.add_routes(tunnel_endpoint.routes())
+
+    async def on_shutdown(app: web.Application) -> None:
+        st = app[STATE]
+        st.shutting_down = True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                st.sessions.close_all(1001, "server shutting down"), SHUTDOWN_GRACE_S
+            )
+
+    app.on_shutdown.append(on_shutdown)
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        yield
+        app[STATE].store.close()
+
+    app.cleanup_ctx.append(lifecycle)
+    return app
+
+
+async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None:
+    """Run until ``stop`` is set (tests) or the process gets SIGTERM/SIGINT (``__main__``)."""
+    stop = stop or asyncio.Event()
+    state = build_state(config)
+    app = create_app(state)
+    runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_GRACE_S, access_log=None)
+    await runner.setup()
+    host, port = config.host_port
+    site = web.TCPSite(
+        runner, host, port, ssl_context=state.tls.server_context(), backlog=4096,
+        reuse_address=True,
+    )
+    await site.start()
+    bound_port = port
+    server = getattr(site, "_server", None)
+    if server is not None and server.sockets:
+        bound_port = server.sockets[0].getsockname()[1]
+    state.url = config.url_for(bound_port)
+    forward_tasks: set[asyncio.Task[None]] = set()
+    forwards = [
+        await start_forward(ForwardSpec.parse(s), app[DIALER], forward_tasks)
+        for s in config.tcp_forwards
+    ]
+    log.info("server ready", url=state.url, ca_checksum=state.tls.ca_checksum)
+    print(
+        json.dumps(
+            {"ready": True, "url": state.url, "port": bound_port,
+             "ca_checksum": state.tls.ca_checksum, "data_dir": str(config.data_dir)}
+        ),
+        flush=True,
+        file=sys.stdout,
+    )
+    try:
+        await stop.wait()
+    finally:
+        log.info("server stopping")
+        await stop_forwards(forwards, forward_tasks)
+        await runner.cleanup()
+        log.info("server stopped")

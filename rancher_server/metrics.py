@@ -1,0 +1,62 @@
+"""Prometheus metrics of the tunnel endpoint. Counters live in the sessions' own stats and are read
+at scrape time, so the data path pays nothing for them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from rancher_server.registry import SessionRegistry
+
+
+class TunnelCollector(Collector):
+    def __init__(self, registry: SessionRegistry) -> None:
+        self._registry = registry
+        self.closed_bytes_in = 0
+        self.closed_bytes_out = 0
+        self.sessions_total = 0
+
+    def collect(self) -> Iterator[Metric]:
+        sessions = GaugeMetricFamily(
+            "rancher_tunnel_sessions", "Connected agent sessions", labels=["role"]
+        )
+        streams = GaugeMetricFamily("rancher_tunnel_streams", "Open tunnel streams")
+        rtt = GaugeMetricFamily(
+            "rancher_tunnel_rtt_seconds", "Last measured keepalive round trip", labels=["session"]
+        )
+        bytes_in = CounterMetricFamily(
+            "rancher_tunnel_received_bytes", "Bytes received over agent tunnels"
+        )
+        bytes_out = CounterMetricFamily("rancher_tunnel_sent_bytes", "Bytes sent over agent tunnels")
+        accepted = CounterMetricFamily(
+            "rancher_tunnel_sessions_accepted", "Agent sessions accepted since start"
+        )
+        by_role = {"cluster": 0, "node": 0}
+        n_streams = 0
+        b_in = self.closed_bytes_in
+        b_out = self.closed_bytes_out
+        for entry in self._registry:
+            by_role[entry.identity.role] = by_role.get(entry.identity.role, 0) + 1
+            st = entry.session.stats
+            n_streams += st.open_streams
+            b_in += st.bytes_received
+            b_out += st.bytes_sent
+            if entry.session.rtt_s is not None:
+                rtt.add_metric([entry.identity.session_key], entry.session.rtt_s)
+        for role, n in by_role.items():
+            sessions.add_metric([role], n)
+        streams.add_metric([], n_streams)
+        bytes_in.add_metric([], b_in)
+        bytes_out.add_metric([], b_out)
+        accepted.add_metric([], self.sessions_total)
+        yield from (sessions, streams, rtt, bytes_in, bytes_out, accepted)
+
+
+def make_registry(sessions: SessionRegistry) -> tuple[CollectorRegistry, TunnelCollector]:
+    reg = CollectorRegistry()
+    collector = TunnelCollector(sessions)
+    reg.register(collector)
+    return reg, collector

@@ -1,0 +1,99 @@
+"""Live agent sessions, keyed by cluster id (cluster agents) or ``<cluster>:<node>`` (node agents).
+
+A reconnecting agent replaces its stale session: the old one is closed, so nothing holds a stream
+table for a connection that the agent has already forgotten."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from rancher_server.constants import SESSION_REPLACE_CLOSE_TIMEOUT_S
+from rancher_server.tunnel_auth import AgentIdentity
+from rancher_tunnel.logs import get_logger
+from rancher_tunnel.session import Session
+
+log = get_logger(component="registry")
+
+
+@dataclass
+class Entry:
+    identity: AgentIdentity
+    session: Session
+    connected_at: float = field(default_factory=time.time)
+
+
+class SessionRegistry:
+    def __init__(self) -> None:
+        self._entries: dict[str, Entry] = {}
+        self._by_cluster: dict[str, set[str]] = {}
+        self._changed = asyncio.Event()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __iter__(self) -> Iterator[Entry]:
+        return iter(list(self._entries.values()))
+
+    async def add(self, identity: AgentIdentity, session: Session) -> None:
+        key = identity.session_key
+        old = self._entries.get(key)
+        self._entries[key] = Entry(identity, session)
+        self._by_cluster.setdefault(identity.cluster.id, set()).add(key)
+        self._notify()
+        if old is not None and old.session is not session:
+            log.info("session replaced", session=key)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    old.session.close(1001, "replaced by a new session"),
+                    SESSION_REPLACE_CLOSE_TIMEOUT_S,
+                )
+
+    def remove(self, identity: AgentIdentity, session: Session) -> None:
+        key = identity.session_key
+        entry = self._entries.get(key)
+        if entry is None or entry.session is not session:
+            return  # already replaced by a newer session
+        del self._entries[key]
+        keys = self._by_cluster.get(identity.cluster.id)
+        if keys is not None:
+            keys.discard(key)
+            if not keys:
+                del self._by_cluster[identity.cluster.id]
+        self._notify()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def get(self, key: str) -> Entry | None:
+        return self._entries.get(key)
+
+    def for_dial(self, cluster_id: str) -> Entry | None:
+        """The cluster agent's session, or a node agent's when no cluster agent is connected."""
+        entry = self._entries.get(cluster_id)
+        if entry is not None and not entry.session.closed:
+            return entry
+        for key in sorted(self._by_cluster.get(cluster_id, ())):
+            node_entry = self._entries[key]
+            if not node_entry.session.closed:
+                return node_entry
+        return None
+
+    def is_connected(self, cluster_id: str) -> bool:
+        return self.for_dial(cluster_id) is not None
+
+    def sessions_of(self, cluster_id: str) -> list[Entry]:
+        return [self._entries[k] for k in sorted(self._by_cluster.get(cluster_id, ()))]
+
+    async def wait_changed(self) -> None:
+        await self._changed.wait()
+
+    async def close_all(self, code: int, reason: str) -> None:
+        entries = list(self._entries.values())
+        await asyncio.gather(
+            *(e.session.close(code, reason) for e in entries), return_exceptions=True
+        )

@@ -1,0 +1,68 @@
+"""``/v3/connect`` and ``/v3/connect/register``: agents authenticate before the upgrade (401
+otherwise), then one :class:`Session` runs over the websocket until either side ends it."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from rancher_server.state import STATE, ServerState
+from rancher_server.tunnel_auth import AgentIdentity, TunnelAuthError, authenticate
+from rancher_tunnel.constants import WS_MAX_MESSAGE_BYTES
+from rancher_tunnel.logs import get_logger
+from rancher_tunnel.session import Role, Session
+
+log = get_logger(component="tunnel-endpoint")
+
+
+def _unauthorized(reason: str) -> web.Response:
+    return web.json_response(
+        {"type": "error", "status": 401, "code": "Unauthorized", "message": reason}, status=401
+    )
+
+
+async def _serve(request: web.Request, register: bool) -> web.StreamResponse:
+    state: ServerState = request.app[STATE]
+    if state.shutting_down:
+        return web.json_response({"message": "server is shutting down"}, status=503)
+    try:
+        identity: AgentIdentity = authenticate(state.store, request.headers)
+    except TunnelAuthError as e:
+        log.warning("agent refused", reason=str(e), peer=request.remote)
+        return _unauthorized(str(e))
+    if register and identity.role == "cluster" and (
+        identity.api_address != identity.cluster.api_endpoint
+        or identity.ca_cert_pem != identity.cluster.ca_cert
+    ):
+        state.store.record_registration(
+            identity.cluster.id, identity.api_address, identity.ca_cert_pem
+        )
+    ws = web.WebSocketResponse(
+        max_msg_size=WS_MAX_MESSAGE_BYTES, compress=False, autoping=True, heartbeat=None
+    )
+    await ws.prepare(request)
+    session = Session(ws, Role.SERVER, name=identity.session_key, limits=state.limits)
+    slog = log.bind(session=identity.session_key, role=identity.role)
+    state.collector.sessions_total += 1
+    await state.sessions.add(identity, session)
+    slog.info("agent connected", register=register)
+    try:
+        await session.run()
+    finally:
+        state.sessions.remove(identity, session)
+        st = session.stats
+        state.collector.closed_bytes_in += st.bytes_received
+        state.collector.closed_bytes_out += st.bytes_sent
+        slog.info("agent disconnected", reason=session.close_reason)
+    return ws
+
+
+async def connect(request: web.Request) -> web.StreamResponse:
+    return await _serve(request, register=False)
+
+
+async def connect_register(request: web.Request) -> web.StreamResponse:
+    return await _serve(request, register=True)
+
+
+def routes() -> list[web.RouteDef]:
+    return [web.get("/v3/connect", connect), web.get("/v3/connect/register", connect_register)]

@@ -1,0 +1,202 @@
+"""The tunnel end to end: a real server process, real agent processes, real TCP on loopback."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import TARGET_BODY
+from tests.procs import AgentProc, ServerProc, agent_env, free_port, metrics, running, wait_until
+
+CONNECT_WITHIN_S = 15.0
+
+
+def http_get(port: int, timeout: float = 5.0) -> bytes:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=timeout) as resp:  # noqa: S310
+        return bytes(resp.read())
+
+
+def server_metrics(server: ServerProc) -> dict[str, float]:
+    return metrics(server.url + "/metrics", server.ca_path)
+
+
+def sessions(server: ServerProc, role: str = "cluster") -> float:
+    return server_metrics(server).get(f'rancher_tunnel_sessions{{role="{role}"}}', 0.0)
+
+
+def setup(tmp_path: Path, logdir: Path, target_port: int, **server_env: str):  # type: ignore[no-untyped-def]
+    server = ServerProc(tmp_path / "data", logdir / "server.log", env=server_env)
+    server.port = free_port()
+    reg = server.create_cluster("c1")
+    fwd = free_port()
+    denied = free_port()
+    server.extra_args = [
+        "--tcp-forward", f"127.0.0.1:{fwd}={reg['id']}/127.0.0.1:{target_port}",
+        "--tcp-forward", f"127.0.0.1:{denied}={reg['id']}/127.0.0.1:{free_port()}",
+    ]
+    return server, reg, fwd, denied
+
+
+def test_dial_refused_target_and_health(tmp_path: Path, logdir: Path, http_target: int) -> None:
+    server, reg, fwd, denied = setup(tmp_path, logdir, http_target)
+    server.start()
+    health = free_port()
+    agent = AgentProc(
+        agent_env(server, reg, CATTLE_K8S_API=f"127.0.0.1:{http_target}",
+                  CATTLE_HEALTH_LISTEN=f"127.0.0.1:{health}"),
+        logdir / "agent.log",
+    ).start()
+    with running(server, agent):
+        wait_until(lambda: sessions(server) == 1, CONNECT_WITHIN_S, what="agent session")
+        assert http_get(fwd) == TARGET_BODY
+        # A target the agent does not allow: the stream is refused, nothing arrives...
+        with socket.create_connection(("127.0.0.1", denied), timeout=5) as s:
+            s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            assert s.recv(100) == b""
+        # ...and the session is unharmed.
+        assert http_get(fwd) == TARGET_BODY
+        assert sessions(server) == 1
+        assert "not allowed" in (logdir / "agent.log").read_text()
+        agent_m = metrics(f"http://127.0.0.1:{health}/metrics")
+        assert agent_m["cattle_agent_connected"] == 1
+        wait_until(lambda: server_metrics(server)["rancher_tunnel_streams"] == 0, 10,
+                   what="server streams closed")
+
+
+def test_wrong_token_gets_401_before_upgrade(tmp_path: Path, logdir: Path, http_target: int) -> None:
+    server, reg, _, _ = setup(tmp_path, logdir, http_target)
+    server.start()
+    with running(server):
+        ctx = ssl.create_default_context(cafile=str(server.ca_path))
+        for token in ("not-a-token", reg["token"] + "x", ""):
+            req = urllib.request.Request(  # noqa: S310
+                server.url + "/v3/connect",
+                headers={"Connection": "Upgrade", "Upgrade": "websocket",
+                         "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+                         "X-API-Tunnel-Token": token},
+            )
+            with pytest.raises(urllib.error.HTTPError) as exc:
+                urllib.request.urlopen(req, context=ctx, timeout=5)  # noqa: S310
+            assert exc.value.code == 401
+        # An agent with a wrong token never gets a session and keeps retrying.
+        agent = AgentProc(
+            agent_env(server, {"token": "wrong"}, CATTLE_K8S_API=f"127.0.0.1:{http_target}"),
+            logdir / "agent.log",
+        ).start()
+        with running(agent):
+            wait_until(lambda: "server refused the tunnel" in (logdir / "agent.log").read_text(),
+                       10, what="agent refused")
+            assert agent.proc is not None and agent.proc.poll() is None
+            assert sessions(server) == 0
+
+
+def test_ca_checksum_mismatch_refuses_to_connect(
+    tmp_path: Path, logdir: Path, http_target: int
+) -> None:
+    server, reg, _, _ = setup(tmp_path, logdir, http_target)
+    server.start()
+    with running(server):
+        env = agent_env(server, reg, CATTLE_K8S_API=f"127.0.0.1:{http_target}")
+        env["CATTLE_CA_CHECKSUM"] = "0" * 64
+        agent = AgentProc(env, logdir / "agent.log").start()
+        with running(agent):
+            assert agent.proc is not None
+            assert agent.proc.wait(15) == 3
+        assert "does not match CATTLE_CA_CHECKSUM" in (logdir / "agent.log").read_text()
+        assert sessions(server) == 0
+
+
+def test_kill9_restart_agent_back_no_leaks(tmp_path: Path, logdir: Path, http_target: int) -> None:
+    server, reg, fwd, _ = setup(tmp_path, logdir, http_target)
+    server.start()
+    health = free_port()
+    agent = AgentProc(
+        agent_env(server, reg, CATTLE_K8S_API=f"127.0.0.1:{http_target}",
+                  CATTLE_HEALTH_LISTEN=f"127.0.0.1:{health}"),
+        logdir / "agent.log",
+    ).start()
+    with running(server, agent):
+        wait_until(lambda: sessions(server) == 1, CONNECT_WITHIN_S, what="agent session")
+        # Streams open at the moment of the kill must not leak on the agent.
+        held = [socket.create_connection(("127.0.0.1", fwd), timeout=5) for _ in range(5)]
+        wait_until(lambda: metrics(f"http://127.0.0.1:{health}/metrics")
+                   ["cattle_agent_tunnel_streams"] == 5, 10, what="5 streams on the agent")
+        server.kill9()
+        for s in held:
+            s.close()
+        t0 = time.monotonic()
+        server.start()
+        wait_until(lambda: sessions(server) == 1, CONNECT_WITHIN_S, what="agent back")
+        back_s = time.monotonic() - t0
+        assert back_s < 10, back_s
+        # The cluster survived the kill (durable store) and traffic flows again.
+        assert http_get(fwd) == TARGET_BODY
+        wait_until(lambda: server_metrics(server)["rancher_tunnel_streams"] == 0, 10,
+                   what="no server streams")
+        assert metrics(f"http://127.0.0.1:{health}/metrics")["cattle_agent_tunnel_streams"] == 0
+        assert metrics(f"http://127.0.0.1:{health}/metrics")[
+            "cattle_agent_sessions_started_total"] == 2
+
+
+def test_stopped_agent_dropped_within_keepalive_bound(
+    tmp_path: Path, logdir: Path, http_target: int
+) -> None:
+    keepalive = {"TUNNEL_PING_INTERVAL_S": "0.5", "TUNNEL_PONG_TIMEOUT_S": "2"}
+    server, reg, fwd, _ = setup(tmp_path, logdir, http_target, **keepalive)
+    server.start()
+    agent = AgentProc(
+        agent_env(server, reg, CATTLE_K8S_API=f"127.0.0.1:{http_target}", **keepalive),
+        logdir / "agent.log",
+    ).start()
+    with running(server, agent):
+        wait_until(lambda: sessions(server) == 1, CONNECT_WITHIN_S, what="agent session")
+        assert agent.proc is not None
+        os.kill(agent.proc.pid, signal.SIGSTOP)
+        t0 = time.monotonic()
+        wait_until(lambda: sessions(server) == 0, 10, what="session dropped")
+        dropped_s = time.monotonic() - t0
+        assert dropped_s <= 2 + 1.5, dropped_s
+        os.kill(agent.proc.pid, signal.SIGCONT)
+        wait_until(lambda: sessions(server) == 1, CONNECT_WITHIN_S, what="agent reconnected")
+        assert http_get(fwd) == TARGET_BODY
+
+
+def test_node_agent_carries_the_tunnel_without_cluster_agent(
+    tmp_path: Path, logdir: Path, http_target: int
+) -> None:
+    server, reg, fwd, _ = setup(tmp_path, logdir, http_target)
+    server.start()
+    node = AgentProc(
+        agent_env(server, reg, CATTLE_K8S_API=f"127.0.0.1:{http_target}",
+                  CATTLE_NODE_NAME="node-1"),
+        logdir / "node.log", module="node_agent",
+    ).start()
+    with running(server, node):
+        wait_until(lambda: sessions(server, "node") == 1, CONNECT_WITHIN_S, what="node session")
+        assert sessions(server, "cluster") == 0
+        assert http_get(fwd) == TARGET_BODY
+
+
+def test_cli_cluster_lifecycle(tmp_path: Path, logdir: Path) -> None:
+    server = ServerProc(tmp_path / "data", logdir / "server.log", port=free_port())
+    reg = server.create_cluster("prod")
+    assert reg["command"].startswith("CATTLE_SERVER=")
+    assert reg["token"] in reg["command"]
+    assert [c["name"] for c in server.cli("cluster", "list")] == ["prod"]
+    # Only a hash of the token is at rest.
+    assert reg["token"].encode() not in (tmp_path / "data" / "rancher.db").read_bytes()
+    dup = subprocess.run(
+        ["python3", "-m", "rancher_server", "--data-dir", str(tmp_path / "data"),
+         "cluster", "create", "prod"], capture_output=True, text=True, timeout=30)
+    assert dup.returncode == 1 and "already exists" in dup.stderr
+    server.cli("cluster", "delete", reg["id"])
+    assert server.cli("cluster", "list") == []
