@@ -12,7 +12,8 @@ from aiohttp import web
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from rancher_server import tunnel_endpoint
+from rancher_server import api, tunnel_endpoint
+from rancher_server.bootstrap import ensure_admin
 from rancher_server.config import ServerConfig
 from rancher_server.constants import SHUTDOWN_GRACE_S
 from rancher_server.dialer import Dialer
@@ -82,6 +83,7 @@ def create_app(state: ServerState) -> web.Application:
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/v3/settings/cacerts", cacerts)
     app.add_routes(tunnel_endpoint.routes())
+    app.add_routes(api.routes())
 
     async def on_shutdown(app: web.Application) -> None:
         st = app[STATE]
@@ -119,20 +121,22 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None
     if server is not None and server.sockets:
         bound_port = server.sockets[0].getsockname()[1]
     state.url = config.url_for(bound_port)
+    bootstrap_password = ensure_admin(state)
     forward_tasks: set[asyncio.Task[None]] = set()
     forwards = [
         await start_forward(ForwardSpec.parse(s), app[DIALER], forward_tasks)
         for s in config.tcp_forwards
     ]
     log.info("server ready", url=state.url, ca_checksum=state.tls.ca_checksum)
-    print(
-        json.dumps(
-            {"ready": True, "url": state.url, "port": bound_port,
-             "ca_checksum": state.tls.ca_checksum, "data_dir": str(config.data_dir)}
-        ),
-        flush=True,
-        file=sys.stdout,
-    )
+    ready: dict[str, object] = {
+        "ready": True, "url": state.url, "port": bound_port,
+        "ca_checksum": state.tls.ca_checksum, "data_dir": str(config.data_dir),
+    }
+    if bootstrap_password is not None:
+        # Shown once, on stdout only (never in a log line).
+        ready["bootstrap_user"] = "admin"
+        ready["bootstrap_password"] = bootstrap_password
+    print(json.dumps(ready), flush=True, file=sys.stdout)
     try:
         await stop.wait()
     finally:
