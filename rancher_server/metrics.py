@@ -42,8 +42,8 @@ class TunnelCollector(Collector):
             by_role[entry.identity.role] = by_role.get(entry.identity.role, 0) + 1
             st = entry.session.stats
             n_streams += st.open_streams
-            b_in += st.bytes_received
-            b_out += st.bytes_sent
+            b_in += st.bytes_in
+            b_out += st.bytes_out
             if entry.session.rtt_s is not None:
                 rtt.add_metric([entry.identity.session_key], entry.session.rtt_s)
         for role, n in by_role.items():

@@ -4,6 +4,7 @@ back-pressure both ways: when one side's write buffer is full, the other side st
 from __future__ import annotations
 
 import asyncio
+from typing import cast
 
 
 class RelayProtocol(asyncio.Protocol):
@@ -18,8 +19,8 @@ class RelayProtocol(asyncio.Protocol):
         self.closed = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports implement the interface without subclassing asyncio.Transport.
+        self.transport = cast(asyncio.Transport, transport)
 
     def link(self, peer: RelayProtocol) -> None:
         """Connect to the other side and flush what arrived before it existed."""

@@ -50,8 +50,8 @@ async def _serve(request: web.Request, register: bool) -> web.StreamResponse:
     finally:
         state.sessions.remove(identity, session)
         st = session.stats
-        state.collector.closed_bytes_in += st.bytes_received
-        state.collector.closed_bytes_out += st.bytes_sent
+        state.collector.closed_bytes_in += st.bytes_in
+        state.collector.closed_bytes_out += st.bytes_out
         slog.info("agent disconnected", reason=session.close_reason)
     return ws
 

@@ -45,8 +45,10 @@ def configure(service: str) -> None:
 
 
 def get_logger(**bound: Any) -> Any:
-    """A structlog logger with ``bound`` key/values (cluster id, stream id, ...)."""
-    return structlog.get_logger().bind(**bound)
+    """A structlog logger with ``bound`` key/values (cluster id, stream id, ...).
+
+    It stays lazy until first used, so module-level loggers pick up :func:`configure`."""
+    return structlog.get_logger(**bound)
 
 
 def redact(headers: Mapping[str, str]) -> dict[str, str]:
