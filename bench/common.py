@@ -66,8 +66,11 @@ def start_nginx(port: int, big_mib: int) -> Nginx:
         for _ in range(big_mib):
             f.write(chunk)
     (d / "nginx.conf").write_text(_NGINX_CONF.format(dir=d, port=port))
-    proc = subprocess.Popen([NGINX, "-c", str(d / "nginx.conf"), "-p", str(d)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [NGINX, "-c", str(d / "nginx.conf"), "-p", str(d)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     return Nginx(port, d, proc)
 
 
@@ -85,21 +88,29 @@ def _ms(value: str, unit: str) -> float:
 def wrk(url: str, connections: int, seconds: float) -> WrkResult:
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url],
-        capture_output=True, text=True, check=True, timeout=seconds + 30,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=seconds + 30,
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     lat = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)", out, re.M))
+
     def parse(v: str) -> float:
         m = re.match(r"([\d.]+)(\w+)", v)
         assert m
         return _ms(m.group(1), m.group(2))
+
     return WrkResult(rps, parse(lat["50"]), parse(lat["99"]))
 
 
 def curl_mbps(url: str) -> float:
     out = subprocess.run(
         ["curl", "-s", "-o", "/dev/null", "-w", "%{speed_download}", url],
-        capture_output=True, text=True, check=True, timeout=300,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
     ).stdout
     return float(out) / 1e6
 

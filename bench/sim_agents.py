@@ -15,7 +15,7 @@ import ssl
 from cluster_agent.config import AgentConfig
 from cluster_agent.connection import AgentConnection
 from rancher_tunnel import logs
-from rancher_tunnel.session import IncomingStream
+from rancher_tunnel.stream import IncomingStream
 
 
 async def refuse_all(incoming: IncomingStream) -> None:
@@ -28,15 +28,19 @@ async def main() -> None:
     p.add_argument("--ca", required=True)
     p.add_argument("--tokens", required=True)
     args = p.parse_args()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    tokens = json.loads(open(args.tokens).read())
+    with open(args.tokens) as f:
+        tokens = json.load(f)
     ctx = ssl.create_default_context(cafile=args.ca)
     conns = []
     for i, token in enumerate(tokens):
         cfg = AgentConfig(server=args.server, token=token)
-        conns.append(AgentConnection(cfg, {"role": "cluster", "cluster": {}}, refuse_all, ctx,
-                                     name=f"sim-{i}"))
+        conns.append(
+            AgentConnection(
+                cfg, {"role": "cluster", "cluster": {}}, refuse_all, ctx, name=f"sim-{i}"
+            )
+        )
     tasks = [asyncio.create_task(c.run(), name=f"sim-{i}") for i, c in enumerate(conns)]
     print(json.dumps({"ready": True, "agents": len(conns)}), flush=True)
     await asyncio.gather(*tasks)

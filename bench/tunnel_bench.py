@@ -33,7 +33,8 @@ def log(msg: str) -> None:
 
 def sessions(server: ServerProc) -> float:
     return metrics(server.url + "/metrics", server.ca_path).get(
-        'rancher_tunnel_sessions{role="cluster"}', 0.0)
+        'rancher_tunnel_sessions{role="cluster"}', 0.0
+    )
 
 
 def stalled_reader(port: int) -> socket.socket:
@@ -60,8 +61,9 @@ def main() -> None:
     fwd = free_port()
     server.extra_args = ["--tcp-forward", f"127.0.0.1:{fwd}={reg['id']}/127.0.0.1:{nginx.port}"]
     server.start()
-    agent = AgentProc(agent_env(server, reg, CATTLE_K8S_API=f"127.0.0.1:{nginx.port}"),
-                      work / "agent.log").start()
+    agent = AgentProc(
+        agent_env(server, reg, CATTLE_K8S_API=f"127.0.0.1:{nginx.port}"), work / "agent.log"
+    ).start()
     sim: subprocess.Popen[str] | None = None
     result: dict[str, Any] = {}
     try:
@@ -70,9 +72,21 @@ def main() -> None:
         tunnel = f"http://127.0.0.1:{fwd}"
         wrk(tunnel + "/1k", 4, 1)  # warm up both paths
         wrk(direct + "/1k", 4, 1)
-        r: dict[str, list[float]] = {k: [] for k in (
-            "rps16", "rps1", "p50_added", "bulk", "stall_p99_base", "stall_p99", "direct_rps16",
-            "tunnel_rps16", "direct_mbps", "tunnel_mbps")}
+        r: dict[str, list[float]] = {
+            k: []
+            for k in (
+                "rps16",
+                "rps1",
+                "p50_added",
+                "bulk",
+                "stall_p99_base",
+                "stall_p99",
+                "direct_rps16",
+                "tunnel_rps16",
+                "direct_mbps",
+                "tunnel_mbps",
+            )
+        }
         for i in range(rounds):
             log(f"round {i + 1}/{rounds}")
             d16, t16 = wrk(direct + "/1k", 16, secs), wrk(tunnel + "/1k", 16, secs)
@@ -100,9 +114,11 @@ def main() -> None:
             p50_added_ms=round(median(r["p50_added"]), 3),
             stalled_p99_factor=round(median(r["stall_p99"]) / median(r["stall_p99_base"]), 3),
         )
-        log(f"throughput: direct {median(r['direct_mbps']):.0f} MB/s, tunnel "
+        log(
+            f"throughput: direct {median(r['direct_mbps']):.0f} MB/s, tunnel "
             f"{median(r['tunnel_mbps']):.0f} MB/s; rps16 direct {median(r['direct_rps16']):.0f}, "
-            f"tunnel {median(r['tunnel_rps16']):.0f}")
+            f"tunnel {median(r['tunnel_rps16']):.0f}"
+        )
         agent.stop()
         wait_until(lambda: sessions(server) == 0, 15, what="agent gone")
 
@@ -121,9 +137,20 @@ def main() -> None:
         rss_before = rss_kib(server.proc.pid)
         sim_log = open(work / "sim.log", "w")  # noqa: SIM115
         sim = subprocess.Popen(
-            [sys.executable, "-m", "bench.sim_agents", "--server", server.url, "--ca",
-             str(server.ca_path), "--tokens", str(work / "tokens.json")],
-            stdout=subprocess.PIPE, stderr=sim_log, text=True,
+            [
+                sys.executable,
+                "-m",
+                "bench.sim_agents",
+                "--server",
+                server.url,
+                "--ca",
+                str(server.ca_path),
+                "--tokens",
+                str(work / "tokens.json"),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=sim_log,
+            text=True,
             env={**os.environ, "LOG_LEVEL": "WARNING"},
         )
         t0 = time.monotonic()

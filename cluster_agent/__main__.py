@@ -7,15 +7,22 @@ cluster's API server for it. Configured from the environment:
     CATTLE_CA_CERT_FILE     trust this CA file instead (no checksum)
     CATTLE_K8S_API          host:port of the cluster's API server (default: in-cluster service)
     CATTLE_K8S_CA_FILE      CA of the cluster's API server (default: the service account's)
+    CATTLE_K8S_TOKEN_FILE   the agent's API token (default: the service account's); the server
+                            uses it to manage per-user impersonation accounts
     CATTLE_KUBECONFIG       import from outside: take the API server and CA from this kubeconfig
     CATTLE_ALLOWED_TARGETS  comma-separated HOST:PORT the server may dial (default: the API server)
     CATTLE_HEALTH_LISTEN    HOST:PORT for /healthz and /metrics of the agent (off by default)
     TUNNEL_PING_INTERVAL_S, TUNNEL_PONG_TIMEOUT_S  keepalive tuning
+
+``cluster-agent import --kubeconfig FILE`` runs the agent from outside the cluster, with the API
+server and an agent identity derived from a kubeconfig the user already has.
 """
 
 from __future__ import annotations
 
 import base64
+import os
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,12 +36,23 @@ def describe(config: AgentConfig) -> tuple[Mapping[str, Any], str]:
         "cluster": {
             "address": config.api_address,
             "caCert": base64.b64encode(config.api_ca_pem.encode()).decode(),
+            "token": config.api_token,
         },
     }
     return params, "cluster-agent"
 
 
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "import":
+        from cluster_agent.config import ConfigError
+        from cluster_agent.importer import parse_args, prepare_env
+
+        args = parse_args(sys.argv[2:])
+        try:
+            os.environ.update(prepare_env(args.kubeconfig))
+        except ConfigError as e:
+            print(f"cluster-agent import: {e}", file=sys.stderr)
+            sys.exit(2)
     agent_main("cluster-agent", describe)
 
 

@@ -23,9 +23,10 @@ async def fetch_ca(server: str) -> str:
     insecure.check_hostname = False
     insecure.verify_mode = ssl.CERT_NONE
     timeout = aiohttp.ClientTimeout(total=CA_FETCH_TIMEOUT_S)
-    async with aiohttp.ClientSession(timeout=timeout) as http, http.get(
-        f"{server}/v3/settings/cacerts", ssl=insecure
-    ) as resp:
+    async with (
+        aiohttp.ClientSession(timeout=timeout) as http,
+        http.get(f"{server}/v3/settings/cacerts", ssl=insecure) as resp,
+    ):
         resp.raise_for_status()
         data = await resp.json()
     value = data.get("value") if isinstance(data, dict) else None

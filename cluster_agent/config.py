@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import base64
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import yaml
 
 SA_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
@@ -45,33 +42,13 @@ class AgentConfig:
     ca_cert_file: str = ""
     api_address: str = ""  # host:port of the cluster's API server, as the agent reaches it
     api_ca_pem: str = ""
+    api_token: str = field(default="", repr=False)  # the agent's service-account token
     allowed: tuple[Target, ...] = field(default_factory=tuple)
     node_name: str = ""
     health_listen: str = ""
 
     def allows(self, host: str, port: int) -> bool:
         return any(t.matches(host, port) for t in self.allowed)
-
-
-def _kubeconfig_api(path: str) -> tuple[str, str]:
-    """API address and CA PEM from the current context of a kubeconfig (import from outside)."""
-    try:
-        doc = yaml.safe_load(Path(path).read_text())
-        ctx_name = doc["current-context"]
-        ctx = next(c["context"] for c in doc["contexts"] if c["name"] == ctx_name)
-        cluster = next(c["cluster"] for c in doc["clusters"] if c["name"] == ctx["cluster"])
-    except (OSError, KeyError, StopIteration, TypeError, yaml.YAMLError) as e:
-        raise ConfigError(f"cannot read the cluster from kubeconfig {path}: {e}") from e
-    server = str(cluster["server"])
-    hostport = server.split("://", 1)[-1].split("/", 1)[0]
-    if ":" not in hostport.rsplit("]", 1)[-1]:
-        hostport += ":443"
-    ca = ""
-    if "certificate-authority-data" in cluster:
-        ca = base64.b64decode(cluster["certificate-authority-data"]).decode()
-    elif "certificate-authority" in cluster:
-        ca = Path(cluster["certificate-authority"]).read_text()
-    return hostport, ca
 
 
 def from_env(env: Mapping[str, str] | None = None) -> AgentConfig:
@@ -85,13 +62,26 @@ def from_env(env: Mapping[str, str] | None = None) -> AgentConfig:
     api_address = env.get("CATTLE_K8S_API", "")
     api_ca = ""
     if env.get("CATTLE_KUBECONFIG"):
-        api_address, api_ca = _kubeconfig_api(env["CATTLE_KUBECONFIG"])
+        from cluster_agent.kubeconfig import load  # imports ConfigError from here
+
+        target = load(env["CATTLE_KUBECONFIG"])
+        api_address, api_ca = target.address, target.ca_pem
     elif not api_address and env.get("KUBERNETES_SERVICE_HOST"):
-        api_address = f"{env['KUBERNETES_SERVICE_HOST']}:{env.get('KUBERNETES_SERVICE_PORT', '443')}"
+        port = env.get("KUBERNETES_SERVICE_PORT", "443")
+        api_address = f"{env['KUBERNETES_SERVICE_HOST']}:{port}"
     if not api_ca and (SA_DIR / "ca.crt").exists():
         api_ca = (SA_DIR / "ca.crt").read_text()
     if env.get("CATTLE_K8S_CA_FILE"):
         api_ca = Path(env["CATTLE_K8S_CA_FILE"]).read_text()
+    api_token = ""
+    token_file = env.get("CATTLE_K8S_TOKEN_FILE") or (
+        str(SA_DIR / "token") if (SA_DIR / "token").exists() else ""
+    )
+    if token_file:
+        try:
+            api_token = Path(token_file).read_text().strip()
+        except OSError as e:
+            raise ConfigError(f"cannot read the service-account token {token_file}: {e}") from e
     raw_allowed = env.get("CATTLE_ALLOWED_TARGETS", "")
     allowed = tuple(Target.parse(x) for x in raw_allowed.split(",") if x.strip())
     if not allowed and api_address:
@@ -103,6 +93,7 @@ def from_env(env: Mapping[str, str] | None = None) -> AgentConfig:
         ca_cert_file=env.get("CATTLE_CA_CERT_FILE", ""),
         api_address=api_address,
         api_ca_pem=api_ca,
+        api_token=api_token,
         allowed=allowed,
         node_name=env.get("CATTLE_NODE_NAME", ""),
         health_listen=env.get("CATTLE_HEALTH_LISTEN", ""),

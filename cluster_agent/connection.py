@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import time
 from collections.abc import Mapping
@@ -22,8 +23,9 @@ from cluster_agent.constants import (
 from rancher_tunnel.backoff import backoff
 from rancher_tunnel.constants import WS_MAX_MESSAGE_BYTES
 from rancher_tunnel.envlimits import limits_from_env
+from rancher_tunnel.frames import Role
 from rancher_tunnel.logs import get_logger
-from rancher_tunnel.session import Role, Session, StreamHandler
+from rancher_tunnel.session import Session, StreamHandler
 
 TOKEN_HEADER = "X-API-Tunnel-Token"
 PARAMS_HEADER = "X-API-Tunnel-Params"
@@ -89,7 +91,10 @@ class AgentConnection:
                     ) as ws:
                         registered = True
                         session = Session(
-                            ws, Role.AGENT, name=self._name, on_stream=self._on_stream,
+                            ws,
+                            Role.AGENT,
+                            name=self._name,
+                            on_stream=self._on_stream,
                             limits=self._limits,
                         )
                         self._session = session
@@ -112,7 +117,5 @@ class AgentConnection:
                     delays = backoff(initial_s=RECONNECT_INITIAL_S, cap_s=RECONNECT_CAP_S)
                 delay = next(delays)
                 self.log.info("reconnecting", delay_s=round(delay, 3))
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), delay)
-                except TimeoutError:
-                    pass

@@ -6,15 +6,16 @@ from __future__ import annotations
 from cluster_agent.config import AgentConfig
 from cluster_agent.constants import DIAL_CONNECT_TIMEOUT_S
 from rancher_tunnel.logs import get_logger
-from rancher_tunnel.session import IncomingStream, StreamHandler
+from rancher_tunnel.session import StreamHandler
 from rancher_tunnel.splice import serve_tcp
+from rancher_tunnel.stream import IncomingStream
 
 log = get_logger(component="dial")
 
 
 def parse_target(target: str) -> tuple[str, int]:
     """``tcp://host:port`` (or bare ``host:port``) to (host, port); ValueError if malformed."""
-    rest = target[len("tcp://"):] if target.startswith("tcp://") else target
+    rest = target[len("tcp://") :] if target.startswith("tcp://") else target
     if "://" in rest:
         raise ValueError(f"unsupported target scheme in {target!r}")
     host, sep, port = rest.rpartition(":")

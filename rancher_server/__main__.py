@@ -4,6 +4,10 @@
     rancher-server cluster create NAME      # prints the registration token and agent command once
     rancher-server cluster list
     rancher-server cluster delete ID
+    rancher-server user create|list|disable|enable|delete|passwd|groups ...   # local users
+    rancher-server token list|revoke ...
+    rancher-server binding create --cluster ID (--user U | --group G) --role ROLE
+    rancher-server kubeconfig --server URL --username U --password-stdin [--cluster ID] [-o F]
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import signal
 import sys
 from pathlib import Path
 
+from rancher_server import cli_kubeconfig, cli_users
 from rancher_server.clusters import create_cluster, rotate_token
 from rancher_server.config import ServerConfig, default_data_dir
 from rancher_server.constants import DEFAULT_LISTEN
@@ -47,7 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--tls-cert", type=Path, default=os.environ.get("RANCHER_TLS_CERT") or None)
     p.add_argument("--tls-key", type=Path, default=os.environ.get("RANCHER_TLS_KEY") or None)
     p.add_argument("--tls-ca", type=Path, default=os.environ.get("RANCHER_TLS_CA") or None)
-    p.add_argument("--tcp-forward", action="append", default=[], metavar="LHOST:PORT=CLUSTER/HOST:PORT",
+    p.add_argument("--tcp-forward", action="append", default=[],
+                   metavar="LHOST:PORT=CLUSTER/HOST:PORT",
                    help="forward a local TCP port through a cluster's tunnel (repeatable)")
     sub = p.add_subparsers(dest="command")
     sub.add_parser("serve", help="run the server (default)")
@@ -60,6 +66,8 @@ def _parser() -> argparse.ArgumentParser:
     cd.add_argument("id")
     cr = csub.add_parser("rotate-token", help="issue a new registration token")
     cr.add_argument("id")
+    cli_users.add_parsers(sub)
+    cli_kubeconfig.add_parser(sub)
     return p
 
 
@@ -138,6 +146,15 @@ def main(argv: list[str] | None = None) -> None:
     config = _config(args)
     if args.command == "cluster":
         sys.exit(_cluster_command(args, config))
+    if args.command in cli_users.COMMANDS:
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        store = SQLiteStore(config.db_path)
+        try:
+            sys.exit(cli_users.run(args, store))
+        finally:
+            store.close()
+    if args.command == "kubeconfig":
+        sys.exit(cli_kubeconfig.run(args, config.data_dir))
     _run_server(config)
 
 

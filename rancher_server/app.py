@@ -12,13 +12,15 @@ from aiohttp import web
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from rancher_server import api, tunnel_endpoint
+from rancher_server import api, proxy, tunnel_endpoint
 from rancher_server.bootstrap import ensure_admin
 from rancher_server.config import ServerConfig
 from rancher_server.constants import SHUTDOWN_GRACE_S
 from rancher_server.dialer import Dialer
 from rancher_server.forward import ForwardSpec, start_forward, stop_forwards
+from rancher_server.impersonation import Impersonator
 from rancher_server.metrics import make_registry
+from rancher_server.proxy.upstream import UpstreamPool
 from rancher_server.registry import SessionRegistry
 from rancher_server.state import STATE, ServerState
 from rancher_server.store import SQLiteStore
@@ -69,7 +71,12 @@ def build_state(config: ServerConfig) -> ServerState:
     sessions = SessionRegistry()
     reg, collector = make_registry(sessions)
     return ServerState(
-        config=config, store=store, tls=tls, sessions=sessions, metrics=reg, collector=collector,
+        config=config,
+        store=store,
+        tls=tls,
+        sessions=sessions,
+        metrics=reg,
+        collector=collector,
         limits=limits_from_env(),
     )
 
@@ -83,7 +90,10 @@ def create_app(state: ServerState) -> web.Application:
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/v3/settings/cacerts", cacerts)
     app.add_routes(tunnel_endpoint.routes())
-    app.add_routes(api.routes())
+    api.setup(app)
+    app.add_routes(proxy.routes())
+    app[proxy.POOL] = UpstreamPool(state.sessions, state.store)
+    app[proxy.IMPERSONATOR] = Impersonator()
 
     async def on_shutdown(app: web.Application) -> None:
         st = app[STATE]
@@ -97,6 +107,7 @@ def create_app(state: ServerState) -> web.Application:
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         yield
+        await app[proxy.POOL].close()
         app[STATE].store.close()
 
     app.cleanup_ctx.append(lifecycle)
@@ -112,7 +123,11 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None
     await runner.setup()
     host, port = config.host_port
     site = web.TCPSite(
-        runner, host, port, ssl_context=state.tls.server_context(), backlog=4096,
+        runner,
+        host,
+        port,
+        ssl_context=state.tls.server_context(),
+        backlog=4096,
         reuse_address=True,
     )
     await site.start()
@@ -129,8 +144,11 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None
     ]
     log.info("server ready", url=state.url, ca_checksum=state.tls.ca_checksum)
     ready: dict[str, object] = {
-        "ready": True, "url": state.url, "port": bound_port,
-        "ca_checksum": state.tls.ca_checksum, "data_dir": str(config.data_dir),
+        "ready": True,
+        "url": state.url,
+        "port": bound_port,
+        "ca_checksum": state.tls.ca_checksum,
+        "data_dir": str(config.data_dir),
     }
     if bootstrap_password is not None:
         # Shown once, on stdout only (never in a log line).

@@ -10,6 +10,7 @@ from typing import TypeVar
 
 from rancher_server.constants import DIAL_TIMEOUT_S
 from rancher_server.registry import SessionRegistry
+from rancher_tunnel.session import Session
 
 P = TypeVar("P", bound=asyncio.BaseProtocol)
 
@@ -22,7 +23,7 @@ class Dialer:
     def __init__(self, sessions: SessionRegistry) -> None:
         self._sessions = sessions
 
-    def _session_for(self, cluster_id: str):  # type: ignore[no-untyped-def]
+    def _session_for(self, cluster_id: str) -> Session:
         entry = self._sessions.for_dial(cluster_id)
         if entry is None:
             raise ClusterUnavailable(f"cluster {cluster_id} has no connected agent")
@@ -40,9 +41,10 @@ class Dialer:
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         session = self._session_for(cluster_id)
         async with asyncio.timeout(timeout_s):
-            return await session.open_connection(
+            reader, writer = await session.open_connection(
                 host, port, ssl=ssl_context, server_hostname=server_hostname
             )
+        return reader, writer
 
     async def create_connection(
         self,

@@ -82,8 +82,12 @@ async def start_forward(
         backlog=FORWARD_BACKLOG,
         reuse_address=True,
     )
-    log.info("tcp forward listening", listen=f"{spec.listen_host}:{spec.listen_port}",
-             cluster=spec.cluster_id, target=f"{spec.target_host}:{spec.target_port}")
+    log.info(
+        "tcp forward listening",
+        listen=f"{spec.listen_host}:{spec.listen_port}",
+        cluster=spec.cluster_id,
+        target=f"{spec.target_host}:{spec.target_port}",
+    )
     return server
 
 

@@ -30,7 +30,9 @@ class TunnelCollector(Collector):
         bytes_in = CounterMetricFamily(
             "rancher_tunnel_received_bytes", "Bytes received over agent tunnels"
         )
-        bytes_out = CounterMetricFamily("rancher_tunnel_sent_bytes", "Bytes sent over agent tunnels")
+        bytes_out = CounterMetricFamily(
+            "rancher_tunnel_sent_bytes", "Bytes sent over agent tunnels"
+        )
         accepted = CounterMetricFamily(
             "rancher_tunnel_sessions_accepted", "Agent sessions accepted since start"
         )

@@ -1,9 +1,11 @@
 """Authenticating an agent before the websocket upgrade.
 
-We keep Rancher's header convention so its tooling and docs apply: ``X-API-Tunnel-Token`` carries the
-cluster's registration token and ``X-API-Tunnel-Params`` a base64 JSON document describing the agent:
+We keep Rancher's header convention so its tooling and docs apply: ``X-API-Tunnel-Token``
+carries the cluster's registration token and ``X-API-Tunnel-Params`` a base64 JSON document
+describing the agent:
 
-    {"role": "cluster", "cluster": {"address": "host:port", "caCert": "<base64 PEM>"}}
+    {"role": "cluster", "cluster": {"address": "host:port", "caCert": "<base64 PEM>",
+                                    "token": "<the agent's service-account token>"}}
     {"role": "node", "node": {"name": "node-1", ...facts}}
 
 The token is looked up by its SHA-256 (tokens are 256-bit random, so a fast hash is safe; only the
@@ -41,6 +43,7 @@ class AgentIdentity:
     node_name: str = ""
     api_address: str = ""
     ca_cert_pem: str = ""
+    sa_token: str = field(default="", repr=False)  # the agent's credential, kept in memory only
     facts: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -87,7 +90,16 @@ def authenticate(store: Store, headers: Any) -> AgentIdentity:
                 ca_pem = base64.b64decode(str(ca), validate=True).decode()
             except (binascii.Error, UnicodeDecodeError) as e:
                 raise TunnelAuthError("caCert is not base64 PEM") from e
-        return AgentIdentity(cluster=cluster, role="cluster", api_address=address, ca_cert_pem=ca_pem)
+        sa_token = str(info.get("token", ""))
+        if len(sa_token) > MAX_TUNNEL_PARAMS_BYTES:
+            raise TunnelAuthError("agent token too large")
+        return AgentIdentity(
+            cluster=cluster,
+            role="cluster",
+            api_address=address,
+            ca_cert_pem=ca_pem,
+            sa_token=sa_token,
+        )
     if role == "node":
         node = params.get("node") or {}
         if not isinstance(node, dict):

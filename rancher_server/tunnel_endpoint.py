@@ -8,8 +8,9 @@ from aiohttp import web
 from rancher_server.state import STATE, ServerState
 from rancher_server.tunnel_auth import AgentIdentity, TunnelAuthError, authenticate
 from rancher_tunnel.constants import WS_MAX_MESSAGE_BYTES
+from rancher_tunnel.frames import Role
 from rancher_tunnel.logs import get_logger
-from rancher_tunnel.session import Role, Session
+from rancher_tunnel.session import Session
 
 log = get_logger(component="tunnel-endpoint")
 
@@ -29,9 +30,13 @@ async def _serve(request: web.Request, register: bool) -> web.StreamResponse:
     except TunnelAuthError as e:
         log.warning("agent refused", reason=str(e), peer=request.remote)
         return _unauthorized(str(e))
-    if register and identity.role == "cluster" and (
-        identity.api_address != identity.cluster.api_endpoint
-        or identity.ca_cert_pem != identity.cluster.ca_cert
+    if (
+        register
+        and identity.role == "cluster"
+        and (
+            identity.api_address != identity.cluster.api_endpoint
+            or identity.ca_cert_pem != identity.cluster.ca_cert
+        )
     ):
         state.store.record_registration(
             identity.cluster.id, identity.api_address, identity.ca_cert_pem

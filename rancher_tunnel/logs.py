@@ -54,7 +54,12 @@ def get_logger(**bound: Any) -> Any:
 def redact(headers: Mapping[str, str]) -> dict[str, str]:
     """A copy of ``headers`` safe to log: credentials replaced by ``<redacted>``."""
     return {
-        k: ("<redacted>" if k.lower() in _SECRET_HEADERS or k.lower().startswith("impersonate-extra-")
-            and "token" in k.lower() else v)
+        k: (
+            "<redacted>"
+            if k.lower() in _SECRET_HEADERS
+            or (k.lower().startswith("impersonate-extra-")
+            and "token" in k.lower())
+            else v
+        )
         for k, v in headers.items()
     }

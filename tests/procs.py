@@ -26,7 +26,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_until(pred: Any, timeout_s: float, interval_s: float = 0.05, what: str = "condition") -> Any:
+def wait_until(
+    pred: Any, timeout_s: float, interval_s: float = 0.05, what: str = "condition"
+) -> Any:
     deadline = time.monotonic() + timeout_s
     while True:
         value = pred()
@@ -67,11 +69,23 @@ class ServerProc:
     def start(self) -> ServerProc:
         if not self.port:
             self.port = free_port()
+        if self._log is not None:
+            self._log.close()
         self._log = open(self.log_path, "a")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "rancher_server", "--data-dir", str(self.data_dir),
-             "--listen", f"127.0.0.1:{self.port}", *self.extra_args],
-            stdout=subprocess.PIPE, stderr=self._log, text=True,
+            [
+                sys.executable,
+                "-m",
+                "rancher_server",
+                "--data-dir",
+                str(self.data_dir),
+                "--listen",
+                f"127.0.0.1:{self.port}",
+                *self.extra_args,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            text=True,
             env={**os.environ, "LOG_FORMAT": "json", **self.env},
         )
         self.info = _read_ready_line(self.proc, READY_TIMEOUT_S)
@@ -116,9 +130,20 @@ class ServerProc:
 
     def cli(self, *args: str) -> Any:
         out = subprocess.run(
-            [sys.executable, "-m", "rancher_server", "--data-dir", str(self.data_dir),
-             "--listen", f"127.0.0.1:{self.port}", *args],
-            check=True, capture_output=True, text=True, timeout=30,
+            [
+                sys.executable,
+                "-m",
+                "rancher_server",
+                "--data-dir",
+                str(self.data_dir),
+                "--listen",
+                f"127.0.0.1:{self.port}",
+                *args,
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
         return json.loads(out.stdout) if out.stdout.strip() else None
 
@@ -137,7 +162,9 @@ class AgentProc:
     def start(self) -> AgentProc:
         self._log = open(self.log_path, "a")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", self.module], stdout=self._log, stderr=self._log,
+            [sys.executable, "-m", self.module],
+            stdout=self._log,
+            stderr=self._log,
             env={**os.environ, "LOG_FORMAT": "json", **self.env},
         )
         return self
@@ -170,7 +197,7 @@ def metrics(url: str, ca: Path | None = None) -> dict[str, float]:
     import urllib.request
 
     ctx = ssl.create_default_context(cafile=str(ca)) if ca else None
-    with urllib.request.urlopen(url, context=ctx, timeout=5) as resp:  # noqa: S310
+    with urllib.request.urlopen(url, context=ctx, timeout=5) as resp:
         text = resp.read().decode()
     out: dict[str, float] = {}
     for line in text.splitlines():

@@ -53,7 +53,9 @@ def test_committed_write_survives_kill9(tmp_path: Path) -> None:
         "print(c.id, flush=True)\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=False
+    )
     assert out.returncode == -9
     cid = out.stdout.strip()
     s = SQLiteStore(tmp_path / "db")

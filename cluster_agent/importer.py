@@ -1,0 +1,132 @@
+"""``cluster-agent import``: bring an existing cluster under the server from outside it.
+
+Given a kubeconfig the user already has (admin on that cluster), it creates the agent's identity in
+the cluster (namespace ``cattle-system``, ServiceAccount ``cattle``, bound to ``cluster-admin`` as
+Rancher's import manifest does), obtains a token for it (TokenRequest), and then runs the cluster
+agent from this machine against the cluster's API server, so the cluster appears in the server and
+its kubectl traffic goes through the server's proxy.
+
+    CATTLE_SERVER=... CATTLE_TOKEN=... CATTLE_CA_CHECKSUM=... \
+        cluster-agent import --kubeconfig ~/.kube/config
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from cluster_agent.config import ConfigError
+from cluster_agent.kubeconfig import KubeTarget, load
+
+NAMESPACE = "cattle-system"
+ACCOUNT = "cattle"
+BINDING = "cattle-admin-binding"
+TOKEN_EXPIRATION_S = 365 * 24 * 3600
+REQUEST_TIMEOUT_S = 30.0
+MAX_ERROR_CHARS = 300
+
+
+def identity_objects() -> list[tuple[str, dict[str, Any]]]:
+    labels = {"cattle.io/creator": "rancher-py"}
+    return [
+        (
+            "/api/v1/namespaces",
+            {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {"name": NAMESPACE, "labels": labels},
+            },
+        ),
+        (
+            f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts",
+            {
+                "apiVersion": "v1",
+                "kind": "ServiceAccount",
+                "metadata": {"name": ACCOUNT, "namespace": NAMESPACE, "labels": labels},
+            },
+        ),
+        (
+            "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRoleBinding",
+                "metadata": {"name": BINDING, "labels": labels},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": "cluster-admin",
+                },
+                "subjects": [{"kind": "ServiceAccount", "name": ACCOUNT, "namespace": NAMESPACE}],
+            },
+        ),
+    ]
+
+
+async def provision(target: KubeTarget) -> str:
+    """Create the agent's account (idempotent) and return a token for it."""
+    timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
+    async with aiohttp.ClientSession(timeout=timeout, headers=target.headers) as http:
+        for collection, obj in identity_objects():
+            async with http.post(target.server + collection, json=obj, ssl=target.ssl) as resp:
+                if resp.status not in (200, 201, 409):
+                    text = (await resp.text())[:MAX_ERROR_CHARS]
+                    raise ConfigError(
+                        f"cannot create {obj['kind']} {obj['metadata']['name']}: "
+                        f"HTTP {resp.status}: {text}"
+                    )
+        url = f"{target.server}/api/v1/namespaces/{NAMESPACE}/serviceaccounts/{ACCOUNT}/token"
+        body = {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {"expirationSeconds": TOKEN_EXPIRATION_S},
+        }
+        async with http.post(url, json=body, ssl=target.ssl) as resp:
+            if resp.status not in (200, 201):
+                text = (await resp.text())[:MAX_ERROR_CHARS]
+                raise ConfigError(
+                    f"cannot get a token for {NAMESPACE}/{ACCOUNT}: HTTP {resp.status}: {text}"
+                )
+            doc = await resp.json()
+    token = doc.get("status", {}).get("token", "")
+    if not token:
+        raise ConfigError("the cluster returned an empty token")
+    return str(token)
+
+
+def _write_private(path: Path, data: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(data)
+
+
+def prepare_env(kubeconfig: str) -> dict[str, str]:
+    """Provision the agent's identity and return the environment the agent runs with."""
+    target = load(kubeconfig)
+    token = asyncio.run(provision(target))
+    d = Path(tempfile.mkdtemp(prefix="cattle-import-"))
+    _write_private(d / "token", token)
+    (d / "ca.crt").write_text(target.ca_pem)
+    return {
+        "CATTLE_K8S_API": target.address,
+        "CATTLE_K8S_CA_FILE": str(d / "ca.crt"),
+        "CATTLE_K8S_TOKEN_FILE": str(d / "token"),
+    }
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="cluster-agent import",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--kubeconfig",
+        default=os.environ.get("KUBECONFIG") or str(Path.home() / ".kube" / "config"),
+    )
+    return p.parse_args(argv)

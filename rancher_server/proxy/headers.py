@@ -1,0 +1,99 @@
+"""Request and response header rewriting for the authentication proxy (pure functions).
+
+Towards the downstream API server we drop every hop-by-hop header, the client's ``Authorization``
+and every ``Impersonate-*`` header the client sent (a client must never choose who it is), then
+set the impersonation headers for the authenticated principal and our own credential."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from urllib.parse import quote
+
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from rancher_server.auth import Principal
+
+HOP_BY_HOP = frozenset(
+    h.lower()
+    for h in (
+        "Connection",
+        "Keep-Alive",
+        "Proxy-Authenticate",
+        "Proxy-Authorization",
+        "TE",
+        "Trailer",
+        "Transfer-Encoding",
+        "Upgrade",
+        "Proxy-Connection",
+        "Host",
+        "Content-Length",
+    )
+)
+AUTHENTICATED_GROUP = "system:authenticated"
+EXTRA_PRINCIPAL_ID = "principalid"
+EXTRA_USERNAME = "username"
+EXTRA_REQUEST_TOKEN_ID = "requesttokenid"
+
+
+def _connection_tokens(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> set[str]:
+    tokens: set[str] = set()
+    for value in headers.getall("Connection", []):
+        tokens.update(t.strip().lower() for t in value.split(",") if t.strip())
+    return tokens
+
+
+def impersonation_groups(principal: Principal) -> list[str]:
+    groups = [g for g in principal.groups if g]
+    if AUTHENTICATED_GROUP not in groups:
+        groups.append(AUTHENTICATED_GROUP)
+    return groups
+
+
+def principal_extras(principal: Principal) -> dict[str, str]:
+    return {
+        EXTRA_PRINCIPAL_ID: f"local://{principal.user_id}",
+        EXTRA_USERNAME: principal.username,
+        EXTRA_REQUEST_TOKEN_ID: principal.token_id,
+    }
+
+
+def downstream_request_headers(
+    incoming: CIMultiDictProxy[str] | CIMultiDict[str],
+    principal: Principal,
+    bearer_token: str,
+    *,
+    upgrade: bool = False,
+) -> CIMultiDict[str]:
+    """Headers to send downstream for a request ``principal`` made with ``incoming`` headers."""
+    drop = HOP_BY_HOP | _connection_tokens(incoming)
+    out: CIMultiDict[str] = CIMultiDict()
+    for name, value in incoming.items():
+        lname = name.lower()
+        if lname in drop or lname == "authorization" or lname.startswith("impersonate-"):
+            continue
+        out.add(name, value)
+    if upgrade:
+        out["Connection"] = "Upgrade"
+        out["Upgrade"] = incoming.get("Upgrade", "")
+    out["Authorization"] = f"Bearer {bearer_token}"
+    out["Impersonate-User"] = principal.user_id
+    for group in impersonation_groups(principal):
+        out.add("Impersonate-Group", group)
+    for key, value in principal_extras(principal).items():
+        out[f"Impersonate-Extra-{quote(key, safe='')}"] = value
+    return out
+
+
+def upstream_response_headers(
+    headers: Iterable[tuple[str, str]], *, keep_upgrade: bool = False
+) -> CIMultiDict[str]:
+    """Response headers to pass back to the client (hop-by-hop ones removed)."""
+    src: CIMultiDict[str] = CIMultiDict(headers)
+    drop = HOP_BY_HOP | _connection_tokens(src)
+    if keep_upgrade:
+        drop = drop - {"connection", "upgrade"}
+    out: CIMultiDict[str] = CIMultiDict()
+    for name, value in src.items():
+        if name.lower() not in drop:
+            out.add(name, value)
+    return out
