@@ -157,12 +157,13 @@ class AgentProc:
     env: dict[str, str]
     log_path: Path
     module: str = "cluster_agent"
+    args: list[str] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> AgentProc:
         self._log = open(self.log_path, "a")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", self.module],
+            [sys.executable, "-m", self.module, *self.args],
             stdout=self._log,
             stderr=self._log,
             env={**os.environ, "LOG_FORMAT": "json", **self.env},

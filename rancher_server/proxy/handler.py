@@ -82,6 +82,11 @@ async def handle(request: web.Request) -> web.StreamResponse:
     try:
         return await _forward(request, principal, role, cluster_id, path_qs, target)
     except ClusterUnavailable as e:
+        try:
+            state.store.get_cluster(cluster_id)
+        except NotFound:
+            audit(state, principal, "proxy", target, "not-found", remote)
+            return status_response(404, f'clusters "{cluster_id}" not found')
         audit(state, principal, "proxy", target, "unavailable", remote)
         return status_response(503, f"cluster {cluster_id} is unavailable: {e}")
     except NotFound:

@@ -1,0 +1,255 @@
+"""kubectl through the server's authentication proxy and the agent's tunnel, with the Kubernetes
+stand-in as the downstream cluster (RBAC on), all as real processes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.kube import KubeSimProc, kubectl, kubectl_json
+from tests.procs import AgentProc, ServerProc, free_port, wait_until
+from tests.rest import ApiError, Rest
+
+ADMIN_PASSWORD = "admin-password-for-tests-1"
+USER_PASSWORD = "user-password-for-tests-1"
+CONNECT_WITHIN_S = 20.0
+
+
+@dataclass
+class Stack:
+    work: Path
+    sim: KubeSimProc
+    server: ServerProc
+    agent: AgentProc
+    admin: Rest
+    cluster_id: str
+
+    def kubeconfig_for(self, rest: Rest, name: str) -> Path:
+        out = rest.call("POST", f"/v3/clusters/{self.cluster_id}?action=generateKubeconfig")
+        path = self.work / f"{name}.kubeconfig"
+        path.write_text(out["config"])
+        return path
+
+    def user(self, username: str, role: str | None, groups: list[str] | None = None) -> Rest:
+        body = {"username": username, "password": USER_PASSWORD, "groups": groups or []}
+        user = self.admin.call("POST", "/v3/users", body)
+        if role is not None:
+            self.admin.call(
+                "POST",
+                "/v3/clusterroletemplatebindings",
+                {"clusterId": self.cluster_id, "roleTemplateId": role, "userId": user["id"]},
+            )
+        rest = Rest(self.server.url, self.server.ca_path)
+        rest.token = rest.login(username, USER_PASSWORD)
+        return rest
+
+
+def cluster_state(rest: Rest, cluster_id: str) -> str:
+    return str(rest.call("GET", f"/v3/clusters/{cluster_id}")["state"])
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    work = tmp_path_factory.mktemp("proxy")
+    sim = KubeSimProc(work / "sim", ["--authorization-mode", "RBAC", "--nodes", "2"]).start()
+    server = ServerProc(
+        work / "data",
+        work / "server.log",
+        port=free_port(),
+        env={"CATTLE_BOOTSTRAP_PASSWORD": ADMIN_PASSWORD},
+    )
+    agent: AgentProc | None = None
+    try:
+        server.start()
+        admin = Rest(server.url, server.ca_path)
+        admin.token = admin.login("admin", ADMIN_PASSWORD)
+        reg = admin.call("POST", "/v3/clusters", {"name": "downstream"})
+        cluster_id = reg["id"]
+        token = reg.get("token") or reg["registrationToken"]
+        agent = AgentProc(
+            {
+                "CATTLE_SERVER": server.url,
+                "CATTLE_TOKEN": token,
+                "CATTLE_CA_CHECKSUM": server.ca_checksum,
+            },
+            work / "agent.log",
+            module="cluster_agent",
+        )
+        agent.args = ["import", "--kubeconfig", str(sim.kubeconfig)]
+        agent.start()
+        wait_until(
+            lambda: cluster_state(admin, cluster_id) == "active",
+            CONNECT_WITHIN_S,
+            what="cluster active",
+        )
+        yield Stack(work, sim, server, agent, admin, cluster_id)
+    finally:
+        if agent is not None and agent.proc is not None:
+            agent.stop()
+        server.stop()
+        sim.stop()
+
+
+def test_admin_kubectl_through_the_tunnel(stack: Stack) -> None:
+    kc = stack.kubeconfig_for(stack.admin, "admin")
+    cfg = yaml.safe_load(kc.read_text())
+    assert cfg["clusters"][0]["cluster"]["server"].endswith(f"/k8s/clusters/{stack.cluster_id}")
+    nodes = kubectl_json(kc, "get", "nodes")
+    assert len(nodes["items"]) == 2
+    manifest = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "via-proxy", "namespace": "default"},
+        "data": {"k": "v"},
+    }
+    kubectl(kc, "apply", "-f", "-", input=json.dumps(manifest))
+    got = kubectl_json(kc, "get", "configmap", "via-proxy", "-n", "default")
+    assert got["data"] == {"k": "v"}
+    listed = kubectl(kc, "get", "configmaps", "-n", "default").stdout
+    assert "via-proxy" in listed
+    kubectl(kc, "delete", "configmap", "via-proxy", "-n", "default")
+    gone = kubectl(kc, "get", "configmap", "via-proxy", "-n", "default", check=False)
+    assert gone.returncode != 0 and "NotFound" in gone.stderr
+
+
+def test_whoami_is_the_impersonated_user_and_spoofing_has_no_effect(stack: Stack) -> None:
+    me = stack.admin.call("GET", "/v3/users?me=true")
+    my_id = me["data"][0]["id"] if "data" in me else me["id"]
+    kc = stack.kubeconfig_for(stack.admin, "admin-whoami")
+    who = kubectl_json(kc, "auth", "whoami")
+    assert who["status"]["userInfo"]["username"] == my_id
+    assert "system:authenticated" in who["status"]["userInfo"]["groups"]
+    # kubectl --as sends Impersonate-User; the proxy must drop it.
+    spoofed = kubectl_json(
+        kc, "auth", "whoami", "--as", "system:admin", "--as-group", "system:masters"
+    )
+    assert spoofed["status"]["userInfo"]["username"] == my_id
+    assert "system:masters" not in spoofed["status"]["userInfo"]["groups"]
+    can = kubectl(kc, "auth", "can-i", "create", "pods", check=False)
+    assert can.stdout.strip() == "yes"
+
+
+def test_non_member_gets_403_from_the_server(stack: Stack) -> None:
+    bob = stack.user("bob", None)
+    kc_path = stack.work / "bob.kubeconfig"
+    admin_kc = yaml.safe_load(stack.kubeconfig_for(stack.admin, "tmp").read_text())
+    admin_kc["users"][0]["user"]["token"] = bob.token
+    kc_path.write_text(yaml.safe_dump(admin_kc))
+    out = kubectl(kc_path, "get", "namespaces", check=False)
+    assert out.returncode != 0
+    assert "may not access cluster" in out.stderr, out.stderr
+
+
+def test_member_without_downstream_rbac_gets_downstream_403(stack: Stack) -> None:
+    carol = stack.user("carol", "read-only")
+    kc = stack.kubeconfig_for(carol, "carol")
+    assert "NAME" in kubectl(kc, "get", "configmaps", "-n", "default").stdout
+    out = kubectl(kc, "create", "configmap", "nope", "-n", "default", check=False)
+    assert out.returncode != 0
+    carol_id = carol.call("GET", "/v3/users?me=true")
+    carol_id = carol_id["data"][0]["id"] if "data" in carol_id else carol_id["id"]
+    assert "forbidden" in out.stderr.lower() and carol_id in out.stderr, out.stderr
+
+
+def test_revoked_token_gets_401_on_next_request(stack: Stack) -> None:
+    dave = stack.user("dave", "cluster-member")
+    out = dave.call("POST", f"/v3/clusters/{stack.cluster_id}?action=generateKubeconfig")
+    kc = stack.work / "dave.kubeconfig"
+    kc.write_text(out["config"])
+    assert kubectl(kc, "get", "configmaps", "-n", "default").returncode == 0
+    token_id = (
+        out.get("tokenId")
+        or yaml.safe_load(out["config"])["users"][0]["user"]["token"].split(":")[0]
+    )
+    dave.call("DELETE", f"/v3/tokens/{token_id}")
+    denied = kubectl(kc, "get", "configmaps", "-n", "default", check=False)
+    assert denied.returncode != 0
+    assert "Unauthorized" in denied.stderr or "logged in" in denied.stderr, denied.stderr
+
+
+def test_watch_with_request_timeout_streams_events(stack: Stack) -> None:
+    kc = stack.kubeconfig_for(stack.admin, "admin-watch")
+    proc = subprocess.Popen(
+        [
+            "kubectl",
+            "--kubeconfig",
+            str(kc),
+            "get",
+            "configmaps",
+            "-n",
+            "default",
+            "-w",
+            "--request-timeout=4s",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(1.5)
+    kubectl(kc, "create", "configmap", "watched", "-n", "default")
+    out, err = proc.communicate(timeout=30)
+    assert "watched" in out, (out, err)
+    kubectl(kc, "delete", "configmap", "watched", "-n", "default")
+
+
+def test_unknown_cluster_and_bad_token(stack: Stack) -> None:
+    with pytest.raises(ApiError) as e:
+        stack.admin.call("GET", "/k8s/clusters/c-nosuch/api/v1/namespaces")
+    assert e.value.status in (403, 404)
+    with pytest.raises(ApiError) as e:
+        stack.admin.call("GET", f"/k8s/clusters/{stack.cluster_id}/api", token="token-x:bad")
+    assert e.value.status == 401
+    assert e.value.body["kind"] == "Status" and e.value.body["reason"] == "Unauthorized"
+
+
+def test_oversized_body_is_refused_before_forwarding(stack: Stack) -> None:
+    big = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "huge", "namespace": "default"},
+        "data": {"x": "a" * (33 * 1024 * 1024)},
+    }
+    with pytest.raises(ApiError) as e:
+        stack.admin.call(
+            "POST", f"/k8s/clusters/{stack.cluster_id}/api/v1/namespaces/default/configmaps", big
+        )
+    assert e.value.status == 413
+
+
+def test_restart_keeps_state_and_kubectl_works_when_agent_is_back(stack: Stack) -> None:
+    """Run last in this module: kill -9 the server, start it again on the same data."""
+    kc = stack.kubeconfig_for(stack.admin, "admin-restart")
+    stack.server.kill9()
+    down = kubectl(kc, "get", "namespaces", check=False, timeout=20)
+    assert down.returncode != 0
+    stack.server.start()
+    wait_until(
+        lambda: cluster_state(stack.admin, stack.cluster_id) == "active",
+        CONNECT_WITHIN_S,
+        what="agent back after restart",
+    )
+    # The same token (users and tokens survived) works through the proxy again.
+    assert "default" in kubectl(kc, "get", "namespaces").stdout
+    users = stack.admin.call("GET", "/v3/users")
+    names = {u["username"] for u in users["data"]}
+    assert {"admin", "carol", "dave"} <= names
+
+
+def test_agent_gone_gives_503_status(stack: Stack) -> None:
+    stack.agent.stop()
+    wait_until(
+        lambda: cluster_state(stack.admin, stack.cluster_id) != "active",
+        15,
+        what="cluster disconnected",
+    )
+    with pytest.raises(ApiError) as e:
+        stack.admin.call("GET", f"/k8s/clusters/{stack.cluster_id}/api/v1/namespaces")
+    assert e.value.status == 503
+    assert e.value.body["kind"] == "Status" and e.value.body["code"] == 503
