@@ -58,6 +58,7 @@ class Nginx:
 
 def start_nginx(port: int, big_mib: int) -> Nginx:
     d = Path(tempfile.mkdtemp(prefix="bench-nginx-"))
+    d.chmod(0o755)  # nginx's workers run as an unprivileged user
     (d / "www").mkdir()
     (d / "tmp").mkdir()
     (d / "www" / "1k").write_bytes(b"x" * 1024)

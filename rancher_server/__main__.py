@@ -57,6 +57,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="forward a local TCP port through a cluster's tunnel (repeatable)")
     sub = p.add_subparsers(dest="command")
     sub.add_parser("serve", help="run the server (default)")
+    demo = sub.add_parser("demo", help="server + stand-in cluster + agent, ready for kubectl")
+    demo.add_argument("--dir", type=Path, default=Path("rancher-demo"),
+                      help="where the demo keeps its state and logs")
+    demo.add_argument("--listen", dest="demo_listen", default="127.0.0.1:8443",
+                      help="HOST:PORT for the demo's server")
     c = sub.add_parser("cluster", help="manage clusters")
     csub = c.add_subparsers(dest="cluster_command", required=True)
     cc = csub.add_parser("create", help="create a cluster and print its registration command")
@@ -144,6 +149,10 @@ def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     logs.configure("rancher-server")
     config = _config(args)
+    if args.command == "demo":
+        from rancher_server.demo import run_demo
+
+        sys.exit(run_demo(args.dir.resolve(), args.demo_listen))
     if args.command == "cluster":
         sys.exit(_cluster_command(args, config))
     if args.command in cli_users.COMMANDS:

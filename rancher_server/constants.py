@@ -6,7 +6,6 @@ DEFAULT_DATA_DIR_NAME = "rancher-py"
 # TLS material generated on first start.
 CA_VALIDITY_DAYS = 3650
 SERVING_CERT_VALIDITY_DAYS = 825
-RSA_KEY_BITS = 2048
 
 # Agent tunnel endpoint.
 MAX_TUNNEL_PARAMS_BYTES = 64 * 1024  # decoded X-API-Tunnel-Params

@@ -13,10 +13,10 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from rancher_server.constants import CA_VALIDITY_DAYS, RSA_KEY_BITS, SERVING_CERT_VALIDITY_DAYS
+from rancher_server.constants import CA_VALIDITY_DAYS, SERVING_CERT_VALIDITY_DAYS
 
 
 @dataclass(frozen=True)
@@ -42,11 +42,13 @@ def ca_checksum(ca_pem: bytes) -> str:
     return hashlib.sha256(ca_pem).hexdigest()
 
 
-def _key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=RSA_KEY_BITS)
+def _key() -> ec.EllipticCurvePrivateKey:
+    """ECDSA P-256: a TLS handshake signs about 10x faster than with RSA-2048, which is what lets
+    a thousand agents reconnect within seconds after a restart."""
+    return ec.generate_private_key(ec.SECP256R1())
 
 
-def _key_pem(key: rsa.RSAPrivateKey) -> bytes:
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
