@@ -86,14 +86,16 @@ def _ms(value: str, unit: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
 
 
-def wrk(url: str, connections: int, seconds: float) -> WrkResult:
+def wrk(url: str, connections: int, seconds: float, headers: tuple[str, ...] = ()) -> WrkResult:
+    """One wrk run (1 thread); ``headers`` are ``"Name: value"`` strings. Non-2xx answers fail."""
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    for h in headers:
+        cmd += ["-H", h]
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=seconds + 30,
+        [*cmd, url], capture_output=True, text=True, check=True, timeout=seconds + 30
     ).stdout
+    if "Non-2xx" in out:
+        raise RuntimeError(f"wrk saw error answers from {url}:\n{out}")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     lat = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)", out, re.M))
 

@@ -153,7 +153,7 @@ def run_demo(workdir: Path, listen: str) -> int:
             workdir / "agent.log",
             {
                 "CATTLE_SERVER": url,
-                "CATTLE_TOKEN": reg.get("token") or reg["registrationToken"],
+                "CATTLE_TOKEN": reg["registrationToken"],
                 "CATTLE_CA_CHECKSUM": info["ca_checksum"],
             },
         )

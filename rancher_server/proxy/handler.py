@@ -4,6 +4,7 @@ agent's tunnel as that user (impersonation), streaming both ways."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -26,6 +27,7 @@ from rancher_tunnel.logs import get_logger
 PREFIX = "/k8s/clusters/"
 MAX_PROXY_BODY_BYTES = 32 * 1024 * 1024  # kube-apiserver itself caps most bodies at 3 MiB
 BODY_CHUNK_BYTES = 256 * 1024
+MAX_BUFFERED_RESPONSE_BYTES = 256 * 1024  # answers up to this size are sent in one write
 
 POOL: web.AppKey[UpstreamPool] = web.AppKey("upstream_pool", UpstreamPool)
 IMPERSONATOR: web.AppKey[Impersonator] = web.AppKey("impersonator", Impersonator)
@@ -150,15 +152,24 @@ async def _forward_http(
     async with upstream:
         if upstream.status == 401:
             request.app[IMPERSONATOR].invalidate(cluster_id, principal.user_id)
-        out = web.StreamResponse(
-            status=upstream.status,
-            reason=upstream.reason,
-            headers=upstream_response_headers(
-                (k.decode("latin-1"), v.decode("latin-1")) for k, v in upstream.raw_headers
-            ),
+        headers_out = upstream_response_headers(
+            (k.decode("latin-1"), v.decode("latin-1")) for k, v in upstream.raw_headers
         )
-        if upstream.content_length is not None and request.method != "HEAD":
-            out.content_length = upstream.content_length
+        length = upstream.content_length
+        if length is not None and length <= MAX_BUFFERED_RESPONSE_BYTES:
+            # Small answers (most GETs) go out as one write: head and body in one TLS record.
+            try:
+                body = await upstream.content.readexactly(length) if length else b""
+            except (aiohttp.ClientError, SessionClosed, asyncio.IncompleteReadError) as e:
+                return status_response(502, f"cluster {cluster_id} ended the answer: {e}")
+            return web.Response(
+                status=upstream.status, reason=upstream.reason, headers=headers_out, body=body
+            )
+        out = web.StreamResponse(
+            status=upstream.status, reason=upstream.reason, headers=headers_out
+        )
+        if length is not None and request.method != "HEAD":
+            out.content_length = length
         await out.prepare(request)
         try:
             async for chunk in upstream.content.iter_any():

@@ -72,7 +72,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         admin.token = admin.login("admin", ADMIN_PASSWORD)
         reg = admin.call("POST", "/v3/clusters", {"name": "downstream"})
         cluster_id = reg["id"]
-        token = reg.get("token") or reg["registrationToken"]
+        token = reg["registrationToken"]
         agent = AgentProc(
             {
                 "CATTLE_SERVER": server.url,
