@@ -119,6 +119,7 @@ async def _forward(
         try:
             return await proxy_upgrade(request, pool.open_session(cluster_id), up, headers, path_qs)
         except (DialRefused, SessionClosed, OSError) as e:
+            log.warning("upgrade failed", cluster=cluster_id, error=repr(e))
             return status_response(503, f"cluster {cluster_id} is unavailable: {e}")
     return await _forward_http(
         request, up.http, up.base_url + path_qs, headers, cluster_id, principal
@@ -148,6 +149,7 @@ async def _forward_http(
     except BodyTooLarge:
         return status_response(413, f"request body exceeds {MAX_PROXY_BODY_BYTES} bytes")
     except (aiohttp.ClientError, DialRefused, SessionClosed) as e:
+        log.warning("upstream request failed", cluster=cluster_id, error=repr(e))
         return status_response(503, f"cluster {cluster_id} is unavailable: {e}")
     async with upstream:
         if upstream.status == 401:
@@ -174,12 +176,13 @@ async def _forward_http(
         try:
             async for chunk in upstream.content.iter_any():
                 await out.write(chunk)
+            await out.write_eof()
+        except ConnectionResetError:  # the client went away (kubectl logs -f ended)
+            log.debug("client ended mid-stream", cluster=cluster_id)
         except (aiohttp.ClientError, SessionClosed) as e:
             log.info("upstream ended mid-stream", cluster=cluster_id, error=str(e))
             if request.transport is not None:
                 request.transport.close()
-            return out
-        await out.write_eof()
         return out
 
 

@@ -3,8 +3,12 @@ stand-in as the downstream cluster (RBAC on), all as real processes."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import subprocess
+import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -209,6 +213,132 @@ def test_unknown_cluster_and_bad_token(stack: Stack) -> None:
     assert e.value.body["kind"] == "Status" and e.value.body["reason"] == "Unauthorized"
 
 
+def _echo_server() -> tuple[socket.socket, threading.Thread]:
+    srv = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            conn, _ = srv.accept()
+            with conn:
+                while data := conn.recv(65536):
+                    conn.sendall(data.upper())
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    return srv, t
+
+
+def _wait_running(kc: Path, pod: str) -> None:
+    wait_until(
+        lambda: (
+            kubectl_json(kc, "get", "pod", pod, "-n", "default")["status"].get("phase") == "Running"
+        ),
+        20,
+        what=f"pod {pod} running",
+    )
+
+
+def test_logs_follow_exec_and_port_forward_through_the_proxy(stack: Stack) -> None:
+    kc = stack.kubeconfig_for(stack.admin, "admin-stream")
+    echo, echo_thread = _echo_server()
+    try:
+        port = echo.getsockname()[1]
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": "streamer",
+                "namespace": "default",
+                "annotations": {"kubesim.io/port-8080": str(port)},
+            },
+            "spec": {
+                "containers": [
+                    {"name": "c", "image": "busybox", "ports": [{"containerPort": 8080}]}
+                ]
+            },
+        }
+        kubectl(kc, "apply", "-f", "-", input=json.dumps(pod))
+        _wait_running(kc, "streamer")
+        # logs -f streams lines as they are written, without buffering.
+        follow = subprocess.Popen(
+            ["kubectl", "--kubeconfig", str(kc), "logs", "-f", "streamer", "-n", "default"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            time.sleep(1)
+            for line in ("first line", "second line"):
+                subprocess.run(
+                    [
+                        sys.executable,
+                        "-m",
+                        "kubesim.sim.admin",
+                        "--kubeconfig",
+                        str(stack.sim.kubeconfig),
+                        "pod-log",
+                        "append",
+                        "default",
+                        "streamer",
+                        line,
+                    ],
+                    check=True,
+                    capture_output=True,
+                    timeout=30,
+                )
+            assert follow.stdout is not None
+            assert follow.stdout.readline().strip() == "first line"
+            assert follow.stdout.readline().strip() == "second line"
+        finally:
+            follow.terminate()
+            follow.communicate(timeout=10)
+        # exec over the websocket upgrade, with the exit code carried back.
+        ex = kubectl(
+            kc,
+            "exec",
+            "streamer",
+            "-n",
+            "default",
+            "--",
+            "sh",
+            "-c",
+            "echo from-exec; exit 3",
+            check=False,
+        )
+        assert ex.stdout.strip() == "from-exec"
+        assert ex.returncode == 3, ex.stderr
+        # port-forward to the pod's declared port.
+        local = free_port()
+        pf = subprocess.Popen(
+            [
+                "kubectl",
+                "--kubeconfig",
+                str(kc),
+                "port-forward",
+                "pod/streamer",
+                f"{local}:8080",
+                "-n",
+                "default",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert pf.stdout is not None
+            assert "Forwarding from" in pf.stdout.readline()
+            with socket.create_connection(("127.0.0.1", local), timeout=10) as c:
+                c.sendall(b"through the tunnel")
+                assert c.recv(100) == b"THROUGH THE TUNNEL"
+        finally:
+            pf.terminate()
+            pf.communicate(timeout=10)
+    finally:
+        echo.close()
+        echo_thread.join(5)
+        kubectl(kc, "delete", "pod", "streamer", "-n", "default", "--wait=false", check=False)
+
+
 def test_oversized_body_is_refused_before_forwarding(stack: Stack) -> None:
     big = {
         "apiVersion": "v1",
@@ -226,6 +356,8 @@ def test_oversized_body_is_refused_before_forwarding(stack: Stack) -> None:
 def test_restart_keeps_state_and_kubectl_works_when_agent_is_back(stack: Stack) -> None:
     """Run last in this module: kill -9 the server, start it again on the same data."""
     kc = stack.kubeconfig_for(stack.admin, "admin-restart")
+    erin = stack.user("erin", "read-only")
+    erin_kc = stack.kubeconfig_for(erin, "erin")
     stack.server.kill9()
     down = kubectl(kc, "get", "namespaces", check=False, timeout=20)
     assert down.returncode != 0
@@ -237,9 +369,9 @@ def test_restart_keeps_state_and_kubectl_works_when_agent_is_back(stack: Stack) 
     )
     # The same token (users and tokens survived) works through the proxy again.
     assert "default" in kubectl(kc, "get", "namespaces").stdout
+    assert kubectl(erin_kc, "get", "configmaps", "-n", "default").returncode == 0
     users = stack.admin.call("GET", "/v3/users")
-    names = {u["username"] for u in users["data"]}
-    assert {"admin", "carol", "dave"} <= names
+    assert {"admin", "erin"} <= {u["username"] for u in users["data"]}
 
 
 def test_agent_gone_gives_503_status(stack: Stack) -> None:
