@@ -18,9 +18,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
-
 from rancher_server.auth import DOWNSTREAM_CLUSTER_ROLE, Principal
+from rancher_server.downstream import DownstreamError, apply_object, post_json
 from rancher_server.proxy.headers import impersonation_groups, principal_extras
 from rancher_server.proxy.upstream import Upstream
 from rancher_tunnel.logs import get_logger
@@ -30,13 +29,8 @@ MANAGED_BY_LABEL = "cattle.io/managed-by"
 MANAGED_BY = "rancher-py"
 TOKEN_EXPIRATION_S = 3600
 TOKEN_REFRESH_FRACTION = 0.8  # renew a token when this much of its lifetime has passed
-MAX_ERROR_BODY_CHARS = 300
 
 log = get_logger(component="impersonation")
-
-
-class ProvisionError(Exception):
-    """The downstream cluster refused to create the impersonation objects."""
 
 
 @dataclass
@@ -136,14 +130,6 @@ def desired_objects(principal: Principal, role: str) -> list[tuple[str, dict[str
     ]
 
 
-def _differs(current: dict[str, Any], desired: dict[str, Any]) -> bool:
-    for key in ("rules", "roleRef", "subjects"):
-        if key in desired and current.get(key) != desired[key]:
-            return True
-    labels = current.get("metadata", {}).get("labels") or {}
-    return any(labels.get(k) != v for k, v in desired["metadata"].get("labels", {}).items())
-
-
 class Impersonator:
     def __init__(self) -> None:
         self._cache: dict[tuple[str, str], _Cached] = {}
@@ -182,58 +168,21 @@ class Impersonator:
             )
             return token
 
-    def _auth(self, up: Upstream) -> dict[str, str]:
-        if not up.admin_token:
-            raise ProvisionError(
-                f"cluster {up.cluster_id}: the agent reported no credential to manage accounts"
-            )
-        return {"Authorization": f"Bearer {up.admin_token}", "Accept": "application/json"}
-
     async def _apply_all(self, up: Upstream, principal: Principal, role: str) -> None:
         for collection, obj in desired_objects(principal, role):
-            await self._apply(up, collection, obj)
-
-    async def _apply(self, up: Upstream, collection: str, obj: dict[str, Any]) -> None:
-        headers = self._auth(up)
-        url = f"{up.base_url}{collection}/{obj['metadata']['name']}"
-        async with up.http.get(url, headers=headers) as resp:
-            if resp.status == 404:
-                current = None
-            elif resp.status == 200:
-                current = await resp.json()
-            else:
-                raise await _error(resp, f"get {url}")
-        if current is None:
-            async with up.http.post(up.base_url + collection, json=obj, headers=headers) as resp:
-                if resp.status in (200, 201) or resp.status == 409:
-                    return
-                raise await _error(resp, f"create {obj['kind']} {obj['metadata']['name']}")
-        if not _differs(current, obj):
-            return
-        updated = {**obj, "metadata": {**current["metadata"], **obj["metadata"]}}
-        async with up.http.put(url, json=updated, headers=headers) as resp:
-            if resp.status not in (200, 201):
-                raise await _error(resp, f"update {obj['kind']} {obj['metadata']['name']}")
+            await apply_object(up, collection, obj)
 
     async def _request_token(self, up: Upstream, principal: Principal) -> tuple[str, float]:
         name = account_name(principal.user_id)
-        url = f"{up.base_url}/api/v1/namespaces/{NAMESPACE}/serviceaccounts/{name}/token"
+        path = f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/{name}/token"
         body = {
             "apiVersion": "authentication.k8s.io/v1",
             "kind": "TokenRequest",
             "spec": {"expirationSeconds": TOKEN_EXPIRATION_S},
         }
-        async with up.http.post(url, json=body, headers=self._auth(up)) as resp:
-            if resp.status not in (200, 201):
-                raise await _error(resp, "request a token")
-            doc = await resp.json()
+        doc = await post_json(up, path, body, "request a token")
         token = doc.get("status", {}).get("token")
         if not isinstance(token, str) or not token:
-            raise ProvisionError("the TokenRequest answer carried no token")
+            raise DownstreamError("the TokenRequest answer carried no token")
         lifetime = float(doc.get("spec", {}).get("expirationSeconds") or TOKEN_EXPIRATION_S)
         return token, lifetime
-
-
-async def _error(resp: aiohttp.ClientResponse, what: str) -> ProvisionError:
-    text = (await resp.text())[:MAX_ERROR_BODY_CHARS]
-    return ProvisionError(f"downstream refused to {what}: HTTP {resp.status}: {text}")

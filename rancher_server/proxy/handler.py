@@ -14,7 +14,8 @@ from yarl import URL
 
 from rancher_server.auth import Principal, audit, authenticate_bearer, cluster_role
 from rancher_server.dialer import ClusterUnavailable
-from rancher_server.impersonation import Impersonator, ProvisionError
+from rancher_server.downstream import DownstreamError
+from rancher_server.impersonation import Impersonator
 from rancher_server.proxy.headers import downstream_request_headers, upstream_response_headers
 from rancher_server.proxy.status import status_response
 from rancher_server.proxy.upgrade import proxy_upgrade
@@ -108,7 +109,7 @@ async def _forward(
     up = pool.get(cluster_id)
     try:
         token = await request.app[IMPERSONATOR].token_for(up, principal, role)
-    except (ProvisionError, aiohttp.ClientError, DialRefused, SessionClosed) as e:
+    except (DownstreamError, aiohttp.ClientError, DialRefused, SessionClosed) as e:
         log.warning("impersonation setup failed", cluster=cluster_id, error=str(e))
         audit(state, principal, "proxy", target, "upstream-error", request.remote)
         return status_response(502, f"cannot set up access to cluster {cluster_id}: {e}")
