@@ -46,17 +46,24 @@ def _differs(current: dict[str, Any], desired: dict[str, Any]) -> bool:
     return False
 
 
-async def apply_object(up: Upstream, collection: str, obj: dict[str, Any]) -> None:
-    """Create ``obj`` in ``collection`` (an API path), or update it if a managed field differs."""
+_UNKNOWN: dict[str, Any] = {}
+
+
+async def apply_object(
+    up: Upstream, collection: str, obj: dict[str, Any], current: dict[str, Any] | None = _UNKNOWN
+) -> None:
+    """Create ``obj`` in ``collection`` (an API path), or update it if a managed field differs.
+    ``current`` is the object as listed (None: absent); when not given it is fetched."""
     headers = _auth(up)
     url = f"{up.base_url}{collection}/{obj['metadata']['name']}"
-    async with up.http.get(url, headers=headers) as resp:
-        if resp.status == 404:
-            current = None
-        elif resp.status == 200:
-            current = await resp.json()
-        else:
-            raise await _error(resp, f"get {url}")
+    if current is _UNKNOWN:
+        async with up.http.get(url, headers=headers) as resp:
+            if resp.status == 404:
+                current = None
+            elif resp.status == 200:
+                current = await resp.json()
+            else:
+                raise await _error(resp, f"get {url}")
     if current is None:
         async with up.http.post(up.base_url + collection, json=obj, headers=headers) as resp:
             if resp.status in (200, 201, 409):

@@ -1,0 +1,44 @@
+"""Command-line options of the stand-in (also built directly by tests)."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+
+@dataclass
+class Options:
+    port: int = 0
+    host: str = "127.0.0.1"
+    plain_http: bool = False
+    kubeconfig_out: str | None = None
+    cert_dir: str | None = None
+    token_auth_file: str | None = None
+    authentication_token_webhook_config_file: str | None = None
+    authorization_mode: str = "AlwaysAllow"
+    nodes: int = 0
+
+
+def parse_args(argv: list[str] | None = None) -> Options:
+    p = argparse.ArgumentParser(prog="kubesim", description="A Kubernetes API stand-in")
+    p.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--plain-http", action="store_true")
+    p.add_argument("--kubeconfig-out")
+    p.add_argument("--cert-dir")
+    p.add_argument("--token-auth-file")
+    p.add_argument("--authentication-token-webhook-config-file")
+    p.add_argument("--authorization-mode", default="AlwaysAllow", choices=["AlwaysAllow", "RBAC"])
+    p.add_argument("--nodes", type=int, default=0)
+    ns = p.parse_args(argv)
+    return Options(
+        port=ns.port,
+        host=ns.host,
+        plain_http=ns.plain_http,
+        kubeconfig_out=ns.kubeconfig_out,
+        cert_dir=ns.cert_dir,
+        token_auth_file=ns.token_auth_file,
+        authentication_token_webhook_config_file=ns.authentication_token_webhook_config_file,
+        authorization_mode=ns.authorization_mode,
+        nodes=ns.nodes,
+    )

@@ -1,0 +1,123 @@
+"""Label and field selectors (the string forms kubectl and clients send)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from . import errors
+
+_SET_RE = re.compile(r"^\s*(!?)([A-Za-z0-9_./-]+)\s*(?:(in|notin)\s*\(([^)]*)\))?\s*$")
+
+
+@dataclass(frozen=True)
+class Requirement:
+    key: str
+    op: str  # "=", "!=", "in", "notin", "exists", "!"
+    values: tuple[str, ...] = ()
+
+    def matches(self, labels: dict[str, str]) -> bool:
+        has = self.key in labels
+        v = labels.get(self.key)
+        if self.op == "=":
+            return has and v == self.values[0]
+        if self.op == "!=":
+            return not has or v != self.values[0]
+        if self.op == "in":
+            return has and v in self.values
+        if self.op == "notin":
+            return not has or v not in self.values
+        if self.op == "exists":
+            return has
+        return not has
+
+
+def _split_top(s: str) -> list[str]:
+    parts: list[str] = []
+    cur: list[str] = []
+    depth = 0
+    for ch in s:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    parts.append("".join(cur))
+    return [p for p in (x.strip() for x in parts) if p]
+
+
+def parse_labels(selector: str) -> list[Requirement]:
+    reqs: list[Requirement] = []
+    for term in _split_top(selector):
+        for op in ("!=", "==", "="):
+            if op in term and "(" not in term:
+                k, v = term.split(op, 1)
+                reqs.append(Requirement(k.strip(), "!=" if op == "!=" else "=", (v.strip(),)))
+                break
+        else:
+            m = _SET_RE.match(term)
+            if not m:
+                raise errors.bad_request(f"unable to parse requirement: {term}")
+            neg, key, setop, vals = m.groups()
+            if setop:
+                values = tuple(x.strip() for x in vals.split(",") if x.strip())
+                reqs.append(Requirement(key, setop, values))
+            else:
+                reqs.append(Requirement(key, "!" if neg else "exists"))
+    return reqs
+
+
+def parse_fields(selector: str) -> list[Requirement]:
+    reqs: list[Requirement] = []
+    for term in _split_top(selector):
+        for op in ("!=", "==", "="):
+            if op in term:
+                k, v = term.split(op, 1)
+                reqs.append(Requirement(k.strip(), "!=" if op == "!=" else "=", (v.strip(),)))
+                break
+        else:
+            raise errors.bad_request(f"invalid selector: '{selector}'; can't understand '{term}'")
+    return reqs
+
+
+def field_value(obj: dict[str, Any], path: str) -> str | None:
+    cur: Any = obj
+    for part in path.split("."):
+        if not isinstance(cur, dict) or part not in cur:
+            return ""
+        cur = cur[part]
+    if isinstance(cur, bool):
+        return "true" if cur else "false"
+    if cur is None:
+        return ""
+    if isinstance(cur, dict | list):
+        return None
+    return str(cur)
+
+
+class Selector:
+    """A compiled label + field selector."""
+
+    def __init__(self, label_selector: str = "", field_selector: str = "") -> None:
+        self.labels = parse_labels(label_selector) if label_selector else []
+        self.fields = parse_fields(field_selector) if field_selector else []
+
+    @property
+    def empty(self) -> bool:
+        return not self.labels and not self.fields
+
+    def matches(self, obj: dict[str, Any]) -> bool:
+        if self.labels:
+            labels = obj.get("metadata", {}).get("labels") or {}
+            if not all(r.matches(labels) for r in self.labels):
+                return False
+        for r in self.fields:
+            v = field_value(obj, r.key) or ""
+            if (v == r.values[0]) != (r.op == "="):
+                return False
+        return True

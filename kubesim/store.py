@@ -1,0 +1,748 @@
+"""The in-memory object store: one revision counter, bounded watch history, kube semantics.
+
+Objects returned by the store are the stored dicts themselves: treat them as read-only and
+pass a modified copy to :meth:`Store.update_item`.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from . import errors, meta
+from .conversion import ALIASES
+from .logutil import LazyLogger
+from .resources import Registry, ResourceType
+
+HISTORY_EVENTS = 10_000  # watch history kept; older resourceVersions get 410 Expired
+NAMESPACE_FINALIZER = "kubernetes"
+FOREGROUND_FINALIZER = "foregroundDeletion"
+ORPHAN_FINALIZER = "orphan"
+DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+ROOT_CA_CONFIGMAP = "kube-root-ca.crt"
+SERVICE_IP_FIRST = 9  # 10.96.0.1 is the kubernetes Service; allocations start at 10.96.0.10
+KUBERNETES_SERVICE_IP = "10.96.0.1"
+_GENERATION_GROUPS = frozenset({"apps", "apiextensions.k8s.io", "batch", "networking.k8s.io"})
+_CONFIG_KEY_MSG = (
+    "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. "
+    "'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')"
+)
+
+EventCallback = Callable[[str, str, str, dict[str, Any]], None]
+Key = tuple[str, str, str, str]  # group, resource, namespace, name
+
+log = LazyLogger(component="kubesim.store")
+
+
+@dataclass(frozen=True)
+class HistoryEvent:
+    revision: int
+    type: str
+    group: str
+    resource: str
+    obj: dict[str, Any]
+
+
+def _untimed(entries: Any) -> Any:
+    if not isinstance(entries, list):
+        return entries
+    return [
+        {k: v for k, v in e.items() if k != "time"} if isinstance(e, dict) else e for e in entries
+    ]
+
+
+def _valid_config_key(key: str) -> bool:
+    return bool(key) and all(c.isascii() and (c.isalnum() or c in "-._") for c in key)
+
+
+class Store:
+    """Objects keyed by (group, resource) then (namespace, name); cluster-scoped use ns ''."""
+
+    def __init__(self, registry: Registry | None = None, history_events: int = HISTORY_EVENTS):
+        self.registry = registry or Registry()
+        self._data: dict[tuple[str, str], dict[tuple[str, str], dict[str, Any]]] = {}
+        self._rev = 0
+        self._history: deque[HistoryEvent] = deque()
+        self._history_max = history_events
+        self._compacted = 0
+        self._subscribers: list[EventCallback] = []
+        self._dependents: dict[str, set[Key]] = {}
+        self.root_ca_pem: str = ""
+        self._service_ips = SERVICE_IP_FIRST
+
+    # ------------------------------------------------------------------ basics
+    @property
+    def revision(self) -> int:
+        return self._rev
+
+    @property
+    def compacted_revision(self) -> int:
+        """Watches must start at or after this revision."""
+        return self._compacted
+
+    def compact(self) -> None:
+        """Forget the watch history (used after seeding, and by tests)."""
+        self._history.clear()
+        self._compacted = self._rev
+
+    def resource_type(self, group: str, resource: str) -> ResourceType:
+        rt = self.registry.by_group_resource(group, resource)
+        if rt is None:
+            raise errors.StatusError(
+                404, "NotFound", "the server could not find the requested resource", {}
+            )
+        return rt
+
+    def subscribe(self, callback: EventCallback) -> Callable[[], None]:
+        self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            if callback in self._subscribers:
+                self._subscribers.remove(callback)
+
+        return unsubscribe
+
+    def history_since(self, rv: int) -> list[HistoryEvent]:
+        """Events after ``rv``; raises 410 Expired when ``rv`` is older than the history."""
+        if rv < self._compacted:
+            raise errors.expired(f"too old resource version: {rv} ({self._compacted})")
+        out: list[HistoryEvent] = []
+        for ev in reversed(self._history):
+            if ev.revision <= rv:
+                break
+            out.append(ev)
+        out.reverse()
+        return out
+
+    def _emit(self, etype: str, group: str, resource: str, obj: dict[str, Any]) -> None:
+        ev = HistoryEvent(self._rev, etype, group, resource, obj)
+        self._history.append(ev)
+        while len(self._history) > self._history_max:
+            self._compacted = self._history.popleft().revision
+        for cb in list(self._subscribers):
+            try:
+                cb(etype, group, resource, obj)
+            except Exception:
+                log.exception("subscriber_failed", event=etype, resource=resource)
+
+    def _next_rv(self) -> str:
+        self._rev += 1
+        return str(self._rev)
+
+    def _bucket(self, group: str, resource: str) -> dict[tuple[str, str], dict[str, Any]]:
+        return self._data.setdefault((group, resource), {})
+
+    # ------------------------------------------------------------------ public API (aliases)
+    def list_items(
+        self, group: str, resource: str, namespace: str | None = None
+    ) -> list[dict[str, Any]]:
+        alias = ALIASES.get((group, resource))
+        if alias is None:
+            return self._list_items(group, resource, namespace)
+        return [alias.from_storage(o) for o in self._list_items(*alias.storage, namespace)]
+
+    def get_item(
+        self, group: str, resource: str, namespace: str | None, name: str
+    ) -> dict[str, Any] | None:
+        alias = ALIASES.get((group, resource))
+        if alias is None:
+            return self._get_item(group, resource, namespace, name)
+        obj = self._get_item(*alias.storage, namespace, name)
+        return None if obj is None else alias.from_storage(obj)
+
+    def create_item(
+        self, group: str, resource: str, obj: dict[str, Any], *, dry_run: bool = False
+    ) -> dict[str, Any]:
+        alias = ALIASES.get((group, resource))
+        if alias is None:
+            return self._create_item(group, resource, obj, dry_run=dry_run)
+        out = self._create_item(*alias.storage, alias.to_storage(obj), dry_run=dry_run)
+        return alias.from_storage(out)
+
+    def update_item(
+        self,
+        group: str,
+        resource: str,
+        obj: dict[str, Any],
+        subresource: str | None = None,
+        *,
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
+        """Replace an object; checks resourceVersion when set (409 Conflict when stale)."""
+        alias = ALIASES.get((group, resource))
+        if alias is None:
+            return self._update_item(group, resource, obj, subresource, dry_run=dry_run)
+        out = self._update_item(*alias.storage, alias.to_storage(obj), subresource, dry_run=dry_run)
+        return alias.from_storage(out)
+
+    def delete_item(
+        self,
+        group: str,
+        resource: str,
+        namespace: str | None,
+        name: str,
+        *,
+        propagation: str | None = None,
+        precondition_rv: str | None = None,
+        precondition_uid: str | None = None,
+        dry_run: bool = False,
+    ) -> dict[str, Any] | None:
+        """Delete (or mark for deletion when finalizers remain). Returns the last state."""
+        alias = ALIASES.get((group, resource))
+        g, r = alias.storage if alias is not None else (group, resource)
+        out = self._delete_item(
+            g,
+            r,
+            namespace,
+            name,
+            propagation=propagation,
+            precondition_rv=precondition_rv,
+            precondition_uid=precondition_uid,
+            dry_run=dry_run,
+        )
+        if out is None or alias is None:
+            return out
+        return alias.from_storage(out)
+
+    # ------------------------------------------------------------------ reads
+    def _list_items(
+        self, group: str, resource: str, namespace: str | None = None
+    ) -> list[dict[str, Any]]:
+        bucket = self._data.get((group, resource))
+        if not bucket:
+            return []
+        keys = (
+            sorted(bucket) if namespace is None else sorted(k for k in bucket if k[0] == namespace)
+        )
+        return [bucket[k] for k in keys]
+
+    def _get_item(
+        self, group: str, resource: str, namespace: str | None, name: str
+    ) -> dict[str, Any] | None:
+        bucket = self._data.get((group, resource))
+        if not bucket:
+            return None
+        return bucket.get((namespace or "", name))
+
+    def namespaces_in_use(self, namespace: str) -> list[Key]:
+        keys: list[Key] = []
+        for (g, r), bucket in self._data.items():
+            keys.extend((g, r, ns, n) for (ns, n) in bucket if ns == namespace)
+        return keys
+
+    # ------------------------------------------------------------------ writes
+    def _create_item(
+        self, group: str, resource: str, obj: dict[str, Any], *, dry_run: bool = False
+    ) -> dict[str, Any]:
+        rt = self.resource_type(group, resource)
+        obj = copy.deepcopy(obj)
+        obj["apiVersion"] = rt.api_version
+        obj["kind"] = rt.kind
+        md = meta.metadata(obj)
+        ns = md.get("namespace") or ""
+        if rt.namespaced:
+            if not ns:
+                raise errors.bad_request("the server could not find the requested resource")
+            self._check_namespace_open(rt, ns, md.get("name") or md.get("generateName", ""))
+        else:
+            md.pop("namespace", None)
+            ns = ""
+        bucket = self._bucket(group, resource)
+        name = md.get("name") or ""
+        if not name and md.get("generateName"):
+            for _ in range(16):
+                candidate = md["generateName"] + meta.random_suffix()
+                if (ns, candidate) not in bucket:
+                    name = candidate
+                    break
+            md["name"] = name
+        self._validate(rt, obj, name)
+        if (ns, name) in bucket:
+            raise errors.already_exists(group, resource, name)
+        for k in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds"):
+            md.pop(k, None)
+        md["uid"] = meta.new_uid()
+        md["creationTimestamp"] = meta.now_rfc3339()
+        if self._has_generation(rt, obj):
+            md["generation"] = 1
+        self._defaults_on_create(rt, obj)
+        if dry_run:
+            return self._ordered(obj)
+        md["resourceVersion"] = self._next_rv()
+        obj = self._ordered(obj)
+        bucket[(ns, name)] = obj
+        self._index_owners(None, obj, (group, resource, ns, name))
+        self._emit("ADDED", group, resource, obj)
+        self._after_create(rt, obj)
+        return obj
+
+    def _update_item(
+        self,
+        group: str,
+        resource: str,
+        obj: dict[str, Any],
+        subresource: str | None = None,
+        *,
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
+        """Replace an object; checks resourceVersion when set (409 Conflict when stale)."""
+        rt = self.resource_type(group, resource)
+        obj = copy.deepcopy(obj)
+        md = meta.metadata(obj)
+        ns = (md.get("namespace") or "") if rt.namespaced else ""
+        name = md.get("name") or ""
+        bucket = self._bucket(group, resource)
+        old = bucket.get((ns, name))
+        if old is None:
+            raise errors.not_found(group, resource, name)
+        old_md = old["metadata"]
+        rv = md.get("resourceVersion")
+        if rv and rv != old_md["resourceVersion"]:
+            raise errors.conflict(group, resource, name, errors.STALE_RV)
+        new = self._merge_update(rt, old, obj, subresource)
+        if subresource is None:
+            self._validate(rt, new, name)
+        if self._same(old, new):
+            return old
+        nmd = new["metadata"]
+        if "generation" in old_md and subresource is None and self._spec_changed(old, new):
+            nmd["generation"] = old_md["generation"] + 1
+        if dry_run:
+            return new
+        nmd["resourceVersion"] = self._next_rv()
+        key: Key = (group, resource, ns, name)
+        if nmd.get("deletionTimestamp") and not nmd.get("finalizers"):
+            self._remove(key, new)
+            self._after_delete(rt, new)
+            return new
+        bucket[(ns, name)] = new
+        self._index_owners(old, new, key)
+        self._emit("MODIFIED", group, resource, new)
+        return new
+
+    def _delete_item(
+        self,
+        group: str,
+        resource: str,
+        namespace: str | None,
+        name: str,
+        *,
+        propagation: str | None = None,
+        precondition_rv: str | None = None,
+        precondition_uid: str | None = None,
+        dry_run: bool = False,
+    ) -> dict[str, Any] | None:
+        """Delete (or mark for deletion when finalizers remain). Returns the last state."""
+        rt = self.resource_type(group, resource)
+        ns = (namespace or "") if rt.namespaced else ""
+        bucket = self._bucket(group, resource)
+        old = bucket.get((ns, name))
+        if old is None:
+            return None
+        old_md = old["metadata"]
+        if precondition_uid and precondition_uid != old_md.get("uid"):
+            raise errors.StatusError(
+                409,
+                "Conflict",
+                f'Operation cannot be fulfilled on {rt.kind} "{name}": Precondition failed: '
+                f"UID in precondition: {precondition_uid}, UID in object meta: {old_md.get('uid')}",
+                {"name": name, "kind": rt.kind},
+            )
+        if precondition_rv and precondition_rv != old_md.get("resourceVersion"):
+            raise errors.StatusError(
+                409,
+                "Conflict",
+                f'Operation cannot be fulfilled on {rt.kind} "{name}": the ResourceVersion in the '
+                f"precondition ({precondition_rv}) does not match the ResourceVersion in record "
+                f"({old_md.get('resourceVersion')}). The object might have been modified",
+                {"name": name, "kind": rt.kind},
+            )
+        if dry_run:
+            return old
+        key: Key = (group, resource, ns, name)
+        if group == "" and resource == "namespaces":
+            return self._delete_namespace(old)
+        if propagation == "Orphan":
+            self._orphan_dependents(old_md.get("uid", ""))
+        elif propagation == "Foreground":
+            self._delete_dependents(old_md.get("uid", ""), "Foreground")
+        finalizers = old_md.get("finalizers") or []
+        if finalizers:
+            if old_md.get("deletionTimestamp"):
+                return old
+            new = copy.deepcopy(old)
+            new["metadata"]["deletionTimestamp"] = meta.now_rfc3339()
+            new["metadata"]["deletionGracePeriodSeconds"] = 0
+            new["metadata"]["resourceVersion"] = self._next_rv()
+            bucket[(ns, name)] = new
+            self._emit("MODIFIED", group, resource, new)
+            return new
+        self._remove(key, old)
+        self._after_delete(rt, old)
+        return old
+
+    # ------------------------------------------------------------------ internals
+    def _remove(self, key: Key, last: dict[str, Any]) -> None:
+        group, resource, ns, name = key
+        bucket = self._bucket(group, resource)
+        bucket.pop((ns, name), None)
+        self._index_owners(last, None, key)
+        final = dict(last)
+        final["metadata"] = dict(last["metadata"])
+        final["metadata"]["resourceVersion"] = self._next_rv()
+        self._emit("DELETED", group, resource, final)
+
+    def _after_delete(self, rt: ResourceType, obj: dict[str, Any]) -> None:
+        uid = obj["metadata"].get("uid", "")
+        self._delete_dependents(uid, "Background")
+        ns = obj["metadata"].get("namespace")
+        if rt.namespaced and ns:
+            nsobj = self.get_item("", "namespaces", "", ns)
+            if nsobj is not None and nsobj["metadata"].get("deletionTimestamp"):
+                self._maybe_finish_namespace(ns)
+
+    def _index_owners(
+        self, old: dict[str, Any] | None, new: dict[str, Any] | None, key: Key
+    ) -> None:
+        for o, add in ((old, False), (new, True)):
+            if o is None:
+                continue
+            for ref in o["metadata"].get("ownerReferences") or []:
+                uid = ref.get("uid", "")
+                deps = self._dependents.setdefault(uid, set())
+                if add:
+                    deps.add(key)
+                else:
+                    deps.discard(key)
+                    if not deps:
+                        self._dependents.pop(uid, None)
+
+    def _delete_dependents(self, uid: str, propagation: str) -> None:
+        for g, r, ns, n in sorted(self._dependents.get(uid, set())):
+            if self.registry.by_group_resource(g, r) is None:
+                continue
+            self.delete_item(g, r, ns, n, propagation=propagation)
+
+    def _orphan_dependents(self, uid: str) -> None:
+        for g, r, ns, n in sorted(self._dependents.get(uid, set())):
+            cur = self.get_item(g, r, ns, n)
+            if cur is None:
+                continue
+            new = copy.deepcopy(cur)
+            refs = [x for x in new["metadata"].get("ownerReferences", []) if x.get("uid") != uid]
+            if refs:
+                new["metadata"]["ownerReferences"] = refs
+            else:
+                new["metadata"].pop("ownerReferences", None)
+            self.update_item(g, r, new)
+
+    def _check_namespace_open(self, rt: ResourceType, ns: str, name: str) -> None:
+        nsobj = self.get_item("", "namespaces", "", ns)
+        if nsobj is None:
+            raise errors.not_found("", "namespaces", ns)
+        if nsobj["metadata"].get("deletionTimestamp"):
+            raise errors.StatusError(
+                403,
+                "Forbidden",
+                f'{rt.resource} "{name}" is forbidden: unable to create new content in namespace '
+                f"{ns} because it is being terminated",
+                {
+                    "name": name,
+                    "kind": rt.resource,
+                    "causes": [
+                        {
+                            "reason": "NamespaceTerminating",
+                            "message": f"namespace {ns} is being terminated",
+                            "field": "metadata.namespace",
+                        }
+                    ],
+                },
+            )
+
+    def _delete_namespace(self, old: dict[str, Any]) -> dict[str, Any]:
+        name = old["metadata"]["name"]
+        if old["metadata"].get("deletionTimestamp"):
+            return old
+        new = copy.deepcopy(old)
+        new["metadata"]["deletionTimestamp"] = meta.now_rfc3339()
+        new.setdefault("status", {})["phase"] = "Terminating"
+        new["metadata"]["resourceVersion"] = self._next_rv()
+        self._bucket("", "namespaces")[("", name)] = new
+        self._emit("MODIFIED", "", "namespaces", new)
+        for g, r, ns, n in self.namespaces_in_use(name):
+            if self.registry.by_group_resource(g, r) is not None:
+                self.delete_item(g, r, ns, n)
+        self._maybe_finish_namespace(name)
+        return new
+
+    def _maybe_finish_namespace(self, name: str) -> None:
+        if self.namespaces_in_use(name):
+            return
+        nsobj = self.get_item("", "namespaces", "", name)
+        if nsobj is None:
+            return
+        self._remove(("", "namespaces", "", name), nsobj)
+
+    def _has_generation(self, rt: ResourceType, obj: dict[str, Any]) -> bool:
+        return rt.group in _GENERATION_GROUPS or rt.crd is not None
+
+    @staticmethod
+    def _spec_changed(old: dict[str, Any], new: dict[str, Any]) -> bool:
+        skip = ("metadata", "status", "apiVersion", "kind")
+        a = {k: v for k, v in old.items() if k not in skip}
+        b = {k: v for k, v in new.items() if k not in skip}
+        return a != b
+
+    @staticmethod
+    def _same(old: dict[str, Any], new: dict[str, Any]) -> bool:
+        if {k: v for k, v in old.items() if k != "metadata"} != {
+            k: v for k, v in new.items() if k != "metadata"
+        }:
+            return False
+        om = {k: v for k, v in old["metadata"].items() if k != "resourceVersion"}
+        nm = {k: v for k, v in new["metadata"].items() if k != "resourceVersion"}
+        om["managedFields"] = _untimed(om.get("managedFields"))
+        nm["managedFields"] = _untimed(nm.get("managedFields"))
+        return om == nm
+
+    def _merge_update(
+        self,
+        rt: ResourceType,
+        old: dict[str, Any],
+        obj: dict[str, Any],
+        subresource: str | None,
+    ) -> dict[str, Any]:
+        old_md = old["metadata"]
+        if subresource == "status":
+            new = copy.deepcopy(old)
+            if "status" in obj:
+                new["status"] = obj["status"]
+            else:
+                new.pop("status", None)
+            return self._ordered(new)
+        new = obj
+        new["apiVersion"] = rt.api_version
+        new["kind"] = rt.kind
+        md = new["metadata"]
+        for k in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds"):
+            if k in old_md:
+                md[k] = old_md[k]
+            else:
+                md.pop(k, None)
+        if "generation" in old_md:
+            md["generation"] = old_md["generation"]
+        if "managedFields" not in md and "managedFields" in old_md:
+            md["managedFields"] = old_md["managedFields"]
+        if rt.has_sub("status"):
+            if "status" in old:
+                new["status"] = old["status"]
+            else:
+                new.pop("status", None)
+        if rt.group == "" and rt.resource == "namespaces":
+            new.setdefault("spec", {}).setdefault("finalizers", [NAMESPACE_FINALIZER])
+            new["status"] = old.get("status", {"phase": "Active"})
+            md.setdefault("labels", {})["kubernetes.io/metadata.name"] = md["name"]
+        return self._ordered(new)
+
+    def _validate(self, rt: ResourceType, obj: dict[str, Any], name: str) -> None:
+        if not name:
+            raise errors.StatusError(
+                422,
+                "Invalid",
+                f'{rt.kind} "" is invalid: metadata.name: Required value: name or generateName '
+                "is required",
+                {
+                    "kind": rt.kind,
+                    **({"group": rt.group} if rt.group else {}),
+                    "causes": [
+                        {
+                            "reason": "FieldValueRequired",
+                            "message": "Required value: name or generateName is required",
+                            "field": "metadata.name",
+                        }
+                    ],
+                },
+            )
+        if rt.group in ("", "apps", "coordination.k8s.io") and not meta.valid_subdomain(name):
+            msg = f'Invalid value: "{name}": {meta.SUBDOMAIN_MSG}'
+            raise errors.invalid(
+                rt.group,
+                rt.kind,
+                name,
+                [{"reason": "FieldValueInvalid", "message": msg, "field": "metadata.name"}],
+            )
+        if rt.group == "" and rt.resource in ("configmaps", "secrets"):
+            causes = []
+            for field in ("data", "binaryData", "stringData"):
+                for key in obj.get(field) or {}:
+                    if not _valid_config_key(key):
+                        causes.append(
+                            {
+                                "reason": "FieldValueInvalid",
+                                "message": f'Invalid value: "{key}": {_CONFIG_KEY_MSG}',
+                                "field": f"{field}[{key}]",
+                            }
+                        )
+            if causes:
+                raise errors.invalid(rt.group, rt.kind, name, causes)
+
+    def _defaults_on_create(self, rt: ResourceType, obj: dict[str, Any]) -> None:
+        if rt.group != "":
+            return
+        md = obj["metadata"]
+        if rt.resource == "namespaces":
+            md.setdefault("labels", {})["kubernetes.io/metadata.name"] = md["name"]
+            obj.setdefault("spec", {}).setdefault("finalizers", [NAMESPACE_FINALIZER])
+            obj["status"] = {"phase": "Active"}
+        elif rt.resource == "secrets":
+            string_data = obj.pop("stringData", None) or {}
+            if string_data:
+                import base64
+
+                data = obj.setdefault("data", {})
+                for k, v in string_data.items():
+                    data[k] = base64.b64encode(str(v).encode()).decode()
+            obj.setdefault("type", "Opaque")
+        elif rt.resource == "pods":
+            obj.setdefault("status", {}).setdefault("phase", "Pending")
+            obj["status"].setdefault("qosClass", "BestEffort")
+            spec = obj.setdefault("spec", {})
+            spec.setdefault("restartPolicy", "Always")
+            spec.setdefault("dnsPolicy", "ClusterFirst")
+            spec.setdefault("schedulerName", "default-scheduler")
+            spec.setdefault("serviceAccountName", "default")
+            spec.setdefault("terminationGracePeriodSeconds", 30)
+            spec.setdefault("enableServiceLinks", True)
+            spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
+            spec.setdefault("priority", 0)
+            for c in spec.get("containers") or []:
+                c.setdefault("terminationMessagePath", "/dev/termination-log")
+                c.setdefault("terminationMessagePolicy", "File")
+                c.setdefault(
+                    "imagePullPolicy",
+                    "Always"
+                    if str(c.get("image", "")).endswith(":latest")
+                    or ":" not in str(c.get("image", ""))
+                    else "IfNotPresent",
+                )
+                c.setdefault("resources", {})
+        elif rt.resource == "services":
+            spec = obj.setdefault("spec", {})
+            spec.setdefault("type", "ClusterIP")
+            spec.setdefault("sessionAffinity", "None")
+            if spec.get("clusterIP") != "None":
+                if not spec.get("clusterIP"):
+                    self._service_ips += 1
+                    n = self._service_ips
+                    spec["clusterIP"] = f"10.96.{n // 250}.{n % 250 + 1}"
+                spec.setdefault("clusterIPs", [spec["clusterIP"]])
+                spec.setdefault("ipFamilies", ["IPv4"])
+                spec.setdefault("ipFamilyPolicy", "SingleStack")
+                spec.setdefault("internalTrafficPolicy", "Cluster")
+            for p in spec.get("ports") or []:
+                p.setdefault("protocol", "TCP")
+                p.setdefault("targetPort", p.get("port"))
+            obj.setdefault("status", {"loadBalancer": {}})
+
+    def _after_create(self, rt: ResourceType, obj: dict[str, Any]) -> None:
+        """Mimic the controllers that populate a new namespace."""
+        if rt.group == "" and rt.resource == "namespaces":
+            ns = obj["metadata"]["name"]
+            self.create_item(
+                "", "serviceaccounts", {"metadata": {"name": "default", "namespace": ns}}
+            )
+            self.create_item(
+                "",
+                "configmaps",
+                {
+                    "metadata": {
+                        "name": ROOT_CA_CONFIGMAP,
+                        "namespace": ns,
+                        "annotations": {
+                            "kubernetes.io/description": (
+                                "Contains a CA bundle that can be used to verify the "
+                                "kube-apiserver when using internal endpoints such as the "
+                                "internal service IP or kubernetes.default.svc. No other usage "
+                                "is guaranteed across distributions of Kubernetes clusters."
+                            )
+                        },
+                    },
+                    "data": {"ca.crt": self.root_ca_pem},
+                },
+            )
+
+    @staticmethod
+    def _ordered(obj: dict[str, Any]) -> dict[str, Any]:
+        """kind, apiVersion, metadata first (as kube-apiserver serializes)."""
+        out: dict[str, Any] = {"kind": obj.get("kind"), "apiVersion": obj.get("apiVersion")}
+        md = obj.get("metadata", {})
+        order = (
+            "name",
+            "generateName",
+            "namespace",
+            "uid",
+            "resourceVersion",
+            "generation",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "labels",
+            "annotations",
+            "ownerReferences",
+            "finalizers",
+            "managedFields",
+        )
+        omd = {k: md[k] for k in order if k in md}
+        omd.update({k: v for k, v in md.items() if k not in omd})
+        out["metadata"] = omd
+        for k, v in obj.items():
+            if k not in out:
+                out[k] = v
+        return out
+
+    def seed(self, api_port: int = 443) -> None:
+        """The default namespaces (each with its ServiceAccount and root CA ConfigMap) and the
+        ``kubernetes`` Service with its Endpoints."""
+        for ns in DEFAULT_NAMESPACES:
+            if self.get_item("", "namespaces", "", ns) is None:
+                self.create_item("", "namespaces", {"metadata": {"name": ns}})
+        if self.get_item("", "services", "default", "kubernetes") is None:
+            labels = {"component": "apiserver", "provider": "kubernetes"}
+            self.create_item(
+                "",
+                "services",
+                {
+                    "metadata": {"name": "kubernetes", "namespace": "default", "labels": labels},
+                    "spec": {
+                        "clusterIP": KUBERNETES_SERVICE_IP,
+                        "ports": [
+                            {
+                                "name": "https",
+                                "port": 443,
+                                "protocol": "TCP",
+                                "targetPort": api_port,
+                            }
+                        ],
+                    },
+                },
+            )
+            self.create_item(
+                "",
+                "endpoints",
+                {
+                    "metadata": {
+                        "name": "kubernetes",
+                        "namespace": "default",
+                        "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"},
+                    },
+                    "subsets": [
+                        {
+                            "addresses": [{"ip": "127.0.0.1"}],
+                            "ports": [{"name": "https", "port": api_port, "protocol": "TCP"}],
+                        }
+                    ],
+                },
+            )
