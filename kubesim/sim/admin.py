@@ -10,13 +10,17 @@ loopback client):
 - ``DELETE /_kubesim/nodes/{name}``: remove the node (its pods are garbage-collected).
 - ``POST /_kubesim/namespaces/{ns}/pods/{pod}/log?container=C``: append the body to the
   container's log (the pod's first container by default; 404 when the pod does not exist).
-- ``POST /_kubesim/namespaces/{ns}/pods/{pod}/restart?container=C``: restart the container
-  (its log becomes the ``previous=true`` log).
+- ``POST /_kubesim/namespaces/{ns}/pods/{pod}/exit?container=C&code=N``: the container's
+  process exits with N (default 0): kubelet restarts it under ``restartPolicy`` Always (or
+  OnFailure and N != 0) and its log becomes the ``previous=true`` log; otherwise it stays
+  terminated and the pod ends Succeeded or Failed once every container has.
+- ``POST /_kubesim/namespaces/{ns}/pods/{pod}/restart?container=C``: the same with code 1.
 
 Command line::
 
     python -m kubesim.sim.admin --kubeconfig F node add|notready|ready|remove NAME
     python -m kubesim.sim.admin --kubeconfig F pod-log append NS POD [CONTAINER] TEXT
+    python -m kubesim.sim.admin --kubeconfig F pod exit NS POD [CONTAINER] CODE
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ import yaml
 from aiohttp import web
 
 from kubesim.sim.context import SimContext
-from kubesim.sim.kubelet import restart_container
+from kubesim.sim.lifecycle import NotRunning, container_exited
 from kubesim.sim.store_api import Obj
 
 ADMIN_PREFIX = "/_kubesim"
@@ -164,7 +168,7 @@ def routes(ctx: SimContext) -> list[web.RouteDef]:
         ctx.logs.append(ns, name, container, data)
         return web.Response(status=204)
 
-    async def restart(request: web.Request) -> web.Response:
+    async def exit_container(request: web.Request) -> web.Response:
         if (denied := guard(request)) is not None:
             return denied
         ns, name = request.match_info["ns"], request.match_info["pod"]
@@ -172,9 +176,17 @@ def routes(ctx: SimContext) -> list[web.RouteDef]:
         if pod is None:
             return _status(404, "NotFound", f'pods "{name}" not found')
         container = _container(pod, request)
-        if not restart_container(ctx.store, pod, container):
-            return _status(400, "BadRequest", f"container {container} is not running in pod {name}")
-        ctx.logs.restart(ns, name, container)
+        try:
+            code = int(request.query.get("code", "1" if request.path.endswith("/restart") else "0"))
+            restarted = container_exited(ctx.store, pod, container, code)
+        except ValueError:
+            return _status(400, "BadRequest", "code must be an integer")
+        except NotRunning as exc:
+            return _status(400, "BadRequest", str(exc))
+        if restarted:
+            ctx.logs.restart(ns, name, container)
+        else:
+            ctx.logs.get(ns, name, container).close()
         return web.Response(status=204)
 
     pod_path = f"{ADMIN_PREFIX}/namespaces/{{ns}}/pods/{{pod}}"
@@ -185,7 +197,8 @@ def routes(ctx: SimContext) -> list[web.RouteDef]:
         web.post(f"{ADMIN_PREFIX}/nodes/{{name}}/ready", ready),
         web.delete(f"{ADMIN_PREFIX}/nodes/{{name}}", remove_node),
         web.post(f"{pod_path}/log", append_log),
-        web.post(f"{pod_path}/restart", restart),
+        web.post(f"{pod_path}/restart", exit_container),
+        web.post(f"{pod_path}/exit", exit_container),
     ]
 
 
@@ -265,8 +278,25 @@ def main(argv: list[str] | None = None) -> int:
     plog.add_argument("namespace")
     plog.add_argument("pod")
     plog.add_argument("rest", nargs="+", metavar="[CONTAINER] TEXT")
+    pexit = sub.add_parser("pod", help="make a pod's container exit with a code")
+    pexit.add_argument("action", choices=["exit"])
+    pexit.add_argument("namespace")
+    pexit.add_argument("pod")
+    pexit.add_argument("rest", nargs="+", metavar="[CONTAINER] CODE")
     args = p.parse_args(argv)
-    client = AdminClient(args.kubeconfig)
+    try:
+        client = AdminClient(args.kubeconfig)
+    except (OSError, KeyError, StopIteration, TypeError, yaml.YAMLError) as exc:
+        sys.stderr.write(f"error: cannot use kubeconfig {args.kubeconfig}: {exc!r}\n")
+        return 2
+    try:
+        return _run(p, args, client)
+    except urllib.error.URLError as exc:
+        sys.stderr.write(f"error: {client.server}: {exc.reason}\n")
+        return 1
+
+
+def _run(p: argparse.ArgumentParser, args: argparse.Namespace, client: AdminClient) -> int:
     if args.what == "node":
         name = urllib.parse.quote(args.name, safe="")
         if args.action == "add":
@@ -277,6 +307,16 @@ def main(argv: list[str] | None = None) -> int:
             code, out = client.call("DELETE", f"{ADMIN_PREFIX}/nodes/{name}")
         else:
             code, out = client.call("POST", f"{ADMIN_PREFIX}/nodes/{name}/{args.action}")
+    elif args.what == "pod":
+        if len(args.rest) > 2:
+            p.error("pod exit takes NS POD [CONTAINER] CODE")
+        container, exit_code = (
+            (args.rest[0], args.rest[1]) if len(args.rest) == 2 else ("", args.rest[0])
+        )
+        params = {"code": exit_code, **({"container": container} if container else {})}
+        ns, pod = urllib.parse.quote(args.namespace, safe=""), urllib.parse.quote(args.pod, safe="")
+        path = f"{ADMIN_PREFIX}/namespaces/{ns}/pods/{pod}/exit?{urllib.parse.urlencode(params)}"
+        code, out = client.call("POST", path)
     else:
         if len(args.rest) > 2:
             p.error("pod-log append takes NS POD [CONTAINER] TEXT")

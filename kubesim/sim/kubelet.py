@@ -251,26 +251,3 @@ class Kubelet:
             host=node,
             field_path=f"spec.containers{{{container}}}",
         )
-
-
-def restart_container(store: Store, pod: Obj, container: str) -> bool:
-    """The container's process exited and kubelet restarted it: restartCount + 1, lastState."""
-    new = copy.deepcopy(pod)
-    for cs in new.get("status", {}).get("containerStatuses") or []:
-        if cs.get("name") == container and "running" in (cs.get("state") or {}):
-            ts = rfc3339()
-            cs["lastState"] = {
-                "terminated": {
-                    "exitCode": 1,
-                    "reason": "Error",
-                    "startedAt": cs["state"]["running"].get("startedAt", ts),
-                    "finishedAt": ts,
-                    "containerID": cs.get("containerID", ""),
-                }
-            }
-            cs["state"] = {"running": {"startedAt": ts}}
-            cs["containerID"] = "containerd://" + secrets.token_hex(32)
-            cs["restartCount"] = int(cs.get("restartCount", 0)) + 1
-            store.update_item("", "pods", new, subresource="status")
-            return True
-    return False

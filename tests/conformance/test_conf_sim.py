@@ -526,3 +526,18 @@ def test_exec_with_a_terminal(
     text = out.decode(errors="replace")
     assert "33 111\r\n" in text  # kubectl's terminal size reached the command through resize
     assert "got:hello" in text and "command terminated with exit code 5" in text
+
+
+def test_container_restart_keeps_previous_logs(
+    kubectl: Kubectl, kubeconfig: str, namespace: str
+) -> None:
+    running_pod(kubectl, "crashy", namespace)
+    admin(kubeconfig, "pod-log", "append", namespace, "crashy", "before the crash")
+    admin(kubeconfig, "pod", "exit", namespace, "crashy", "main", "1")
+    admin(kubeconfig, "pod-log", "append", namespace, "crashy", "after the restart")
+    assert kubectl("logs", "crashy", "-n", namespace).stdout == "after the restart\n"
+    previous = kubectl("logs", "crashy", "-n", namespace, "--previous").stdout
+    assert previous == "before the crash\n"
+    status = get_json(kubectl, "pod", "crashy", "-n", namespace)["status"]
+    [cs] = status["containerStatuses"]
+    assert cs["restartCount"] == 1 and cs["lastState"]["terminated"]["exitCode"] == 1

@@ -8,7 +8,7 @@ import asyncio
 import aiohttp
 import pytest
 
-from .conftest import SimServer, make_pod, running_pod
+from .conftest import SimServer, make_pod, running_pod, wait_for
 
 pytestmark = pytest.mark.timeout(30)
 READ_TIMEOUT_S = 5.0
@@ -134,3 +134,52 @@ async def test_logs_of_pods_without_a_running_container(sim_server: SimServer) -
                 'Get "https://127.0.0.1:10250/containerLogs/default/bound/main": '
                 "dial tcp 127.0.0.1:10250: connect: connection refused"
             )
+
+
+async def test_container_exit_restarts_or_completes(sim_server: SimServer) -> None:
+    srv = sim_server
+    await running_pod(srv.store, "svc")
+    srv.store.create_item(
+        "",
+        "pods",
+        {
+            "metadata": {"name": "job", "namespace": "default"},
+            "spec": {
+                "restartPolicy": "Never",
+                "containers": [{"name": "main", "image": "busybox"}],
+            },
+        },
+    )
+    async with aiohttp.ClientSession() as s:
+        await wait_for(
+            lambda: (
+                (srv.store.get_item("", "pods", "default", "job") or {})
+                .get("status", {})
+                .get("phase")
+                == "Running"
+            ),
+            what="job running",
+        )
+        await append(s, srv, "job", "working")
+        async with s.get(
+            f"{srv.url}/api/v1/namespaces/default/pods/job/log", params={"follow": "true"}
+        ) as follow:
+            assert await asyncio.wait_for(follow.content.readline(), READ_TIMEOUT_S) == b"working\n"
+            async with s.post(f"{srv.url}/_kubesim/namespaces/default/pods/job/exit?code=0") as r:
+                assert r.status == 204
+            assert await asyncio.wait_for(follow.content.read(), READ_TIMEOUT_S) == b""  # ended
+        job = srv.store.get_item("", "pods", "default", "job")
+        assert job is not None and job["status"]["phase"] == "Succeeded"
+        term = job["status"]["containerStatuses"][0]["state"]["terminated"]
+        assert term["exitCode"] == 0 and term["reason"] == "Completed"
+        async with s.get(f"{srv.url}/api/v1/namespaces/default/pods/job/log") as r:
+            assert await r.text() == "working\n"  # a completed container's log stays readable
+        # restartPolicy Always: kubelet restarts the container
+        async with s.post(f"{srv.url}/_kubesim/namespaces/default/pods/svc/exit?code=2") as r:
+            assert r.status == 204
+        svc = srv.store.get_item("", "pods", "default", "svc")
+        assert svc is not None and svc["status"]["phase"] == "Running"
+        cs = svc["status"]["containerStatuses"][0]
+        assert cs["restartCount"] == 1 and cs["lastState"]["terminated"]["exitCode"] == 2
+        async with s.post(f"{srv.url}/_kubesim/namespaces/default/pods/job/exit") as r:
+            assert r.status == 400 and "not running" in (await r.json())["message"]

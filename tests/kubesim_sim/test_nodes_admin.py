@@ -151,6 +151,9 @@ async def test_admin_command_line(sim_server: SimServer, tmp_path: Path) -> None
     assert (await cli("pod-log", "append", "default", "ghost", "x")).returncode == 1
     _, lines = srv.ctx.logs.get("default", "p", "main").snapshot()
     assert [ln.data for ln in lines] == [b"via cli\n", b"again\n"]
+    assert (await cli("pod", "exit", "default", "p", "main", "3")).returncode == 0
+    pod = srv.store.get_item("", "pods", "default", "p")
+    assert pod is not None and pod["status"]["containerStatuses"][0]["restartCount"] == 1
 
 
 async def test_node_deleted_through_the_api(store: Store, sim: SimContext) -> None:
