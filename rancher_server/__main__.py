@@ -69,6 +69,15 @@ def _parser() -> argparse.ArgumentParser:
     csub.add_parser("list", help="list clusters")
     cd = csub.add_parser("delete", help="delete a cluster")
     cd.add_argument("id")
+    ce = csub.add_parser("endpoint", help="authorized cluster endpoint: reach the cluster "
+                         "directly through kube-api-auth when the server is down")
+    ce.add_argument("id")
+    onoff = ce.add_mutually_exclusive_group(required=True)
+    onoff.add_argument("--enable", action="store_true")
+    onoff.add_argument("--disable", action="store_true")
+    ce.add_argument("--fqdn", default="", help="HOST:PORT users reach the API server at "
+                    "(default: the address the agent reported)")
+    ce.add_argument("--ca-file", type=Path, help="CA of that endpoint (default: the reported CA)")
     cr = csub.add_parser("rotate-token", help="issue a new registration token")
     cr.add_argument("id")
     cli_users.add_parsers(sub)
@@ -135,6 +144,14 @@ def _cluster_command(args: argparse.Namespace, config: ServerConfig) -> int:
             }))
         elif args.cluster_command == "list":
             print(json.dumps([dataclasses.asdict(c) for c in store.list_clusters()]))
+        elif args.cluster_command == "endpoint":
+            from rancher_server.ace_config import AceConfig, set_config
+
+            store.get_cluster(args.id)
+            ca = args.ca_file.read_text() if args.ca_file else ""
+            cfg = AceConfig(enabled=bool(args.enable), fqdn=args.fqdn, ca_cert=ca)
+            set_config(store, args.id, cfg)
+            print(cfg.to_json())
         elif args.cluster_command == "delete":
             store.delete_cluster(args.id)
     except StoreError as e:

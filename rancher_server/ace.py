@@ -22,12 +22,12 @@ import datetime as dt
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import aiohttp
 
 from kube_api_auth.crds import manifests as crd_manifests
+from rancher_server.ace_config import get_config
 from rancher_server.auth.roles import CLUSTER_OWNER, DOWNSTREAM_CLUSTER_ROLE, strongest
 from rancher_server.dialer import ClusterUnavailable
 from rancher_server.downstream import DownstreamError, apply_object, delete_object, list_objects
@@ -37,7 +37,6 @@ from rancher_server.store import ApiToken, Store, User
 from rancher_tunnel.errors import DialRefused, SessionClosed
 from rancher_tunnel.logs import get_logger
 
-SETTING_PREFIX = "ace:"
 NAMESPACE = "cattle-system"
 MANAGED_LABEL = "cattle.io/creator"
 MANAGED_VALUE = "rancher-py-ace"
@@ -54,30 +53,6 @@ CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 NAMESPACES = "/api/v1/namespaces"
 
 log = get_logger(component="ace")
-
-
-@dataclass(frozen=True)
-class AceConfig:
-    enabled: bool = False
-    fqdn: str = ""  # host:port users reach directly; default: the API address the agent reported
-    ca_cert: str = ""  # PEM; default: the CA the agent reported
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
-
-
-def get_config(store: Store, cluster_id: str) -> AceConfig:
-    raw = store.get_setting(SETTING_PREFIX + cluster_id)
-    if not raw:
-        return AceConfig()
-    doc = json.loads(raw)
-    return AceConfig(
-        bool(doc.get("enabled")), str(doc.get("fqdn", "")), str(doc.get("ca_cert", ""))
-    )
-
-
-def set_config(store: Store, cluster_id: str, cfg: AceConfig) -> None:
-    store.set_setting(SETTING_PREFIX + cluster_id, cfg.to_json())
 
 
 def _rfc3339(ts: float | None) -> str:
@@ -187,7 +162,10 @@ class AceSyncer:
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            await self.sync_once()
+            try:
+                await self.sync_once()
+            except Exception:  # a bug here must not stop the sync for good
+                log.exception("authorized endpoint sync pass failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), SYNC_INTERVAL_S)
 

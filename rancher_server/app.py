@@ -13,6 +13,7 @@ from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from rancher_server import api, proxy, tunnel_endpoint
+from rancher_server.ace import AceSyncer
 from rancher_server.bootstrap import ensure_admin
 from rancher_server.config import ServerConfig
 from rancher_server.constants import SHUTDOWN_GRACE_S
@@ -106,7 +107,12 @@ def create_app(state: ServerState) -> web.Application:
     app.on_shutdown.append(on_shutdown)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        stop_sync = asyncio.Event()
+        syncer = AceSyncer(app[STATE], app[proxy.POOL])
+        sync_task = asyncio.create_task(syncer.run(stop_sync), name="ace-sync")
         yield
+        stop_sync.set()
+        await sync_task
         await app[proxy.POOL].close()
         app[STATE].store.close()
 
