@@ -1,9 +1,36 @@
-"""The JSON REST API (``/v3``, ``/v3-public``). Filled in by the users/tokens work (issue 4)."""
+"""The JSON REST API (``/v3``, ``/v3-public``): users, tokens, clusters, cluster role bindings,
+kubeconfigs, the audit log, and its OpenAPI description at ``/v3/openapi.json``.
+
+Every operation is declared once in the endpoint table (:mod:`rancher_server.api.spec`); the
+routes and the OpenAPI document are both built from it."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from rancher_server.api import (  # noqa: F401 - importing them registers their endpoints
+    bindings_api,
+    clusters_api,
+    kubeconfig_api,
+    meta_api,
+    tokens_api,
+    users_api,
+)
+from rancher_server.api.router import build_routes
+from rancher_server.api.spec import REGISTRY
+from rancher_server.auth.runtime import close_runtime
+from rancher_server.state import STATE
+
 
 def routes() -> list[web.RouteDef]:
-    return []
+    return build_routes(REGISTRY)
+
+
+async def _on_shutdown(app: web.Application) -> None:
+    await close_runtime(app[STATE])
+
+
+def setup(app: web.Application) -> None:
+    """Add the routes, and flush the audit log when the app shuts down."""
+    app.add_routes(routes())
+    app.on_shutdown.append(_on_shutdown)

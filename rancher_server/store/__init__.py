@@ -1,6 +1,27 @@
 """The server's state behind one interface (:class:`Store`); SQLite is the embedded default."""
 
-from rancher_server.store.base import Cluster, NotFound, Store, StoreError
+from rancher_server.store.base import (
+    ApiToken,
+    AuditEntry,
+    Binding,
+    Cluster,
+    Conflict,
+    NotFound,
+    Store,
+    StoreError,
+    User,
+)
 from rancher_server.store.sqlite import SQLiteStore
 
-__all__ = ["Cluster", "NotFound", "SQLiteStore", "Store", "StoreError"]
+__all__ = [
+    "ApiToken",
+    "AuditEntry",
+    "Binding",
+    "Cluster",
+    "Conflict",
+    "NotFound",
+    "SQLiteStore",
+    "Store",
+    "StoreError",
+    "User",
+]

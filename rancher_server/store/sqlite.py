@@ -3,16 +3,19 @@ loss), schema migrations applied in order at open."""
 
 from __future__ import annotations
 
-import secrets
+import os
 import sqlite3
 import threading
 import time
 from pathlib import Path
 
-from rancher_server.store.base import Cluster, NotFound, StoreError
+from rancher_server.store.base import Cluster, Conflict, NotFound, StoreError
+from rancher_server.store.sqlite_auth import UsersMixin
+from rancher_server.store.sqlite_common import new_id
+from rancher_server.store.sqlite_rbac import BindingsMixin
 
 BUSY_TIMEOUT_MS = 5000
-CLUSTER_ID_BYTES = 5
+DB_FILE_MODE = 0o600
 
 # Each entry moves the schema from version i to i+1. Never edit a released entry: append.
 MIGRATIONS: list[str] = [
@@ -27,27 +30,101 @@ MIGRATIONS: list[str] = [
         registered_at REAL
     );
     """,
+    # 2: users, local groups, API tokens, cluster role bindings, audit log, settings.
+    """
+    CREATE TABLE users (
+        id TEXT PRIMARY KEY,
+        username TEXT NOT NULL UNIQUE,
+        display_name TEXT NOT NULL DEFAULT '',
+        password_hash TEXT NOT NULL,
+        enabled INTEGER NOT NULL DEFAULT 1,
+        is_admin INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE user_groups (
+        user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        group_name TEXT NOT NULL,
+        PRIMARY KEY (user_id, group_name)
+    );
+    CREATE INDEX user_groups_by_group ON user_groups(group_name);
+    CREATE TABLE tokens (
+        id TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        secret_hash TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('login', 'api')),
+        description TEXT NOT NULL DEFAULT '',
+        created_at REAL NOT NULL,
+        expires_at REAL,
+        enabled INTEGER NOT NULL DEFAULT 1,
+        last_used_at REAL
+    );
+    CREATE INDEX tokens_by_user ON tokens(user_id);
+    CREATE INDEX tokens_by_expiry ON tokens(expires_at);
+    CREATE TABLE bindings (
+        id TEXT PRIMARY KEY,
+        cluster_id TEXT NOT NULL REFERENCES clusters(id) ON DELETE CASCADE,
+        user_id TEXT REFERENCES users(id) ON DELETE CASCADE,
+        group_name TEXT,
+        role TEXT NOT NULL CHECK (role IN ('cluster-owner', 'cluster-member', 'read-only')),
+        created_at REAL NOT NULL,
+        CHECK ((user_id IS NULL) <> (group_name IS NULL))
+    );
+    CREATE UNIQUE INDEX bindings_unique
+        ON bindings(cluster_id, IFNULL(user_id, ''), IFNULL(group_name, ''), role);
+    CREATE INDEX bindings_by_user ON bindings(user_id);
+    CREATE INDEX bindings_by_group ON bindings(group_name);
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts REAL NOT NULL,
+        user_id TEXT NOT NULL DEFAULT '',
+        action TEXT NOT NULL,
+        target TEXT NOT NULL DEFAULT '',
+        result TEXT NOT NULL DEFAULT '',
+        remote TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX audit_by_ts ON audit(ts);
+    CREATE TABLE settings (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
 ]
 
 
 def new_cluster_id() -> str:
     """Rancher-style ids: ``c-`` and a short random lowercase suffix."""
-    alphabet = "bcdfghjklmnpqrstvwxz2456789"
-    return "c-" + "".join(secrets.choice(alphabet) for _ in range(CLUSTER_ID_BYTES))
+    return new_id("c-")
 
 
-class SQLiteStore:
+def _connect(path: Path | str) -> sqlite3.Connection:
+    db = sqlite3.connect(
+        str(path), isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
+    )
+    db.row_factory = sqlite3.Row
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("PRAGMA foreign_keys=ON")
+    db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    return db
+
+
+class SQLiteStore(UsersMixin, BindingsMixin):
     def __init__(self, path: Path | str) -> None:
+        if str(path) != ":memory:" and not os.path.exists(path):
+            # Password and token hashes live here: readable by the server's user only (SQLite
+            # gives the -wal and -shm files the same mode).
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, DB_FILE_MODE))
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(
-            str(path), isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
-        )
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        self._migrate()
+        self._db = _connect(path)
+        try:
+            self._migrate()
+        except BaseException:
+            self._db.close()
+            raise
+        self._rlock = threading.Lock()
+        self._cache = {}
+        self._rdb = _connect(path)
+        self._rdb.execute("PRAGMA query_only=ON")
 
     @property
     def schema_version(self) -> int:
@@ -95,22 +172,20 @@ class SQLiteStore:
                     )
                 except sqlite3.IntegrityError as e:
                     if "clusters.name" in str(e):
-                        raise StoreError(f"a cluster named {name!r} already exists") from e
+                        raise Conflict(f"a cluster named {name!r} already exists") from e
                     continue
                 row = self._db.execute("SELECT * FROM clusters WHERE id=?", (cid,)).fetchone()
                 return self._cluster(row)
         raise StoreError("could not allocate a cluster id")
 
     def get_cluster(self, cluster_id: str) -> Cluster:
-        with self._lock:
-            row = self._db.execute("SELECT * FROM clusters WHERE id=?", (cluster_id,)).fetchone()
+        row = self._read_one("SELECT * FROM clusters WHERE id=?", (cluster_id,))
         if row is None:
             raise NotFound(f"cluster {cluster_id!r} not found")
         return self._cluster(row)
 
     def list_clusters(self) -> list[Cluster]:
-        with self._lock:
-            rows = self._db.execute("SELECT * FROM clusters ORDER BY created_at").fetchall()
+        rows = self._read("SELECT * FROM clusters ORDER BY created_at")
         return [self._cluster(r) for r in rows]
 
     def delete_cluster(self, cluster_id: str) -> None:
@@ -120,10 +195,7 @@ class SQLiteStore:
             raise NotFound(f"cluster {cluster_id!r} not found")
 
     def cluster_by_token_hash(self, token_hash: str) -> Cluster | None:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT * FROM clusters WHERE token_hash=?", (token_hash,)
-            ).fetchone()
+        row = self._read_one("SELECT * FROM clusters WHERE token_hash=?", (token_hash,))
         return None if row is None else self._cluster(row)
 
     def set_cluster_token_hash(self, cluster_id: str, token_hash: str) -> None:
@@ -146,5 +218,7 @@ class SQLiteStore:
         return self._cluster(row)
 
     def close(self) -> None:
+        with self._rlock:
+            self._rdb.close()
         with self._lock:
             self._db.close()

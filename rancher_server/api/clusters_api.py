@@ -1,0 +1,85 @@
+"""Clusters (``/v3/clusters``): admins create (getting the agent's registration command once)
+and delete; everyone lists the clusters they have a role on, with a state derived from the agent
+session (active / disconnected / pending)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from aiohttp import web
+
+from rancher_server.api import schemas
+from rancher_server.api.resources import NO_STORE, cluster_resource, collection
+from rancher_server.api.spec import AUTH_ADMIN, Ctx, endpoint
+from rancher_server.auth.audit import audit_now
+from rancher_server.auth.roles import cluster_role, cluster_roles
+from rancher_server.clusters import create_cluster as create_registration
+from rancher_server.store import Cluster, NotFound
+from rancher_server.tls import ca_checksum
+
+SESSION_CLOSE_ON_DELETE_TIMEOUT_S = 5.0
+WS_CLOSE_NORMAL = 1000
+
+
+def server_url(ctx: Ctx) -> str:
+    """The configured URL (agents and kubeconfigs), else the one this request came to."""
+    return ctx.state.url or f"{ctx.request.scheme}://{ctx.request.host}"
+
+
+def visible_cluster(ctx: Ctx, cluster_id: str) -> tuple[Cluster, str]:
+    """The cluster and the caller's role on it; 404 if it does not exist or the caller has no
+    role (a non-member cannot tell the two apart)."""
+    role = cluster_role(ctx.state, ctx.user, cluster_id)
+    if role is None:
+        raise NotFound(f"cluster {cluster_id!r} not found")
+    return ctx.state.store.get_cluster(cluster_id), role
+
+
+@endpoint("POST", "/v3/clusters", "Create a cluster; the answer carries its agent's registration "
+          "token and command (shown once)", auth=AUTH_ADMIN, body=schemas.CLUSTER_CREATE,
+          status=201, returns="Cluster")
+async def create_cluster(ctx: Ctx) -> web.Response:
+    reg = await asyncio.to_thread(create_registration, ctx.state.store, ctx.body["name"])
+    url = server_url(ctx)
+    checksum = ca_checksum(ctx.state.tls.ca_pem)
+    out = cluster_resource(reg.cluster, False, "cluster-owner")
+    out.update({"registrationToken": reg.token, "serverUrl": url, "caChecksum": checksum,
+                "command": reg.agent_command(url, checksum)})
+    await audit_now(ctx.state, ctx.user, "cluster.create", f"cluster:{reg.cluster.id}",
+                    "success", ctx.remote)
+    return web.json_response(out, status=201, headers=NO_STORE)
+
+
+@endpoint("GET", "/v3/clusters", "List the clusters the caller has a role on, with state",
+          response="collection of clusters", returns="collection:Cluster")
+async def list_clusters(ctx: Ctx) -> web.Response:
+    roles = cluster_roles(ctx.state, ctx.user)
+    clusters = [c for c in ctx.state.store.list_clusters() if c.id in roles]
+    return collection("cluster", (
+        cluster_resource(c, ctx.state.sessions.is_connected(c.id), roles[c.id])
+        for c in clusters
+    ))
+
+
+@endpoint("GET", "/v3/clusters/{id}", "Get a cluster the caller has a role on", returns="Cluster")
+async def get_cluster(ctx: Ctx) -> web.Response:
+    cluster, role = visible_cluster(ctx, ctx.request.match_info["id"])
+    return web.json_response(
+        cluster_resource(cluster, ctx.state.sessions.is_connected(cluster.id), role)
+    )
+
+
+@endpoint("DELETE", "/v3/clusters/{id}", "Delete a cluster (its bindings go with it; its agents "
+          "are disconnected)", auth=AUTH_ADMIN, response="the deleted cluster", returns="Cluster")
+async def delete_cluster(ctx: Ctx) -> web.Response:
+    cluster_id = ctx.request.match_info["id"]
+    cluster = ctx.state.store.get_cluster(cluster_id)
+    await asyncio.to_thread(ctx.state.store.delete_cluster, cluster_id)
+    for entry in ctx.state.sessions.sessions_of(cluster_id):
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(entry.session.close(WS_CLOSE_NORMAL, "cluster deleted"),
+                                   SESSION_CLOSE_ON_DELETE_TIMEOUT_S)
+    await audit_now(ctx.state, ctx.user, "cluster.delete", f"cluster:{cluster_id}", "success",
+                    ctx.remote)
+    return web.json_response(cluster_resource(cluster, False, "cluster-owner"))

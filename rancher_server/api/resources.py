@@ -1,0 +1,86 @@
+"""Rancher-shaped JSON for our objects (``type``, ``id``, camelCase fields, RFC 3339 times)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import Any
+
+from aiohttp import web
+
+from rancher_server.auth.roles import DOWNSTREAM_CLUSTER_ROLE
+from rancher_server.store import ApiToken, Binding, Cluster, User
+
+STATE_ACTIVE = "active"  # its agent is connected
+STATE_DISCONNECTED = "disconnected"  # registered once, no agent now
+STATE_PENDING = "pending"  # no agent has ever registered
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# Answers that carry a secret shown once (a token, a registration token, a kubeconfig).
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def collection(resource_type: str, items: Iterable[dict[str, Any]]) -> web.Response:
+    return web.json_response(
+        {"type": "collection", "resourceType": resource_type, "data": list(items)}
+    )
+
+
+def user_resource(u: User) -> dict[str, Any]:
+    return {
+        "type": "user", "id": u.id, "username": u.username, "name": u.display_name,
+        "enabled": u.enabled, "admin": u.is_admin, "groups": list(u.groups),
+        "principalIds": [f"local://{u.id}"], "created": iso(u.created_at),
+    }
+
+
+def token_resource(t: ApiToken, now: float, current_id: str = "",
+                   bearer: str | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "type": "token", "id": t.id, "name": t.id, "userId": t.user_id,
+        "authProvider": "local", "kind": t.kind, "description": t.description,
+        "created": iso(t.created_at), "expiresAt": iso(t.expires_at) or "",
+        "ttl": 0 if t.expires_at is None else round((t.expires_at - t.created_at) * 1000),
+        "expired": t.expires_at is not None and now >= t.expires_at,
+        "enabled": t.enabled, "current": t.id == current_id, "isDerived": t.kind != "login",
+        "lastUsedAt": iso(t.last_used_at),
+    }
+    if bearer is not None:
+        out["token"] = bearer  # shown once, in the answer that created it
+    return out
+
+
+def cluster_state(c: Cluster, connected: bool) -> str:
+    if connected:
+        return STATE_ACTIVE
+    return STATE_DISCONNECTED if c.registered_at is not None else STATE_PENDING
+
+
+def cluster_resource(c: Cluster, connected: bool, role: str | None) -> dict[str, Any]:
+    return {
+        "type": "cluster", "id": c.id, "name": c.name, "state": cluster_state(c, connected),
+        "connected": connected, "created": iso(c.created_at),
+        "registeredAt": iso(c.registered_at), "apiEndpoint": c.api_endpoint,
+        "myRole": role,
+    }
+
+
+def binding_resource(b: Binding) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "type": "clusterRoleTemplateBinding", "id": b.id, "clusterId": b.cluster_id,
+        "roleTemplateId": b.role, "downstreamClusterRole": DOWNSTREAM_CLUSTER_ROLE[b.role],
+        "created": iso(b.created_at),
+    }
+    if b.subject_kind == "user":
+        out["userId"] = b.subject
+        out["userPrincipalId"] = f"local://{b.subject}"
+    else:
+        out["groupName"] = b.subject
+        out["groupPrincipalId"] = f"local_group://{b.subject}"
+    return out

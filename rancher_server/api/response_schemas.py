@@ -1,0 +1,67 @@
+"""OpenAPI schemas of the resources the API returns (see :mod:`rancher_server.api.resources`)."""
+
+from __future__ import annotations
+
+from rancher_server.api.spec import Schema
+from rancher_server.policy import ROLES
+
+_str: Schema = {"type": "string"}
+_opt_time: Schema = {"type": "string", "format": "date-time", "nullable": True}
+_bool: Schema = {"type": "boolean"}
+
+TOKEN: Schema = {"type": "object", "properties": {
+    "type": {"type": "string", "enum": ["token"]}, "id": _str, "userId": _str, "kind": _str,
+    "description": _str, "created": _opt_time, "expiresAt": _str, "ttl": {"type": "integer"},
+    "expired": _bool, "enabled": _bool, "current": _bool, "lastUsedAt": _opt_time,
+    "token": {"type": "string", "description": "token-xxxxx:secret, only when just created"},
+}}
+USER: Schema = {"type": "object", "properties": {
+    "type": {"type": "string", "enum": ["user"]}, "id": _str, "username": _str, "name": _str,
+    "enabled": _bool, "admin": _bool, "groups": {"type": "array", "items": _str},
+    "created": _opt_time,
+}}
+CLUSTER: Schema = {"type": "object", "properties": {
+    "type": {"type": "string", "enum": ["cluster"]}, "id": _str, "name": _str,
+    "state": {"type": "string", "enum": ["active", "disconnected", "pending"]},
+    "connected": _bool, "created": _opt_time, "registeredAt": _opt_time, "apiEndpoint": _str,
+    "myRole": {"type": "string", "enum": list(ROLES), "nullable": True},
+    "registrationToken": {"type": "string", "description": "only in the create answer"},
+    "command": {"type": "string", "description": "the agent's command; only in the create answer"},
+    "caChecksum": _str, "serverUrl": _str,
+}}
+BINDING: Schema = {"type": "object", "properties": {
+    "type": {"type": "string", "enum": ["clusterRoleTemplateBinding"]}, "id": _str,
+    "clusterId": _str, "roleTemplateId": {"type": "string", "enum": list(ROLES)},
+    "downstreamClusterRole": {"type": "string", "enum": ["cluster-admin", "edit", "view"]},
+    "userId": _str, "groupName": _str, "created": _opt_time,
+}}
+KUBECONFIG: Schema = {"type": "object", "properties": {
+    "config": {"type": "string", "description": "kubeconfig YAML"}, "tokenId": _str,
+}}
+AUDIT_ENTRY: Schema = {"type": "object", "properties": {
+    "id": _str, "ts": _opt_time, "userId": _str, "action": _str, "target": _str, "result": _str,
+    "remote": _str,
+}}
+EMPTY: Schema = {"type": "object"}
+
+RESOURCES: dict[str, Schema] = {
+    "Token": TOKEN, "User": USER, "Cluster": CLUSTER, "Binding": BINDING,
+    "Kubeconfig": KUBECONFIG, "AuditEntry": AUDIT_ENTRY, "Empty": EMPTY,
+}
+COLLECTION_PREFIX = "collection:"
+
+
+def collection_schema(item: str) -> Schema:
+    return {"type": "object", "properties": {
+        "type": {"type": "string", "enum": ["collection"]}, "resourceType": _str,
+        "data": {"type": "array", "items": {"$ref": f"#/components/schemas/{item}"}},
+    }}
+
+
+def response_schema(returns: str) -> Schema:
+    """``"User"`` -> a $ref; ``"collection:User"`` -> a collection of them; ``""`` -> object."""
+    if not returns:
+        return {"type": "object"}
+    if returns.startswith(COLLECTION_PREFIX):
+        return collection_schema(returns.removeprefix(COLLECTION_PREFIX))
+    return {"$ref": f"#/components/schemas/{returns}"}

@@ -1,0 +1,66 @@
+"""Per-server authentication state that lives in memory: the login throttles and the audit
+writer. Kept beside :class:`ServerState` (keyed by its identity, dropped with it) so that
+``state.py`` needs no field for it."""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from dataclasses import dataclass, field
+
+from rancher_server.auth.auditlog import AuditWriter
+from rancher_server.auth.constants import (
+    LOGIN_ADDRESS_FREE_FAILURES,
+    LOGIN_FAILURE_WINDOW_S,
+    LOGIN_LOCKOUT_BASE_S,
+    LOGIN_LOCKOUT_MAX_S,
+    LOGIN_MAX_CONCURRENT_HASHES,
+    LOGIN_THROTTLE_MAX_KEYS,
+    LOGIN_USER_FREE_FAILURES,
+)
+from rancher_server.auth.throttle import LoginThrottle
+from rancher_server.state import ServerState
+
+
+def _throttle(free_failures: int) -> LoginThrottle:
+    return LoginThrottle(
+        free_failures, LOGIN_LOCKOUT_BASE_S, LOGIN_LOCKOUT_MAX_S, LOGIN_FAILURE_WINDOW_S,
+        LOGIN_THROTTLE_MAX_KEYS,
+    )
+
+
+@dataclass
+class AuthRuntime:
+    audit: AuditWriter
+    by_user: LoginThrottle = field(default_factory=lambda: _throttle(LOGIN_USER_FREE_FAILURES))
+    by_address: LoginThrottle = field(
+        default_factory=lambda: _throttle(LOGIN_ADDRESS_FREE_FAILURES)
+    )
+    _hash_slots: asyncio.Semaphore | None = None
+
+    @property
+    def hash_slots(self) -> asyncio.Semaphore:
+        """Bounds concurrent password hashes (created lazily, inside the running loop)."""
+        if self._hash_slots is None:
+            self._hash_slots = asyncio.Semaphore(LOGIN_MAX_CONCURRENT_HASHES)
+        return self._hash_slots
+
+
+_RUNTIMES: dict[int, AuthRuntime] = {}
+
+
+def runtime(state: ServerState) -> AuthRuntime:
+    key = id(state)
+    rt = _RUNTIMES.get(key)
+    if rt is None:
+        rt = AuthRuntime(audit=AuditWriter(state.store))
+        _RUNTIMES[key] = rt
+        weakref.finalize(state, _RUNTIMES.pop, key, None)
+    return rt
+
+
+async def close_runtime(state: ServerState) -> None:
+    """Flush the audit log and stop its writer (the app's on_shutdown calls this)."""
+    rt = _RUNTIMES.get(id(state))
+    if rt is not None:
+        await rt.audit.close()

@@ -1,0 +1,76 @@
+"""What the SQLite store's parts share: the connection, its lock, transactions and id allocation."""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+import threading
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+ID_SUFFIX_LEN = 5  # Rancher-style short ids: "c-xxxxx", "u-xxxxx", "token-xxxxx"
+ID_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # no vowels (no words), no look-alikes
+ID_ALLOCATION_ATTEMPTS = 10
+READ_CACHE_MAX_ENTRIES = 10_000  # cleared whole when full (and on every commit anywhere)
+
+T = TypeVar("T")
+
+
+def new_id(prefix: str, length: int = ID_SUFFIX_LEN) -> str:
+    return prefix + "".join(secrets.choice(ID_ALPHABET) for _ in range(length))
+
+
+class SQLiteBase:
+    """The connections and locks the mixins use. Every write is one transaction on the writer
+    connection under its lock; a returned write has been committed with ``synchronous=FULL``
+    (durable across kill -9). Reads use a second connection: in WAL mode they never wait for a
+    writer's commit (fsync), so the request path does not stall behind an audit batch."""
+
+    _db: sqlite3.Connection
+    _lock: threading.Lock
+    _rdb: sqlite3.Connection
+    _rlock: threading.Lock
+    _cache: dict[Hashable, Any]
+    _cache_version: int = -1
+
+    def _cached(self, key: Hashable, load: Callable[[sqlite3.Connection], T]) -> T:
+        """``load(reader)``, remembered until anything commits to the database.
+
+        ``PRAGMA data_version`` on the reader changes whenever another connection (our writer, the
+        CLI in another process) has committed, so a hit is exactly what a read would return: a
+        revoked token or a disabled user is seen on the next request. Values are immutable."""
+        with self._rlock:
+            version = self._rdb.execute("PRAGMA data_version").fetchone()[0]
+            if version != self._cache_version:
+                self._cache.clear()
+                self._cache_version = version
+            try:
+                return self._cache[key]  # type: ignore[no-any-return]
+            except KeyError:
+                pass
+            value = load(self._rdb)
+            if len(self._cache) >= READ_CACHE_MAX_ENTRIES:
+                self._cache.clear()
+            self._cache[key] = value
+            return value
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _read(self, sql: str, args: tuple[object, ...] = ()) -> list[sqlite3.Row]:
+        with self._rlock:
+            return self._rdb.execute(sql, args).fetchall()
+
+    def _read_one(self, sql: str, args: tuple[object, ...] = ()) -> sqlite3.Row | None:
+        with self._rlock:
+            row: sqlite3.Row | None = self._rdb.execute(sql, args).fetchone()
+            return row
