@@ -18,13 +18,14 @@ from .options import Options
 from .patch import apply_patch
 from .requestinfo import RequestInfo, parse
 from .resources import ResourceType
-from .selectors import Selector
+from .selectors import selector_for
 from .ssa import FieldManager
 from .store import Store
 from .watch import serve_watch
 
 log = LazyLogger(component="kubesim.api")
 
+WARNINGS_KEY: web.RequestKey[list[str]] = web.RequestKey("kubesim.warnings", list[str])
 FUTURE_RV_WAIT_S = 3.0
 FUTURE_RV_POLL_S = 0.05
 MAX_BODY_BYTES = 16 * 1024 * 1024
@@ -46,6 +47,7 @@ REVIEW_KINDS = {
     "localsubjectaccessreviews": "LocalSubjectAccessReview",
     "selfsubjectrulesreviews": "SelfSubjectRulesReview",
 }
+KEEP_STATUS_ON_CREATE = frozenset({"nodes"})
 RETURN_DELETED_OBJECT = frozenset({"namespaces", "pods"})
 HEALTH_PATHS = frozenset({"/healthz", "/livez", "/readyz"})
 
@@ -76,9 +78,13 @@ class Api:
     # ---------------------------------------------------------------- pipeline
     async def handle(self, request: web.Request) -> web.StreamResponse:
         try:
-            return await self._handle(request)
+            resp = await self._handle(request)
+            for text in request.get(WARNINGS_KEY, []):
+                if not resp.prepared:
+                    resp.headers.add("Warning", '299 - "' + text.replace('"', '\\"') + '"')
+            return resp
         except errors.StatusError as err:
-            return codec.status_response(err)
+            return codec.status_response(err, request.headers.get("Accept", ""))
         except web.HTTPException:
             raise
         except asyncio.CancelledError:
@@ -257,7 +263,7 @@ class Api:
                     rt,
                     [obj],
                     request.query.get("includeObject", "Metadata"),
-                    resource_version="",
+                    resource_version=obj["metadata"].get("resourceVersion", ""),
                     cont=None,
                     remaining=None,
                 ),
@@ -293,7 +299,7 @@ class Api:
                 raise errors.expired("The resourceVersion for the provided list is too old.")
             if rv_int > self.store.revision:
                 await self._wait_for_revision(rv_int, rv_match == "Exact")
-        sel = Selector(q.get("labelSelector", ""), q.get("fieldSelector", ""))
+        sel = selector_for(rt, q.get("labelSelector", ""), q.get("fieldSelector", ""))
         items = self.store.list_items(rt.group, rt.resource, ns or None)
         if not sel.empty:
             items = [i for i in items if sel.matches(i)]
@@ -386,9 +392,17 @@ class Api:
             )
 
     def _validate_fields(self, request: web.Request, rt: ResourceType, obj: dict[str, Any]) -> None:
-        mode = request.query.get("fieldValidation", "")
+        """fieldValidation: Strict rejects undeclared fields; Warn (the default) and Ignore drop
+        them, Warn with a ``Warning`` header per field."""
+        mode = request.query.get("fieldValidation", "Warn")
         if mode == "Strict":
             openapi.strict_validate(self.store.registry, rt, obj)
+            return
+        unknown = openapi.unknown_fields(self.store.registry, rt, obj, prune=True)
+        if unknown and mode != "Ignore":
+            if WARNINGS_KEY not in request:
+                request[WARNINGS_KEY] = []
+            request[WARNINGS_KEY].extend(f'unknown field "{u}"' for u in unknown)
 
     async def _create(
         self, request: web.Request, info: RequestInfo, rt: ResourceType, ns: str
@@ -408,6 +422,8 @@ class Api:
                 )
             md["namespace"] = ns
         self._validate_fields(request, rt, obj)
+        if rt.has_sub("status") and rt.resource not in KEEP_STATUS_ON_CREATE:
+            obj.pop("status", None)  # PrepareForCreate resets status
         self.fields.record_update(obj, None, self._manager(request), rt.api_version)
         created = self.store.create_item(rt.group, rt.resource, obj, dry_run=self._dry_run(request))
         return self._respond_object(request, rt, created, status=201)
@@ -490,8 +506,7 @@ class Api:
             nmd["namespace"] = ns
         if "resourceVersion" not in nmd:
             nmd["resourceVersion"] = old["metadata"]["resourceVersion"]
-        if request.query.get("fieldValidation") == "Strict":
-            openapi.strict_validate(self.store.registry, rt, new)
+        self._validate_fields(request, rt, new)
         self.fields.record_update(new, old, self._manager(request), rt.api_version)
         result = self.store.update_item(
             rt.group, rt.resource, new, info.subresource or None, dry_run=dry
@@ -548,7 +563,7 @@ class Api:
             "status": "Success",
             "details": {
                 "name": info.name,
-                "group": rt.group,
+                **({"group": rt.group} if rt.group else {}),
                 "kind": rt.resource,
                 "uid": last["metadata"].get("uid", ""),
             },
@@ -561,8 +576,8 @@ class Api:
         if "deletecollection" not in rt.verbs:
             raise errors.method_not_allowed()
         opts = await self._delete_options(request)
-        sel = Selector(
-            request.query.get("labelSelector", ""), request.query.get("fieldSelector", "")
+        sel = selector_for(
+            rt, request.query.get("labelSelector", ""), request.query.get("fieldSelector", "")
         )
         deleted = []
         for item in list(self.store.list_items(rt.group, rt.resource, ns or None)):

@@ -14,12 +14,23 @@ JSON = "application/json"
 PROTOBUF = "application/vnd.kubernetes.protobuf"
 PROTOBUF_MAGIC = b"k8s\x00"
 PROTOBUF_PREVIEW_BYTES = 30
+JSON_ERROR_PREVIEW_BYTES = 64
 TABLE_MARKER = "as=Table"
 _ACCEPTABLE = ("application/json", "application/yaml", PROTOBUF, "*/*", "application/*")
 NOT_ACCEPTABLE_MSG = (
     "406: Not Acceptable\n\nAvailable representations: application/json, application/yaml, "
     "application/vnd.kubernetes.protobuf"
 )
+
+
+class _JsonCompatibleLoader(yaml.SafeLoader):
+    """SafeLoader that keeps timestamps as strings, as Go's YAML-to-JSON conversion does."""
+
+
+_JsonCompatibleLoader.yaml_implicit_resolvers = {
+    ch: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
 
 
 def dumps(obj: Any) -> bytes:
@@ -35,7 +46,21 @@ def json_response(
     return web.Response(body=dumps(obj), status=status, content_type=JSON, headers=h)
 
 
-def status_response(err: errors.StatusError) -> web.Response:
+def status_response(err: errors.StatusError, accept: str = "") -> web.Response:
+    """The Status as JSON, or protobuf when that is all the client accepts."""
+    if accept and PROTOBUF in accept and "json" not in accept and "*/*" not in accept:
+        try:
+            from . import protobuf
+        except ImportError:
+            protobuf = None  # type: ignore[assignment]
+        if protobuf is not None and hasattr(protobuf, "encode_status"):
+            resp = web.Response(
+                body=protobuf.encode_status(err.status()),
+                status=err.code,
+                headers={"Cache-Control": "no-cache, private"},
+            )
+            resp.headers["Content-Type"] = PROTOBUF
+            return resp
     return json_response(err.status(), status=err.code)
 
 
@@ -47,6 +72,31 @@ def text_response(text: str, status: int) -> web.Response:
         charset="utf-8",
         headers={"Cache-Control": "no-cache, private", "X-Content-Type-Options": "nosniff"},
     )
+
+
+_GO_JSON_ERRORS = (
+    (
+        "Expecting property name enclosed in double quotes",
+        "looking for beginning of object key string",
+    ),
+    ("Expecting value", "looking for beginning of value"),
+    ("Extra data", "after top-level value"),
+    ("Expecting ':' delimiter", "after object key"),
+    ("Expecting ',' delimiter", "after object key:value pair"),
+)
+
+
+def go_json_error(exc: Exception) -> str:
+    """Python's JSON error in encoding/json's words (what kube-apiserver reports)."""
+    if not isinstance(exc, json.JSONDecodeError):
+        return str(exc)
+    if exc.pos >= len(exc.doc):
+        return "unexpected end of JSON input"
+    ch = exc.doc[exc.pos]
+    for py, go in _GO_JSON_ERRORS:
+        if exc.msg.startswith(py):
+            return f"invalid character {ch!r} {go}"
+    return exc.msg
 
 
 def check_accept(accept: str) -> None:
@@ -68,11 +118,12 @@ def decode_object(body: bytes, content_type: str, kind: str) -> dict[str, Any]:
         except (ValueError, UnicodeDecodeError) as exc:
             raise errors.bad_request(
                 f"the object provided is unrecognized (must be of type {kind}): couldn't get "
-                f"version/kind; json parse error: {exc} ({body[:64].decode(errors='replace')})"
+                f"version/kind; json parse error: {go_json_error(exc)} "
+                f"({body[:JSON_ERROR_PREVIEW_BYTES].decode(errors='replace')})"
             ) from exc
     elif ctype in ("application/yaml", "application/apply-patch+yaml"):
         try:
-            obj = yaml.safe_load(body)
+            obj = yaml.load(body, Loader=_JsonCompatibleLoader)  # noqa: S506 (safe subclass)
         except yaml.YAMLError as exc:
             raise errors.bad_request(f"error decoding YAML: {exc}") from exc
     elif ctype == PROTOBUF:

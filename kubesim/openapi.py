@@ -26,6 +26,19 @@ _V3_FILES = {
     "apis/coordination.k8s.io/v1": "v3__apis__coordination.k8s.io__v1.json.gz",
     "apis/events.k8s.io/v1": "v3__apis__events.k8s.io__v1.json.gz",
 }
+V2_PROTOBUF_MIME = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+
+
+def _pb_string(field: int, value: str) -> bytes:
+    data = value.encode()
+    return bytes([field << 3 | 2, len(data)]) + data
+
+
+# A gnostic openapi_v2.Document with only swagger and info: client-go insists on protobuf for
+# /openapi/v2, and kubectl only uses it for client-side validation (of "kind: List" files),
+# which skips kinds the document does not define; the server then validates each object.
+_V2_INFO = _pb_string(1, "Kubernetes") + _pb_string(2, "v1.32.0")
+V2_PROTOBUF_STUB = _pb_string(1, "2.0") + bytes([2 << 3 | 2, len(_V2_INFO)]) + _V2_INFO
 META_SCHEMA = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
 
 
@@ -161,6 +174,10 @@ def v3_document(registry: Registry, key: str) -> dict[str, Any] | None:
 def serve(request: web.Request, registry: Registry) -> web.Response:
     path = request.path.rstrip("/")
     if path == "/openapi/v2":
+        if "protobuf" in request.headers.get("Accept", ""):
+            resp = web.Response(body=V2_PROTOBUF_STUB, headers={"Vary": "Accept"})
+            resp.headers["Content-Type"] = V2_PROTOBUF_MIME
+            return resp
         body = _encode(_load("v2.json.gz"))
         return web.Response(
             body=body,
@@ -175,7 +192,14 @@ def serve(request: web.Request, registry: Registry) -> web.Response:
                 for k, b in sorted(_DOCS.docs.items())
             }
         }
-        return codec.json_response(index)
+        # kube-apiserver serves the index as text/plain (clients parse it as JSON anyway)
+        return web.Response(
+            body=_encode(index),
+            headers={
+                "Cache-Control": "no-cache, private",
+                "Content-Type": "text/plain; charset=utf-8",
+            },
+        )
     if path.startswith("/openapi/v3/"):
         key = path[len("/openapi/v3/") :]
         doc_body = _DOCS.docs.get(key)
@@ -199,6 +223,20 @@ def serve(request: web.Request, registry: Registry) -> web.Response:
 
 # ------------------------------------------------------------------ strict validation
 def _schema_for(
+    registry: Registry, rt: ResourceType
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    if rt.crd is not None:
+        return _find_schema(registry, rt)
+    key = (rt.group, rt.version, rt.kind)
+    if key not in _SCHEMA_CACHE:
+        _SCHEMA_CACHE[key] = _find_schema(registry, rt)
+    return _SCHEMA_CACHE[key]
+
+
+_SCHEMA_CACHE: dict[tuple[str, str, str], tuple[dict[str, Any], dict[str, Any]] | None] = {}
+
+
+def _find_schema(
     registry: Registry, rt: ResourceType
 ) -> tuple[dict[str, Any], dict[str, Any]] | None:
     key = f"api/{rt.version}" if not rt.group else f"apis/{rt.group}/{rt.version}"
@@ -229,7 +267,12 @@ def _resolve(node: dict[str, Any], schemas: dict[str, Any]) -> dict[str, Any]:
 
 
 def _unknown(
-    value: Any, schema: dict[str, Any], schemas: dict[str, Any], path: str, out: list[str]
+    value: Any,
+    schema: dict[str, Any],
+    schemas: dict[str, Any],
+    path: str,
+    out: list[str],
+    prune: bool = False,
 ) -> None:
     schema = _resolve(schema, schemas)
     if schema.get("x-kubernetes-preserve-unknown-fields") or schema.get(
@@ -241,27 +284,33 @@ def _unknown(
         addl = schema.get("additionalProperties")
         if props is None and addl is None:
             return
-        for k, v in value.items():
+        for k, v in list(value.items()):
+            where = f"{path}.{k}" if path else k
             sub = (props or {}).get(k)
             if sub is not None:
-                _unknown(v, sub, schemas, f"{path}.{k}" if path else k, out)
+                _unknown(v, sub, schemas, where, out, prune)
             elif isinstance(addl, dict):
-                _unknown(v, addl, schemas, f"{path}.{k}" if path else k, out)
+                _unknown(v, addl, schemas, where, out, prune)
             elif addl is not True:
-                out.append(f"{path}.{k}" if path else k)
+                out.append(where)
+                if prune:
+                    del value[k]
     elif isinstance(value, list) and isinstance(schema.get("items"), dict):
         for i, v in enumerate(value):
-            _unknown(v, schema["items"], schemas, f"{path}[{i}]", out)
+            _unknown(v, schema["items"], schemas, f"{path}[{i}]", out, prune)
 
 
-def unknown_fields(registry: Registry, rt: ResourceType, obj: dict[str, Any]) -> list[str]:
-    """Dotted paths of the fields of ``obj`` its schema does not declare."""
+def unknown_fields(
+    registry: Registry, rt: ResourceType, obj: dict[str, Any], prune: bool = False
+) -> list[str]:
+    """Dotted paths of the fields of ``obj`` its schema does not declare (removed if
+    ``prune``: decoding into kube-apiserver's types drops them too)."""
     found = _schema_for(registry, rt)
     if found is None:
         return []
     schema, schemas = found
     unknown: list[str] = []
-    _unknown(obj, schema, schemas, "", unknown)
+    _unknown(obj, schema, schemas, "", unknown, prune)
     return unknown
 
 

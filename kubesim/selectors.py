@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import errors
+from .resources import ResourceType
 
 _SET_RE = re.compile(r"^\s*(!?)([A-Za-z0-9_./-]+)\s*(?:(in|notin)\s*\(([^)]*)\))?\s*$")
 
@@ -100,12 +101,63 @@ def field_value(obj: dict[str, Any], path: str) -> str | None:
     return str(cur)
 
 
+_COMMON_FIELDS = frozenset({"metadata.name", "metadata.namespace"})
+_EVENT_CORE = frozenset(
+    {
+        f"involvedObject.{f}"
+        for f in ("kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath")
+    }
+    | {"reason", "reportingComponent", "source", "type"}
+)
+_EVENT_V1 = frozenset(
+    {
+        f"regarding.{f}"
+        for f in ("kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath")
+    }
+    | {"reason", "reportingController", "type", "deprecatedSource.component"}
+)
+# kube-apiserver's field label conversions: anything else is "field label not supported"
+SUPPORTED_FIELDS: dict[tuple[str, str], frozenset[str]] = {
+    ("", "pods"): frozenset(
+        {
+            "spec.nodeName",
+            "spec.restartPolicy",
+            "spec.schedulerName",
+            "spec.serviceAccountName",
+            "spec.hostNetwork",
+            "status.phase",
+            "status.podIP",
+            "status.podIPs",
+            "status.nominatedNodeName",
+        }
+    ),
+    ("", "events"): _EVENT_CORE,
+    ("events.k8s.io", "events"): _EVENT_V1,
+    ("", "secrets"): frozenset({"type"}),
+    ("", "namespaces"): frozenset({"status.phase"}),
+    ("", "nodes"): frozenset({"spec.unschedulable"}),
+    ("", "services"): frozenset({"spec.clusterIP", "spec.type"}),
+    ("", "replicationcontrollers"): frozenset({"status.replicas"}),
+    ("apps", "replicasets"): frozenset({"status.replicas"}),
+}
+
+
 class Selector:
     """A compiled label + field selector."""
 
-    def __init__(self, label_selector: str = "", field_selector: str = "") -> None:
+    def __init__(
+        self,
+        label_selector: str = "",
+        field_selector: str = "",
+        allowed_fields: frozenset[str] | None = None,
+    ) -> None:
         self.labels = parse_labels(label_selector) if label_selector else []
         self.fields = parse_fields(field_selector) if field_selector else []
+        if allowed_fields is not None:
+            allowed = _COMMON_FIELDS | allowed_fields
+            for r in self.fields:
+                if r.key not in allowed:
+                    raise errors.bad_request(f"field label not supported: {r.key}")
 
     @property
     def empty(self) -> bool:
@@ -121,3 +173,13 @@ class Selector:
             if (v == r.values[0]) != (r.op == "="):
                 return False
         return True
+
+
+def selector_for(rt: ResourceType, label_selector: str, field_selector: str) -> Selector:
+    """A selector for ``rt`` that rejects the field labels kube-apiserver does not support."""
+    allowed = SUPPORTED_FIELDS.get((rt.group, rt.resource), frozenset())
+    if rt.crd is not None:
+        allowed = frozenset(
+            str(f.get("jsonPath", "")).lstrip(".") for f in rt.crd.get("selectableFields") or []
+        )
+    return Selector(label_selector, field_selector, allowed)

@@ -19,6 +19,7 @@ from .options import Options
 from .store import Store
 
 SHUTDOWN_TIMEOUT_S = 2.0
+MAX_REQUEST_BYTES = 64 * 1024 * 1024
 log = LazyLogger(component="kubesim.server")
 
 
@@ -28,7 +29,9 @@ class KubeSim:
     def __init__(self, options: Options | None = None) -> None:
         self.options = options or Options()
         self.store = Store()
-        self.pki = certs.make_pki()
+        host = self.options.host
+        wildcard_or_loopback = ("", "0.0.0.0", "::", "127.0.0.1", "::1", "localhost")
+        self.pki = certs.make_pki(() if host in wildcard_or_loopback else (host,))
         self.ca_pem: bytes = self.pki.ca.cert_pem
         self.store.root_ca_pem = self.ca_pem.decode()
         self.url = ""
@@ -65,7 +68,7 @@ class KubeSim:
         cert_dir = self._prepare_cert_dir()
         self.store.seed()
         await self.api.start()
-        app = web.Application(client_max_size=1024**3)
+        app = web.Application(client_max_size=MAX_REQUEST_BYTES)
         await self._start_sim(app)
         self.api.install(app)
         self.store.compact()  # resourceVersions from before start are "too old" (410)
@@ -86,7 +89,8 @@ class KubeSim:
         sockets = getattr(server, "sockets", None) or []
         port = sockets[0].getsockname()[1] if sockets else opts.port
         scheme = "http" if opts.plain_http else "https"
-        host = f"[{opts.host}]" if ":" in opts.host else opts.host
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(opts.host, opts.host)
+        host = f"[{host}]" if ":" in host else host
         self.url = f"{scheme}://{host}:{port}"
         kc = Path(opts.kubeconfig_out) if opts.kubeconfig_out else cert_dir / "admin.kubeconfig"
         if opts.plain_http:

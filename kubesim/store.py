@@ -17,6 +17,7 @@ from .conversion import ALIASES
 from .logutil import LazyLogger
 from .resources import Registry, ResourceType
 
+GENERATE_NAME_ATTEMPTS = 16
 HISTORY_EVENTS = 10_000  # watch history kept; older resourceVersions get 410 Expired
 NAMESPACE_FINALIZER = "kubernetes"
 FOREGROUND_FINALIZER = "foregroundDeletion"
@@ -253,7 +254,7 @@ class Store:
         bucket = self._bucket(group, resource)
         name = md.get("name") or ""
         if not name and md.get("generateName"):
-            for _ in range(16):
+            for _ in range(GENERATE_NAME_ATTEMPTS):
                 candidate = md["generateName"] + meta.random_suffix()
                 if (ns, candidate) not in bucket:
                     name = candidate
@@ -476,7 +477,74 @@ class Store:
             if self.registry.by_group_resource(g, r) is not None:
                 self.delete_item(g, r, ns, n)
         self._maybe_finish_namespace(name)
+        if self.namespaces_in_use(name):
+            self._namespace_conditions(name)
         return new
+
+    def _namespace_conditions(self, name: str) -> None:
+        """What the namespace controller reports while content with finalizers remains."""
+        nsobj = self._get_item("", "namespaces", "", name)
+        if nsobj is None:
+            return
+        counts: dict[str, int] = {}
+        finalizers: dict[str, int] = {}
+        for g, r, ns, n in self.namespaces_in_use(name):
+            counts[f"{r}.{g}"] = counts.get(f"{r}.{g}", 0) + 1
+            obj = self._get_item(g, r, ns, n) or {}
+            for f in obj.get("metadata", {}).get("finalizers") or []:
+                finalizers[f] = finalizers.get(f, 0) + 1
+        now = meta.now_rfc3339()
+
+        def cond(ctype: str, status: str, reason: str, message: str) -> dict[str, str]:
+            return {
+                "type": ctype,
+                "status": status,
+                "lastTransitionTime": now,
+                "reason": reason,
+                "message": message,
+            }
+
+        remaining = ", ".join(f"{k} has {v} resource instances" for k, v in sorted(counts.items()))
+        held = ", ".join(f"{k} in {v} resource instances" for k, v in sorted(finalizers.items()))
+        conditions = [
+            cond(
+                "NamespaceDeletionDiscoveryFailure",
+                "False",
+                "ResourcesDiscovered",
+                "All resources successfully discovered",
+            ),
+            cond(
+                "NamespaceDeletionGroupVersionParsingFailure",
+                "False",
+                "ParsedGroupVersions",
+                "All legacy kube types successfully parsed",
+            ),
+            cond(
+                "NamespaceDeletionContentFailure",
+                "False",
+                "ContentDeleted",
+                "All content successfully deleted, may be waiting on finalization",
+            ),
+            cond(
+                "NamespaceContentRemaining",
+                "True",
+                "SomeResourcesRemain",
+                f"Some resources are remaining: {remaining}",
+            ),
+            cond(
+                "NamespaceFinalizersRemaining",
+                "True" if held else "False",
+                "SomeFinalizersRemain" if held else "ContentHasNoFinalizers",
+                f"Some content in the namespace has finalizers remaining: {held}"
+                if held
+                else "All content-preserving finalizers finished",
+            ),
+        ]
+        new = copy.deepcopy(nsobj)
+        new["status"]["conditions"] = conditions
+        new["metadata"]["resourceVersion"] = self._next_rv()
+        self._bucket("", "namespaces")[("", name)] = new
+        self._emit("MODIFIED", "", "namespaces", new)
 
     def _maybe_finish_namespace(self, name: str) -> None:
         if self.namespaces_in_use(name):

@@ -174,19 +174,18 @@ COLUMNS: dict[tuple[str, str], list[tuple[dict[str, Any], Cell]]] = {
         _col(
             "Data",
             lambda o: len(o.get("data") or {}) + len(o.get("binaryData") or {}),
-            ctype="integer",
         ),
         _col("Age", _age),
     ],
     ("", "secrets"): [
         NAME_COL,
         _col("Type", lambda o: o.get("type", "")),
-        _col("Data", lambda o: len(o.get("data") or {}), ctype="integer"),
+        _col("Data", lambda o: len(o.get("data") or {})),
         _col("Age", _age),
     ],
     ("", "serviceaccounts"): [
         NAME_COL,
-        _col("Secrets", lambda o: len(o.get("secrets") or []), ctype="integer"),
+        _col("Secrets", lambda o: len(o.get("secrets") or [])),
         _col("Age", _age),
     ],
     ("", "pods"): [
@@ -270,8 +269,8 @@ COLUMNS: dict[tuple[str, str], list[tuple[dict[str, Any], Cell]]] = {
         _col(
             "Ready", lambda o: f"{_status(o).get('readyReplicas', 0)}/{_spec(o).get('replicas', 1)}"
         ),
-        _col("Up-to-date", lambda o: _status(o).get("updatedReplicas", 0), ctype="integer"),
-        _col("Available", lambda o: _status(o).get("availableReplicas", 0), ctype="integer"),
+        _col("Up-to-date", lambda o: _status(o).get("updatedReplicas", 0)),
+        _col("Available", lambda o: _status(o).get("availableReplicas", 0)),
         _col("Age", _age),
         _col("Containers", lambda o: _containers(o, "name"), 1),
         _col("Images", lambda o: _containers(o, "image"), 1),

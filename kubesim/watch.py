@@ -14,7 +14,7 @@ from aiohttp import web
 from . import codec, errors, tables
 from .conversion import ALIASES
 from .resources import ResourceType
-from .selectors import Selector
+from .selectors import selector_for
 
 if TYPE_CHECKING:
     from .api import Api
@@ -45,7 +45,6 @@ def _validate(q: Any) -> tuple[bool, str]:
     rv = q.get("resourceVersion", "")
     match = q.get("resourceVersionMatch", "")
     sie_raw = q.get("sendInitialEvents")
-    bookmarks = q.get("allowWatchBookmarks") in ("true", "1")
     if sie_raw is not None:
         causes = []
         if match != "NotOlderThan":
@@ -83,7 +82,6 @@ def _validate(q: Any) -> tuple[bool, str]:
         # legacy semantics: start with the current state; 1.32 turns rv=0 + bookmarks into a
         # watch-list (initial-events-end bookmark)
         return True, rv
-    _ = bookmarks
     return False, rv
 
 
@@ -96,7 +94,7 @@ async def serve_watch(
     field_sel = q.get("fieldSelector", "")
     if name:
         field_sel = ",".join(x for x in (field_sel, f"metadata.name={name}") if x)
-    sel = Selector(q.get("labelSelector", ""), field_sel)
+    sel = selector_for(rt, q.get("labelSelector", ""), field_sel)
     bookmarks = q.get("allowWatchBookmarks") in ("true", "1")
     legacy_initial_end = bookmarks and (q.get("sendInitialEvents") is not None or rv in {"0", ""})
     try:

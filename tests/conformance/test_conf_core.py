@@ -217,6 +217,8 @@ def test_label_and_field_selectors(kubectl: Kubectl, namespace: str) -> None:
         "name",
     ).stdout.split()
     assert names == ["configmap/a", "configmap/b", "configmap/c"]
+    bad = kubectl("get", "cm", "-n", namespace, "--field-selector", "data.k=v", check=False)
+    assert bad.returncode == 1 and "field label not supported: data.k" in bad.stderr
 
 
 async def test_watch_sees_create_update_delete_in_order(
@@ -547,3 +549,14 @@ def test_server_side_apply_rejects_undeclared_fields(kubectl: Kubectl, namespace
     res = kubectl("apply", "--server-side", "-f", "-", input=json.dumps(obj), check=False)
     assert res.returncode == 1
     assert ".bogus: field not declared in schema" in res.stderr
+
+
+def test_apply_a_list(kubectl: Kubectl, namespace: str) -> None:
+    items = [json.loads(cm(f"l{i}", namespace, {"k": str(i)})) for i in range(3)]
+    doc = json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
+    out = kubectl("apply", "-f", "-", input=doc).stdout.split("\n")
+    assert [line for line in out if line] == [f"configmap/l{i} created" for i in range(3)]
+    names = kubectl("get", "cm", "-n", namespace, "-o", "name").stdout.split()
+    assert [n for n in names if n.startswith("configmap/l")] == [
+        f"configmap/l{i}" for i in range(3)
+    ]

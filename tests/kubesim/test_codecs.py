@@ -6,6 +6,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from kubesim import errors
 from kubesim.listing import decode_continue, paginate
@@ -184,3 +186,50 @@ def test_server_side_apply_conflicts_force_and_field_removal() -> None:
     shrunk = fm.apply(rt, forced, dict(cfg, data={"a": "9"}), "one", False, "")
     assert shrunk["data"] == {"a": "9"}  # "one" stopped applying b and nobody else owns it
     assert json.dumps(shrunk)  # serializable
+
+
+def test_yaml_bodies_keep_timestamps_as_strings() -> None:
+    from kubesim.codec import decode_object
+
+    obj = decode_object(
+        b"metadata: {name: a, creationTimestamp: 2026-01-01T00:00:00Z}\ndata: {d: 2026-01-01}",
+        "application/yaml",
+        "ConfigMap",
+    )
+    assert obj == {
+        "metadata": {"name": "a", "creationTimestamp": "2026-01-01T00:00:00Z"},
+        "data": {"d": "2026-01-01"},
+    }
+    assert json.dumps(obj)
+
+
+_json_leaf = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=5))
+_json = st.recursive(
+    _json_leaf,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+_objects = st.dictionaries(st.text(max_size=4), _json, max_size=4)
+
+
+@given(_objects, _objects)
+def test_merge_patch_is_idempotent(target: dict[str, Any], patch: dict[str, Any]) -> None:
+    once = merge_patch(target, patch)
+    assert merge_patch(once, patch) == once
+
+
+@given(_objects)
+def test_strategic_merge_of_self_is_identity_without_nulls(obj: dict[str, Any]) -> None:
+    def has_null(v: Any) -> bool:
+        if v is None:
+            return True
+        if isinstance(v, dict):
+            return any(has_null(x) for x in v.values()) or any(k.startswith("$") for k in v)
+        if isinstance(v, list):
+            return any(has_null(x) for x in v)
+        return False
+
+    if not has_null(obj):
+        assert strategic_merge(obj, obj) == obj

@@ -92,6 +92,7 @@ async def test_aggregated_discovery_etag_304_and_406(http: aiohttp.ClientSession
 
 async def test_openapi_v3_index_hash_and_redirect(http: aiohttp.ClientSession) -> None:
     async with http.get("/openapi/v3") as r:
+        assert r.headers["Content-Type"] == "text/plain; charset=utf-8"
         index = await body(r)
     url = index["paths"]["apis/apps/v1"]["serverRelativeURL"]
     async with http.get(url) as r:
@@ -196,6 +197,13 @@ STATUS_CASES = [
         "PUT",
         "/api/v1/namespaces/st/configmaps/cm1",
         b'{"metadata":{"name":"cm1","resourceVersion":"1"}}',
+        {"Content-Type": "application/json"},
+    ),
+    (
+        "create-malformed-json-400",
+        "POST",
+        "/api/v1/namespaces/st/configmaps",
+        b"{not json",
         {"Content-Type": "application/json"},
     ),
     (
@@ -369,3 +377,66 @@ async def test_server_side_apply_rejects_undeclared_fields(http: aiohttp.ClientS
         f"{CM}/a", data=cfg, headers={"Content-Type": "application/apply-patch+yaml"}
     ) as r:
         assert r.status == 422  # fieldManager is required for apply
+
+
+async def test_unknown_fields_warn_by_default_and_are_dropped(
+    http: aiohttp.ClientSession, sim: KubeSim
+) -> None:
+    obj = {"metadata": {"name": "w"}, "data": {"k": "v"}, "bogus": 1}
+    async with http.post(CM, json=obj) as r:
+        assert r.status == 201
+        assert r.headers.getall("Warning") == ['299 - "unknown field \\"bogus\\""']
+        assert "bogus" not in await body(r)
+    stored = sim.store.get_item("", "configmaps", "default", "w")
+    assert stored is not None and "bogus" not in stored
+    async with http.post(
+        f"{CM}?fieldValidation=Strict", json=dict(obj, metadata={"name": "s"})
+    ) as r:
+        got = await body(r)
+    assert r.status == 400 and got["message"] == (
+        'ConfigMap in version "v1" cannot be handled as a ConfigMap: strict decoding error: '
+        'unknown field "bogus"'
+    )
+
+
+@needs_ref
+async def test_protobuf_only_client_gets_protobuf_status(http: aiohttp.ClientSession) -> None:
+    import base64
+
+    await _setup_st(http)
+    ref = json.loads((REF / "status/create-protobuf-garbage-body-protobuf-accept.json").read_text())
+    want = base64.b64decode(ref["response"]["body_base64"])
+    pb = "application/vnd.kubernetes.protobuf"
+    async with http.post(
+        "/api/v1/namespaces/st/configmaps",
+        data=bytes(range(64)),
+        headers={"Content-Type": pb, "Accept": pb},
+    ) as r:
+        got = await r.read()
+        assert r.status == 400 and r.headers["Content-Type"] == pb
+    assert got == want
+
+
+TABLE_REFS = [
+    ("namespaces.json", "", "namespaces"),
+    ("configmaps-tr.json", "", "configmaps"),
+    ("pods-all-namespaces.json", "", "pods"),
+    ("nodes.json", "", "nodes"),
+    ("deployments-tr.json", "apps", "deployments"),
+    ("clusterroles-limit-2.json", "rbac.authorization.k8s.io", "clusterroles"),
+]
+
+
+@needs_ref
+@pytest.mark.parametrize(("ref", "group", "resource"), TABLE_REFS, ids=[t[0] for t in TABLE_REFS])
+def test_table_columns_match_reference(ref: str, group: str, resource: str) -> None:
+    from kubesim import tables
+    from kubesim.resources import Registry
+
+    rt = Registry().by_group_resource(group, resource)
+    assert rt is not None
+    want = json.loads((REF / "tables" / ref).read_text())["response"]["body"]["columnDefinitions"]
+    got = [c for c, _ in tables.columns_for(rt)]
+    assert [(c["name"], c["type"], c["format"], c["priority"]) for c in got] == [
+        (c["name"], c["type"], c["format"], c["priority"]) for c in want
+    ]

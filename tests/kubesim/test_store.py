@@ -142,7 +142,15 @@ def test_namespace_deletion_cascades_and_waits_for_finalizers(store: Store) -> N
         store.create_item("", "configmaps", cm("late", "doomed"))
     assert info.value.code == 403 and "because it is being terminated" in info.value.message
     held = store.get_item("", "configmaps", "doomed", "held")
-    assert held is not None and store.get_item("", "namespaces", "", "doomed") is not None
+    ns = store.get_item("", "namespaces", "", "doomed")
+    assert held is not None and ns is not None
+    conds = {c["type"]: c for c in ns["status"]["conditions"]}
+    assert conds["NamespaceContentRemaining"]["message"] == (
+        "Some resources are remaining: configmaps. has 1 resource instances"
+    )
+    assert conds["NamespaceFinalizersRemaining"]["message"] == (
+        "Some content in the namespace has finalizers remaining: x/y in 1 resource instances"
+    )
     store.update_item("", "configmaps", dict(held, metadata={**held["metadata"], "finalizers": []}))
     assert store.get_item("", "namespaces", "", "doomed") is None
 

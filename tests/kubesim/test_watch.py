@@ -173,3 +173,66 @@ async def test_watch_single_object_by_name(http: aiohttp.ClientSession, sim: Kub
         sim.store.create_item("", "configmaps", cm("one"))
         events = await read_events(resp)
     assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [("ADDED", "one")]
+
+
+async def test_events_k8s_io_is_a_view_of_core_events(
+    http: aiohttp.ClientSession, sim: KubeSim
+) -> None:
+    path = "/apis/events.k8s.io/v1/namespaces/default/events"
+    rv = sim.store.revision
+    async with http.get(f"{path}?watch=1&resourceVersion={rv}&timeoutSeconds=1") as resp:
+        sim.store.create_item(
+            "",
+            "events",
+            {
+                "metadata": {"name": "e1", "namespace": "default"},
+                "involvedObject": {"kind": "Pod", "name": "p"},
+                "reason": "Started",
+                "message": "hello",
+                "type": "Normal",
+                "count": 2,
+            },
+        )
+        events = await read_events(resp)
+    assert [e["type"] for e in events] == ["ADDED"]
+    ev = events[0]["object"]
+    assert ev["apiVersion"] == "events.k8s.io/v1"
+    assert (ev["regarding"], ev["note"], ev["deprecatedCount"]) == (
+        {"kind": "Pod", "name": "p"},
+        "hello",
+        2,
+    )
+    async with http.get(f"{path}?fieldSelector=regarding.name%3Dp") as r:
+        listed = await r.json()
+    assert [i["metadata"]["name"] for i in listed["items"]] == ["e1"]
+    created = {
+        "metadata": {"name": "e2"},
+        "regarding": {"kind": "Node", "name": "n"},
+        "note": "from v1",
+        "reason": "R",
+        "type": "Warning",
+        "eventTime": "2026-11-26T00:00:00.000000Z",
+        "reportingController": "x",
+        "reportingInstance": "y",
+        "action": "A",
+    }
+    async with http.post(path, json=created) as r:
+        assert r.status == 201
+    core = sim.store.get_item("", "events", "default", "e2")
+    assert core is not None and core["message"] == "from v1"
+    assert core["involvedObject"] == {"kind": "Node", "name": "n"}
+
+
+async def test_slow_consumer_is_cut_off(
+    http: aiohttp.ClientSession, sim: KubeSim, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kubesim import watch
+
+    monkeypatch.setattr(watch, "WATCH_QUEUE_MAX", 3)
+    rv = sim.store.revision
+    async with http.get(f"{CM_PATH}?watch=1&resourceVersion={rv}&timeoutSeconds=30") as resp:
+        await asyncio.sleep(0.1)
+        for i in range(10):
+            sim.store.create_item("", "configmaps", cm(f"burst-{i}"))
+        events = await asyncio.wait_for(read_events(resp), EVENT_WAIT_S)
+    assert 0 < len(events) <= 3

@@ -1,0 +1,51 @@
+"""Error types of the tunnel (h11 style: who broke the protocol is part of the type)."""
+
+from __future__ import annotations
+
+
+class TunnelError(Exception):
+    """Base class of every tunnel error."""
+
+
+class ProtocolError(TunnelError):
+    """The tunnel protocol was violated. ``reason`` is short and safe to send to the peer."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class LocalProtocolError(ProtocolError):
+    """We (the local application) tried to do something the protocol forbids."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """The peer sent something malformed or forbidden; the connection is closed."""
+
+
+class FlowControlError(RemoteProtocolError):
+    """The peer sent more bytes than the credit it was granted."""
+
+
+class DialRefused(TunnelError):
+    """The peer refused to open a stream (target not allowed, connect failed, ...)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class SessionClosed(TunnelError):
+    """The session ended (or is ending); no new streams, no more data."""
+
+    def __init__(self, reason: str = "session closed") -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class StreamReset(TunnelError, ConnectionResetError):
+    """The stream was reset by either side."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

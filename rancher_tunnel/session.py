@@ -1,0 +1,683 @@
+"""A tunnel session: the sans-I/O :class:`Connection` driven over one websocket.
+
+Tasks (one TaskGroup, each named and guarded: an unexpected exit is logged and tears the session
+down): ``reader`` feeds websocket messages to the connection and dispatches events; ``writer`` is
+the one write path (control frames first); ``keepalive`` pings every ``ping_interval_s`` and tears
+the session down when no pong came for ``pong_timeout_s`` however busy the streams are; ``sync``
+(agent side) lists live stream ids every ``sync_interval_s``; ``messages`` runs the message handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl as ssl_module
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from aiohttp import web
+from aiohttp.client_ws import ClientWebSocketResponse
+
+from . import events as ev
+from .constants import DEFAULT_LIMITS, Limits
+from .errors import DialRefused, LocalProtocolError, SessionClosed, StreamReset
+from .frames import Role
+from .logs import get_logger
+from .messages import Message
+from .protocol import Connection
+from .stream import STREAM_READER_LIMIT_BYTES, IncomingStream, TunnelStream
+from .transport import TunnelTransport
+from .wsadapter import WebSocketLike, adapt
+
+StreamHandler = Callable[[IncomingStream], Awaitable[None]]
+MessageHandler = Callable[[Message], Awaitable[None]]
+P = TypeVar("P", bound=asyncio.BaseProtocol)
+
+MAX_PENDING_MESSAGES = 1024  # received messages waiting for the handler; more are dropped
+WS_CLOSE_GOING_AWAY = 1001
+WS_CLOSE_PROTOCOL_ERROR = 1002
+WS_CLOSE_INTERNAL_ERROR = 1011
+
+
+class _Stop(Exception):
+    """Raised by a guarded task to end the session's task group."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStats:
+    bytes_in: int
+    bytes_out: int
+    frames_in: int
+    frames_out: int
+    open_streams: int
+    streams_opened: int
+    streams_synced_away: int
+    rtt_s: float | None
+    messages_dropped: int
+
+
+def format_target(host: str, port: int) -> str:
+    """``tcp://host:port`` (IPv6 literals in brackets)."""
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"tcp://{host}:{port}"
+
+
+class Session:
+    """One tunnel over one websocket (either end). Call :meth:`run` to drive it."""
+
+    def __init__(
+        self,
+        ws: web.WebSocketResponse | ClientWebSocketResponse | WebSocketLike,
+        role: Role,
+        *,
+        name: str,
+        on_stream: StreamHandler | None = None,
+        on_message: MessageHandler | None = None,
+        limits: Limits = DEFAULT_LIMITS,
+    ) -> None:
+        if limits.ping_interval_s >= limits.pong_timeout_s:
+            raise ValueError("ping_interval_s must be shorter than pong_timeout_s")
+        self._ws = adapt(ws)
+        self.role = role
+        self.name = name
+        self.limits = limits
+        self._on_stream = on_stream
+        self._on_message = on_message
+        self._conn = Connection(
+            role, limits=limits, clock=time.monotonic, headroom_bytes=self._ws.headroom_bytes
+        )
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._flush_scheduled = False
+        self._draining = False  # the writer task waits for the transport; flushes defer to it
+        self._write_error: BaseException | None = None
+        self._log = get_logger(tunnel=name, role=role.name.lower())
+        self._transports: dict[int, TunnelTransport] = {}
+        self._pending_opens: dict[int, asyncio.Future[None]] = {}
+        self._ready = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._flushed = asyncio.Event()
+        self._finished = asyncio.Event()
+        self._messages: asyncio.Queue[Message] = asyncio.Queue(MAX_PENDING_MESSAGES)
+        self._messages_dropped = 0
+        self._tg: asyncio.TaskGroup | None = None
+        self._closing = False  # a clean close was requested: flush, GOAWAY, stop
+        self._closed = False
+        self._close_reason: str | None = None
+        self._close_code = WS_CLOSE_GOING_AWAY
+        self._rtt_s: float | None = None
+        self._last_pong = time.monotonic()
+        self._started = False
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def rtt_s(self) -> float | None:
+        """Round-trip time of the last ping, in seconds (None before the first pong)."""
+        return self._rtt_s
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def close_reason(self) -> str | None:
+        return self._close_reason
+
+    @property
+    def stats(self) -> SessionStats:
+        s = self._conn.stats
+        return SessionStats(
+            bytes_in=s.bytes_in,
+            bytes_out=s.bytes_out,
+            frames_in=s.frames_in,
+            frames_out=s.frames_out,
+            open_streams=len(self._conn.stream_ids),
+            streams_opened=s.streams_opened,
+            streams_synced_away=s.streams_synced_away,
+            rtt_s=self._rtt_s,
+            messages_dropped=self._messages_dropped,
+        )
+
+    @property
+    def connection(self) -> Connection:
+        """The protocol state machine (read-only use: introspection in tests and metrics)."""
+        return self._conn
+
+    async def wait_ready(self) -> None:
+        """Wait until the handshake completed (raises SessionClosed if the session ended)."""
+        if self._ready.is_set():
+            return
+        ready = asyncio.ensure_future(self._ready.wait())
+        finished = asyncio.ensure_future(self._finished.wait())
+        try:
+            await asyncio.wait(
+                {ready, finished},
+                timeout=self.limits.handshake_timeout_s,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            ready.cancel()
+            finished.cancel()
+        if self._closed or not self._ready.is_set():
+            raise SessionClosed(self._close_reason or "handshake not complete")
+
+    async def run(self) -> None:
+        """Drive the session until it ends (peer gone, close(), keepalive timeout, error)."""
+        if self._started:
+            raise RuntimeError("session already running")
+        self._started = True
+        self._loop = asyncio.get_running_loop()
+        self._kick()  # our HELLO
+        self._log.info("tunnel session started")
+        try:
+            async with asyncio.TaskGroup() as tg:
+                self._tg = tg
+                self._spawn("reader", self._reader())
+                self._spawn("writer", self._writer())
+                self._spawn("keepalive", self._keepalive())
+                self._spawn("messages", self._message_loop())
+                if self.role is Role.AGENT:
+                    self._spawn("sync", self._sync_loop())
+        except* _Stop:
+            pass
+        finally:
+            self._tg = None
+            await self._teardown()
+
+    async def close(self, code: int = WS_CLOSE_GOING_AWAY, reason: str = "going away") -> None:
+        """Close cleanly: queued data and a GOAWAY are flushed (bounded), then the websocket."""
+        if self._closed:
+            return
+        self._set_reason(reason)
+        self._close_code = code
+        self._closing = True
+        self._conn.close(reason)
+        self._kick()
+        if not self._started:
+            self._closed = True
+            await self._close_ws()
+            self._finished.set()
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.limits.close_timeout_s * 2):
+                await self._finished.wait()
+
+    async def wait_closed(self) -> None:
+        await self._finished.wait()
+
+    async def open_stream(self, target: str) -> TunnelStream:
+        """Ask the peer to open ``target``; raises DialRefused(reason) or SessionClosed."""
+        if self._closed or self._closing:
+            raise SessionClosed(self._close_reason or "session closed")
+        await self.wait_ready()
+        try:
+            stream_id = self._conn.open_stream(target)
+        except LocalProtocolError as exc:
+            raise DialRefused(exc.reason) from None
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending_opens[stream_id] = fut
+        transport = TunnelTransport(self, stream_id, target)
+        self._transports[stream_id] = transport
+        self._kick()
+        try:
+            async with asyncio.timeout(self.limits.open_timeout_s):
+                await fut
+        except TimeoutError:
+            self._reset_stream(stream_id, "open timed out")
+            transport._connection_lost(None)
+            raise DialRefused("open timed out") from None
+        except BaseException:
+            if not fut.done() or fut.exception() is None:
+                self._reset_stream(stream_id, "open cancelled")
+            transport._connection_lost(None)
+            raise
+        finally:
+            self._pending_opens.pop(stream_id, None)
+        return TunnelStream(transport)
+
+    async def open_connection(
+        self,
+        host: str,
+        port: int,
+        *,
+        ssl: ssl_module.SSLContext | bool | None = None,
+        server_hostname: str | None = None,
+        limit: int = STREAM_READER_LIMIT_BYTES,
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """Like ``asyncio.open_connection`` through the tunnel (the peer connects to host:port)."""
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=limit, loop=loop)
+        protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+        transport, _ = await self.create_connection(
+            lambda: protocol, host, port, ssl=ssl, server_hostname=server_hostname
+        )
+        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+        return reader, writer
+
+    async def create_connection(
+        self,
+        protocol_factory: Callable[[], P],
+        host: str,
+        port: int,
+        *,
+        ssl: ssl_module.SSLContext | bool | None = None,
+        server_hostname: str | None = None,
+        ssl_handshake_timeout: float | None = None,
+        **_ignored: Any,
+    ) -> tuple[asyncio.Transport, P]:
+        """Like ``loop.create_connection`` through the tunnel; TLS runs end to end inside the
+        stream when ``ssl`` is set (the peer only sees ciphertext)."""
+        stream = await self.open_stream(format_target(host, port))
+        protocol = protocol_factory()
+        if not ssl:
+            return stream.attach(protocol), protocol
+        context = (
+            ssl if isinstance(ssl, ssl_module.SSLContext) else ssl_module.create_default_context()
+        )
+        hostname = host if server_hostname is None else server_hostname
+        try:
+            tls = await _start_tls(
+                stream.transport, protocol, context, hostname or None, ssl_handshake_timeout
+            )
+        except BaseException:
+            stream.transport.abort()
+            raise
+        protocol.connection_made(tls)
+        return tls, protocol
+
+    async def send_message(self, msg: Message) -> None:
+        """Send a typed message (ordered with stream data)."""
+        if self._closed or self._closing:
+            raise SessionClosed(self._close_reason or "session closed")
+        await self.wait_ready()
+        self._conn.send_message(msg)
+        self._kick()
+
+    # ------------------------------------------------------------------ used by transports
+
+    def _kick(self) -> None:
+        """Output is pending: flush it once the current callbacks are done (one write per loop
+        iteration, so data of many streams produced together goes out as one message)."""
+        if self._flush_scheduled or self._draining:
+            return
+        if self._loop is None:
+            self._wake.set()
+            return
+        self._flush_scheduled = True
+        self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        """The one write path (synchronous part): write chunks until none is left or the
+        transport is full; then the writer task takes over and waits for it to drain."""
+        self._flush_scheduled = False
+        if self._draining or self._closed or self._write_error is not None:
+            return
+        conn, ws = self._conn, self._ws
+        try:
+            while True:
+                if ws.needs_drain:
+                    self._draining = True
+                    self._wake.set()
+                    return
+                chunk = conn.next_chunk()
+                if chunk is None:
+                    break
+                ws.write_chunk(*chunk)
+        except (ConnectionError, OSError) as exc:
+            self._write_error = exc
+            self._wake.set()
+            return
+        if self._closing:
+            self._wake.set()
+
+    def _send_credit(self, stream_id: int) -> int:
+        return self._conn.send_credit(stream_id)
+
+    def _send_data(self, stream_id: int, data: bytes | bytearray | memoryview) -> int:
+        if self._conn.closed:
+            return 0
+        try:
+            n = self._conn.send_data(stream_id, data)
+        except LocalProtocolError:
+            return 0
+        if n:
+            self._kick()
+        return n
+
+    def _consumed(self, stream_id: int, nbytes: int) -> None:
+        if self._conn.closed:
+            return
+        self._conn.consumed(stream_id, nbytes)
+        if self._conn.has_data_to_send:
+            self._kick()
+
+    def _end_stream(self, stream_id: int) -> None:
+        if self._conn.closed:
+            return
+        with contextlib.suppress(LocalProtocolError):
+            self._conn.end_stream(stream_id)
+            self._kick()
+
+    def _reset_stream(self, stream_id: int, reason: str) -> None:
+        self._pending_opens.pop(stream_id, None)
+        if self._conn.closed:
+            return
+        with contextlib.suppress(LocalProtocolError):
+            self._conn.reset(stream_id, reason)
+            self._kick()
+
+    def _forget_transport(self, stream_id: int) -> None:
+        self._transports.pop(stream_id, None)
+
+    def _accept_incoming(self, stream_id: int, target: str) -> TunnelTransport:
+        if self._conn.closed:
+            raise SessionClosed(self._close_reason or "session closed")
+        try:
+            self._conn.accept(stream_id)
+        except LocalProtocolError:
+            raise StreamReset("stream reset before it was accepted") from None
+        transport = TunnelTransport(self, stream_id, target)
+        self._transports[stream_id] = transport
+        self._kick()
+        return transport
+
+    def _refuse_incoming(self, stream_id: int, reason: str) -> None:
+        if self._conn.closed:
+            return
+        with contextlib.suppress(LocalProtocolError):
+            self._conn.refuse(stream_id, reason)
+            self._kick()
+
+    # ------------------------------------------------------------------ tasks
+
+    def _spawn(self, name: str, coro: Awaitable[None]) -> None:
+        assert self._tg is not None
+        self._tg.create_task(self._guard(name, coro), name=f"tunnel:{self.name}:{name}")
+
+    def _set_reason(self, reason: str) -> None:
+        if self._close_reason is None:
+            self._close_reason = reason
+
+    async def _guard(self, name: str, coro: Awaitable[None]) -> None:
+        try:
+            await coro
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._log.error("tunnel task failed", task=name, exc_info=exc)
+            self._set_reason(f"internal error in {name}")
+            self._close_code = WS_CLOSE_INTERNAL_ERROR
+        else:
+            self._set_reason(f"{name} ended")
+        # streams learn the session is gone before their tasks are cancelled
+        self._lose_transports()
+        raise _Stop()
+
+    def _lose_transports(self) -> None:
+        reason = self._close_reason or "session closed"
+        for fut in self._pending_opens.values():
+            if not fut.done():
+                fut.set_exception(SessionClosed(reason))
+        self._pending_opens.clear()
+        for tr in list(self._transports.values()):
+            tr._session_lost(SessionClosed(reason))
+        self._transports.clear()
+
+    async def _reader(self) -> None:
+        conn = self._conn
+        receive = self._ws.receive
+        dispatch = self._dispatch
+        while True:
+            try:
+                data = await receive()
+            except (ConnectionError, OSError) as exc:
+                self._set_reason(f"connection lost: {type(exc).__name__}")
+                return
+            if data is None:
+                self._set_reason("connection closed by peer")
+                return
+            conn.receive_data(data)
+            dispatch(conn.events())
+            if conn.closed:
+                self._closing = True
+                self._kick()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.limits.close_timeout_s):
+                        await self._flushed.wait()
+                return
+            if conn.has_data_to_send:
+                self._kick()
+
+    def _dispatch(self, events: list[ev.Event]) -> None:
+        transports = self._transports
+        for e in events:
+            t = type(e)
+            if t is ev.DataReceived:
+                assert isinstance(e, ev.DataReceived)
+                tr = transports.get(e.stream_id)
+                if tr is not None:
+                    tr._data(e.data)
+                else:
+                    self._conn.consumed(e.stream_id, len(e.data))
+            elif t is ev.WindowUpdated:
+                assert isinstance(e, ev.WindowUpdated)
+                tr = transports.get(e.stream_id)
+                if tr is not None:
+                    tr._window()
+            elif t is ev.StreamEnded:
+                assert isinstance(e, ev.StreamEnded)
+                tr = transports.get(e.stream_id)
+                if tr is not None:
+                    tr._end()
+            elif isinstance(e, ev.StreamReset):
+                fut = self._pending_opens.pop(e.stream_id, None)
+                if fut is not None and not fut.done():
+                    fut.set_exception(DialRefused(f"stream reset: {e.reason}"))
+                tr = transports.get(e.stream_id)
+                if tr is not None:
+                    tr._reset(e.reason)
+            elif isinstance(e, ev.StreamOpened):
+                self._incoming(e.stream_id, e.target)
+            elif isinstance(e, ev.StreamAccepted):
+                fut = self._pending_opens.pop(e.stream_id, None)
+                if fut is not None and not fut.done():
+                    fut.set_result(None)
+            elif isinstance(e, ev.StreamRefused):
+                fut = self._pending_opens.pop(e.stream_id, None)
+                if fut is not None and not fut.done():
+                    fut.set_exception(DialRefused(e.reason))
+                tr = transports.get(e.stream_id)
+                if tr is not None:
+                    tr._connection_lost(None)
+            elif isinstance(e, ev.PongReceived):
+                self._rtt_s = e.rtt_s
+                self._last_pong = time.monotonic()
+            elif isinstance(e, ev.MessageReceived):
+                try:
+                    self._messages.put_nowait(e.message)
+                except asyncio.QueueFull:
+                    self._messages_dropped += 1
+                    self._log.warning("message dropped: handler too slow", kind=e.message.KIND)
+            elif isinstance(e, ev.HandshakeCompleted):
+                self._last_pong = time.monotonic()
+                self._ready.set()
+            elif isinstance(e, ev.ConnectionTerminated):
+                self._set_reason(
+                    e.reason if e.error_kind is None else f"{e.error_kind}: {e.reason}"
+                )
+                if e.error_kind == "remote":
+                    self._close_code = WS_CLOSE_PROTOCOL_ERROR
+                    self._log.warning("peer broke the tunnel protocol", reason=e.reason)
+
+    def _incoming(self, stream_id: int, target: str) -> None:
+        if self._on_stream is None or self._tg is None or self._closing:
+            self._conn.refuse(stream_id, "streams not accepted here")
+            return
+        incoming = IncomingStream(self, stream_id, target)
+        self._tg.create_task(
+            self._handle_stream(incoming), name=f"tunnel:{self.name}:stream:{stream_id}"
+        )
+
+    async def _handle_stream(self, incoming: IncomingStream) -> None:
+        assert self._on_stream is not None
+        try:
+            await self._on_stream(incoming)
+        except asyncio.CancelledError:
+            tr = self._transports.get(incoming.stream_id)
+            if tr is not None:
+                tr.abort()
+            raise
+        except Exception as exc:
+            self._log.error("stream handler failed", stream_id=incoming.stream_id, exc_info=exc)
+            if not incoming.answered:
+                incoming.answered = True
+                self._refuse_incoming(incoming.stream_id, "internal error")
+            else:
+                tr = self._transports.get(incoming.stream_id)
+                if tr is not None:
+                    tr.abort()
+            return
+        if not incoming.answered:
+            incoming.answered = True
+            self._refuse_incoming(incoming.stream_id, "stream not handled")
+
+    async def _writer(self) -> None:
+        """The slow half of the write path: waits while the transport drains, finishes a close."""
+        conn, ws, wake = self._conn, self._ws, self._wake
+        try:
+            while True:
+                await wake.wait()
+                wake.clear()
+                if self._write_error is not None:
+                    exc = self._write_error
+                    self._set_reason(f"connection lost: {type(exc).__name__}")
+                    return
+                while True:
+                    if ws.needs_drain:
+                        self._draining = True
+                        await ws.drain()
+                    chunk = conn.next_chunk()
+                    if chunk is None:
+                        break
+                    ws.write_chunk(*chunk)
+                self._draining = False
+                if self._closing:
+                    return
+        except (ConnectionError, OSError) as exc:
+            self._set_reason(f"connection lost: {type(exc).__name__}")
+        finally:
+            self._draining = False
+            self._flushed.set()
+
+    async def _keepalive(self) -> None:
+        try:
+            await self.wait_ready()
+        except SessionClosed:
+            self._set_reason("handshake timed out")
+            self._close_code = WS_CLOSE_PROTOCOL_ERROR
+            return
+        interval = self.limits.ping_interval_s
+        timeout = self.limits.pong_timeout_s
+        tick = min(interval, timeout) / 4
+        next_ping = 0.0
+        while True:
+            now = time.monotonic()
+            if now - self._last_pong > timeout:
+                self._set_reason(f"no pong for {timeout:g} s")
+                self._log.warning("peer stopped answering pings", pong_timeout_s=timeout)
+                self._abort_ws = True
+                return
+            if now >= next_ping and not self._conn.closed:
+                self._conn.ping(now)
+                self._kick()
+                next_ping = now + interval
+            await asyncio.sleep(min(max(0.0, next_ping - now), tick))
+
+    _abort_ws = False
+
+    async def _sync_loop(self) -> None:
+        try:
+            await self.wait_ready()
+        except SessionClosed:
+            return  # the keepalive task reports the failed handshake
+        while True:
+            await asyncio.sleep(self.limits.sync_interval_s)
+            if self._conn.closed:
+                return
+            self._conn.sync()
+            self._kick()
+
+    async def _message_loop(self) -> None:
+        while True:
+            msg = await self._messages.get()
+            if self._on_message is None:
+                continue
+            try:
+                await self._on_message(msg)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._log.error("message handler failed", kind=msg.KIND, exc_info=exc)
+
+    # ------------------------------------------------------------------ teardown
+
+    async def _teardown(self) -> None:
+        self._closed = True
+        reason = self._close_reason or "session closed"
+        self._lose_transports()
+        if self._abort_ws:
+            self._ws.abort()
+        else:
+            await self._close_ws()
+        self._log.info("tunnel session ended", reason=reason)
+        self._finished.set()
+
+    async def _close_ws(self) -> None:
+        try:
+            async with asyncio.timeout(self.limits.close_timeout_s):
+                await self._ws.close(self._close_code, self._close_reason or "going away")
+        except (TimeoutError, ConnectionError, OSError):
+            self._ws.abort()
+
+
+async def _start_tls(
+    transport: TunnelTransport,
+    protocol: asyncio.BaseProtocol,
+    context: ssl_module.SSLContext,
+    server_hostname: str | None,
+    handshake_timeout_s: float | None,
+) -> asyncio.Transport:
+    loop = asyncio.get_running_loop()
+    try:
+        tls = await loop.start_tls(
+            transport,
+            protocol,
+            context,
+            server_hostname=server_hostname,
+            ssl_handshake_timeout=handshake_timeout_s,
+        )
+    except TypeError:
+        tls = None  # uvloop's start_tls only takes its own transports
+    if tls is None:
+        from asyncio import sslproto
+
+        waiter = loop.create_future()
+        ssl_protocol = sslproto.SSLProtocol(
+            loop,
+            protocol,
+            context,
+            waiter,
+            server_side=False,
+            server_hostname=server_hostname,
+            ssl_handshake_timeout=handshake_timeout_s,  # type: ignore[arg-type]
+            call_connection_made=False,
+        )
+        transport.set_protocol(ssl_protocol)
+        ssl_protocol.connection_made(transport)
+        transport.resume_reading()
+        await waiter
+        tls = ssl_protocol._app_transport
+    return tls

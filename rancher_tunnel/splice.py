@@ -1,0 +1,186 @@
+"""The agent's hot path: splice one tunnel stream to a TCP connection at transport level.
+
+Both directions run protocol to transport with no StreamReader copies: the TCP side reads into
+one reused buffer (``asyncio.BufferedProtocol``) whose bytes are framed straight into the outgoing
+batch; tunnel data is written to the socket as zero-copy views of the websocket message. Flow
+control maps to tunnel credit: a TCP peer that stops reading pauses tunnel reads (no credit goes
+back), a tunnel peer that stops granting credit pauses TCP reads. Half-close is forwarded in each
+direction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import cast
+
+from .constants import CONNECT_TIMEOUT_S, READ_BUFFER_BYTES
+from .logs import get_logger
+from .stream import IncomingStream
+from .transport import TunnelTransport
+
+_log = get_logger(component="tunnel.splice")
+
+
+class _Bridge:
+    """Shared state of one splice: the two transports and their half-close bookkeeping."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.tcp: asyncio.Transport | None = None
+        self.tunnel: asyncio.Transport | None = None
+        self.tcp_eof = False  # the TCP peer finished sending
+        self.tunnel_eof = False  # the tunnel peer finished sending
+        self.tcp_lost = False
+        self.tunnel_lost = False
+        self.done: asyncio.Future[None] = loop.create_future()
+
+    def maybe_close(self) -> None:
+        if self.tcp_eof and self.tunnel_eof:
+            if self.tcp is not None:
+                self.tcp.close()
+            if self.tunnel is not None:
+                self.tunnel.close()
+
+    def maybe_done(self) -> None:
+        if self.tcp_lost and self.tunnel_lost and not self.done.done():
+            self.done.set_result(None)
+
+
+class _TcpSide(asyncio.BufferedProtocol):
+    """Reads from the TCP target into one reused buffer and writes into the tunnel stream."""
+
+    def __init__(self, bridge: _Bridge) -> None:
+        self._bridge = bridge
+        self._buf = bytearray(READ_BUFFER_BYTES)
+        self._view = memoryview(self._buf)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement the interface without subclassing asyncio.Transport
+        tcp = cast(asyncio.Transport, transport)
+        self._bridge.tcp = tcp
+        tcp.pause_reading()  # until the tunnel side is attached
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        tunnel = self._bridge.tunnel
+        if isinstance(tunnel, TunnelTransport):
+            credit = tunnel.write_credit
+            if 0 < credit < READ_BUFFER_BYTES:
+                return self._view[:credit]  # read no more than the tunnel can take now
+        return self._view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        tunnel = self._bridge.tunnel
+        if tunnel is not None:
+            tunnel.write(self._view[:nbytes])  # copied into the outgoing batch (or backlog)
+
+    def eof_received(self) -> bool:
+        b = self._bridge
+        b.tcp_eof = True
+        if b.tunnel is not None:
+            b.tunnel.write_eof()
+        b.maybe_close()
+        return True
+
+    def pause_writing(self) -> None:  # the TCP target stopped reading
+        if self._bridge.tunnel is not None:
+            self._bridge.tunnel.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self._bridge.tunnel is not None:
+            self._bridge.tunnel.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        b = self._bridge
+        b.tcp_lost = True
+        if b.tunnel is not None and not b.tunnel.is_closing():
+            if exc is not None or not b.tcp_eof:
+                b.tunnel.abort()
+            else:
+                b.tunnel.close()
+        b.maybe_done()
+
+
+class _TunnelSide(asyncio.Protocol):
+    """Receives tunnel data (zero-copy views) and writes it to the TCP target."""
+
+    accepts_memoryview = True
+    pause_on_no_credit = True
+
+    def __init__(self, bridge: _Bridge) -> None:
+        self._bridge = bridge
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._bridge.tunnel = transport
+        if self._bridge.tcp is not None and not self._bridge.tcp_lost:
+            self._bridge.tcp.resume_reading()
+
+    def data_received(self, data: bytes) -> None:
+        tcp = self._bridge.tcp
+        if tcp is not None:
+            tcp.write(data)
+
+    def eof_received(self) -> bool:
+        b = self._bridge
+        b.tunnel_eof = True
+        if b.tcp is not None and b.tcp.can_write_eof():
+            b.tcp.write_eof()
+        b.maybe_close()
+        return True
+
+    def pause_writing(self) -> None:  # tunnel credit exhausted
+        if self._bridge.tcp is not None:
+            self._bridge.tcp.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self._bridge.tcp is not None:
+            self._bridge.tcp.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        b = self._bridge
+        b.tunnel_lost = True
+        if b.tcp is not None and not b.tcp.is_closing():
+            if exc is not None or not b.tunnel_eof:
+                b.tcp.abort()
+            else:
+                b.tcp.close()
+        b.maybe_done()
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return type(exc).__name__
+
+
+async def serve_tcp(
+    incoming: IncomingStream,
+    host: str,
+    port: int,
+    *,
+    connect_timeout_s: float = CONNECT_TIMEOUT_S,
+) -> None:
+    """Connect to ``host:port`` and splice it to ``incoming`` until both directions are done.
+
+    If the connect fails the stream is refused with the reason; the session is not affected.
+    """
+    loop = asyncio.get_running_loop()
+    bridge = _Bridge(loop)
+    try:
+        async with asyncio.timeout(connect_timeout_s):
+            await loop.create_connection(lambda: _TcpSide(bridge), host, port)
+    except (OSError, TimeoutError) as exc:
+        reason = f"connect to {host}:{port} failed: {_describe(exc)}"
+        _log.info("dial failed", stream_id=incoming.stream_id, reason=reason)
+        await incoming.refuse(reason)
+        return
+    try:
+        stream = await incoming.accept()
+        stream.attach(_TunnelSide(bridge))
+        await bridge.done
+    finally:
+        if bridge.tcp is not None and not bridge.tcp_lost:
+            bridge.tcp.abort()
+        if bridge.tunnel is not None and not bridge.tunnel_lost:
+            bridge.tunnel.abort()

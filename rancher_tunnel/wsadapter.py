@@ -1,0 +1,170 @@
+"""The tiny interface a session needs from its websocket, and adapters to it.
+
+``AiohttpWebSocket`` wraps aiohttp's server ``web.WebSocketResponse`` or client
+``ClientWebSocketResponse``; ``StreamWebSocket`` runs the same session over a plain asyncio stream
+pair (``socket.socketpair()`` in tests): tunnel frames are length-prefixed, so no message framing
+is needed there.
+
+The hot path is synchronous: :meth:`write_chunk` writes one outgoing chunk (a bytearray with
+``headroom_bytes`` free at its front) straight to the transport; the aiohttp adapter builds the
+websocket frame header in that headroom and masks in place, so a chunk is written with one
+``transport.write`` and no copies. :meth:`drain` is awaited only when the transport is paused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import struct
+from typing import Any, Protocol, runtime_checkable
+
+from aiohttp import WSMsgType, web
+from aiohttp._websocket.helpers import websocket_mask  # aiohttp's C masking (>= 3.11)
+from aiohttp.client_ws import ClientWebSocketResponse
+
+from .errors import RemoteProtocolError
+
+STREAM_READ_BYTES = 256 * 1024  # one read from a StreamWebSocket's reader
+WS_HEADROOM_BYTES = 14  # longest websocket frame header (2 + 8 length bytes) + 4 mask bytes
+_WS_BINARY_FIN = 0x82
+_LEN2 = struct.Struct("!BBH")
+_LEN8 = struct.Struct("!BBQ")
+_MASK_RANDOM = random.Random()  # masking keys need not be secret (RFC 6455 10.3), like aiohttp's
+
+
+@runtime_checkable
+class WebSocketLike(Protocol):
+    headroom_bytes: int
+
+    def write_chunk(self, buf: bytearray, offset: int) -> None:
+        """Write ``buf[offset:]`` as one message now (``offset`` bytes of headroom before it)."""
+        ...
+
+    @property
+    def needs_drain(self) -> bool:
+        """The transport's buffer is full: await :meth:`drain` before writing more."""
+        ...
+
+    async def drain(self) -> None: ...
+
+    async def receive(self) -> bytes | None:
+        """The next binary message; None once the peer closed."""
+        ...
+
+    async def close(self, code: int, reason: str) -> None: ...
+
+    def abort(self) -> None:
+        """Drop the connection now, without a closing handshake."""
+        ...
+
+
+class AiohttpWebSocket:
+    """An aiohttp websocket (server or client side) as a :class:`WebSocketLike`.
+
+    Writes go to aiohttp's transport directly (uncompressed binary frames, masked on the client
+    side as RFC 6455 requires); aiohttp still reads, answers websocket pings and closes.
+    """
+
+    headroom_bytes = WS_HEADROOM_BYTES
+
+    def __init__(self, ws: web.WebSocketResponse | ClientWebSocketResponse) -> None:
+        self._ws = ws
+        writer: Any = getattr(ws, "_writer", None)
+        if writer is None or not hasattr(writer, "transport"):
+            raise TypeError("websocket not prepared / unsupported aiohttp version")
+        if getattr(writer, "compress", 0):
+            raise ValueError("the tunnel websocket must not use compression")
+        self._transport: asyncio.Transport = writer.transport
+        self._protocol: Any = writer.protocol
+        self._mask = bool(writer.use_mask)
+
+    def write_chunk(self, buf: bytearray, offset: int) -> None:
+        n = len(buf) - offset
+        if n < 126:
+            header = bytes((_WS_BINARY_FIN, n | (0x80 if self._mask else 0)))
+        elif n < 65536:
+            header = _LEN2.pack(_WS_BINARY_FIN, 126 | (0x80 if self._mask else 0), n)
+        else:
+            header = _LEN8.pack(_WS_BINARY_FIN, 127 | (0x80 if self._mask else 0), n)
+        if self._mask:
+            key = _MASK_RANDOM.getrandbits(32).to_bytes(4, "big")
+            # mask the whole buffer with the key rotated so the payload at `offset` gets key[0]
+            r = offset % 4
+            rotated = key[(4 - r) % 4 :] + key[: (4 - r) % 4]
+            websocket_mask(rotated, buf)
+            header += key
+        start = offset - len(header)
+        buf[start:offset] = header
+        if self._transport.is_closing():
+            raise ConnectionResetError("websocket transport closing")
+        self._transport.write(memoryview(buf)[start:])
+
+    @property
+    def needs_drain(self) -> bool:
+        return bool(self._protocol.writing_paused)
+
+    async def drain(self) -> None:
+        await self._protocol._drain_helper()
+
+    async def receive(self) -> bytes | None:
+        msg = await self._ws.receive()
+        if msg.type is WSMsgType.BINARY:
+            data: bytes = msg.data
+            return data
+        if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+            return None
+        raise RemoteProtocolError(f"unexpected websocket message type {msg.type.name}")
+
+    async def close(self, code: int, reason: str) -> None:
+        await self._ws.close(code=code, message=reason.encode()[:120])
+
+    def abort(self) -> None:
+        self._transport.abort()
+
+
+class StreamWebSocket:
+    """A byte stream (e.g. one end of ``socket.socketpair()``) as a :class:`WebSocketLike`."""
+
+    headroom_bytes = 0
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+
+    def write_chunk(self, buf: bytearray, offset: int) -> None:
+        if self._writer.transport.is_closing():
+            raise ConnectionResetError("stream closing")
+        self._writer.write(memoryview(buf)[offset:] if offset else buf)
+
+    @property
+    def needs_drain(self) -> bool:
+        t = self._writer.transport
+        return t.get_write_buffer_size() > t.get_write_buffer_limits()[1]
+
+    async def drain(self) -> None:
+        await self._writer.drain()
+
+    async def receive(self) -> bytes | None:
+        data = await self._reader.read(STREAM_READ_BYTES)
+        return data or None
+
+    async def close(self, code: int, reason: str) -> None:
+        if self._writer.is_closing():
+            return
+        self._writer.close()
+        with contextlib.suppress(ConnectionError, OSError):
+            await self._writer.wait_closed()
+
+    def abort(self) -> None:
+        self._writer.transport.abort()
+
+
+def adapt(
+    ws: web.WebSocketResponse | ClientWebSocketResponse | WebSocketLike,
+) -> WebSocketLike:
+    if isinstance(ws, (web.WebSocketResponse, ClientWebSocketResponse)):
+        return AiohttpWebSocket(ws)
+    if isinstance(ws, WebSocketLike):
+        return ws
+    raise TypeError(f"not a websocket: {type(ws).__name__}")

@@ -1,0 +1,129 @@
+"""The session over a real aiohttp websocket on loopback; TLS and an aiohttp client running over
+tunnel streams."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import ssl
+
+import aiohttp
+import pytest
+import uvloop
+from aiohttp import web
+
+from rancher_tunnel.connector import TunnelConnector
+from rancher_tunnel.errors import DialRefused
+
+from .conftest import Certs, aiohttp_sessions, echo, socketpair_sessions, tcp_server
+
+pytestmark = pytest.mark.timeout(30)
+
+
+async def test_streams_over_aiohttp_websocket(echo_server: tuple[str, int]) -> None:
+    async with aiohttp_sessions() as p:
+
+        async def one(size: int) -> None:
+            reader, writer = await p.server.open_connection(*echo_server)
+            payload = os.urandom(size)
+            writer.write(payload)
+            writer.write_eof()
+            assert await reader.read() == payload
+            writer.close()
+            await writer.wait_closed()
+
+        await asyncio.gather(*(one(s) for s in (1, 10_000, 3_000_000, 5, 70_000)))
+        with pytest.raises(DialRefused, match="failed"):
+            await p.server.open_connection("127.0.0.1", 1)
+    assert p.agent.closed and p.server.closed
+
+
+async def test_tls_over_create_connection(certs: Certs) -> None:
+    async with tcp_server(echo, ssl_context=certs.server) as addr, socketpair_sessions() as p:
+        reader, writer = await p.server.open_connection(
+            *addr, ssl=certs.client, server_hostname="localhost"
+        )
+        assert writer.get_extra_info("peercert") is not None  # TLS really ran end to end
+        payload = os.urandom(200_000)
+        writer.write(payload)
+        await writer.drain()
+        assert await reader.readexactly(len(payload)) == payload
+        writer.close()
+        await writer.wait_closed()
+
+
+async def test_tls_wrong_hostname_fails(certs: Certs) -> None:
+    async with tcp_server(echo, ssl_context=certs.server) as addr, socketpair_sessions() as p:
+        with pytest.raises(ssl.SSLCertVerificationError):
+            await p.server.open_connection(*addr, ssl=certs.client, server_hostname="evil.example")
+        await asyncio.sleep(0.05)
+        assert p.server.stats.open_streams == 0
+
+
+async def _http_app(certs: Certs | None) -> tuple[web.AppRunner, int]:
+    async def hello(request: web.Request) -> web.Response:
+        return web.Response(text=f"hello {request.query.get('n', '')}")
+
+    async def big(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse()
+        await resp.prepare(request)
+        for _ in range(64):
+            await resp.write(b"b" * 65536)
+        return resp
+
+    app = web.Application()
+    app.router.add_get("/hello", hello)
+    app.router.add_get("/big", big)
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=certs.server if certs else None)
+    await site.start()
+    return runner, runner.addresses[0][1]
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
+async def test_aiohttp_client_over_tunnel(certs: Certs, tls: bool) -> None:
+    runner, port = await _http_app(certs if tls else None)
+    try:
+        async with aiohttp_sessions() as p:
+            connector = TunnelConnector(p.server, ssl=certs.client if tls else False)
+            scheme = "https" if tls else "http"
+            host = "localhost" if tls else "127.0.0.1"
+            async with aiohttp.ClientSession(connector=connector) as http:
+                for i in range(5):  # keep-alive reuses one stream
+                    async with http.get(f"{scheme}://{host}:{port}/hello?n={i}") as resp:
+                        assert resp.status == 200
+                        assert await resp.text() == f"hello {i}"
+                async with http.get(f"{scheme}://{host}:{port}/big") as resp:
+                    assert len(await resp.read()) == 64 * 65536
+                results = await asyncio.gather(
+                    *(http.get(f"{scheme}://{host}:{port}/hello?n={i}") for i in range(20))
+                )
+                for r in results:
+                    assert r.status == 200
+                    r.release()
+                with pytest.raises(aiohttp.ClientConnectorError):
+                    await http.get(f"{scheme}://{host}:1/hello")
+    finally:
+        await runner.cleanup()
+
+
+@pytest.mark.parametrize("pair", ["socketpair", "aiohttp"])
+def test_tls_and_splice_under_uvloop(certs: Certs, pair: str) -> None:
+    """uvloop's start_tls refuses foreign transports: the TLS fallback must work there too."""
+    sessions = socketpair_sessions if pair == "socketpair" else aiohttp_sessions
+
+    async def main() -> None:
+        async with tcp_server(echo, ssl_context=certs.server) as addr, sessions() as p:
+            reader, writer = await p.server.open_connection(
+                *addr, ssl=certs.client, server_hostname="localhost"
+            )
+            payload = os.urandom(3_000_000)
+            writer.write(payload)
+            await writer.drain()
+            assert await reader.readexactly(len(payload)) == payload
+            writer.close()
+            await writer.wait_closed()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main())
