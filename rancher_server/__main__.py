@@ -138,7 +138,7 @@ def _cluster_command(args: argparse.Namespace, config: ServerConfig) -> int:
                    else rotate_token(store, args.id))
             url = config.url_for(config.host_port[1])
             print(json.dumps({
-                "id": reg.cluster.id, "name": reg.cluster.name, "token": reg.token,
+                "id": reg.cluster.id, "name": reg.cluster.name, "registrationToken": reg.token,
                 "server": url, "caChecksum": tls.ca_checksum,
                 "command": reg.agent_command(url, tls.ca_checksum),
             }))

@@ -186,7 +186,7 @@ class AgentProc:
 def agent_env(server: ServerProc, reg: Mapping[str, Any], **extra: str) -> dict[str, str]:
     return {
         "CATTLE_SERVER": server.url,
-        "CATTLE_TOKEN": str(reg["token"]),
+        "CATTLE_TOKEN": str(reg["registrationToken"]),
         "CATTLE_CA_CHECKSUM": server.ca_checksum,
         **extra,
     }

@@ -88,7 +88,7 @@ def test_wrong_token_gets_401_before_upgrade(
     server.start()
     with running(server):
         ctx = ssl.create_default_context(cafile=str(server.ca_path))
-        for token in ("not-a-token", reg["token"] + "x", ""):
+        for token in ("not-a-token", reg["registrationToken"] + "x", ""):
             req = urllib.request.Request(
                 server.url + "/v3/connect",
                 headers={
@@ -105,7 +105,7 @@ def test_wrong_token_gets_401_before_upgrade(
             exc.value.close()
         # An agent with a wrong token never gets a session and keeps retrying.
         agent = AgentProc(
-            agent_env(server, {"token": "wrong"}, CATTLE_K8S_API=f"127.0.0.1:{http_target}"),
+            agent_env(server, {"registrationToken": "wrong"}, CATTLE_K8S_API=f"127.0.0.1:{http_target}"),
             logdir / "agent.log",
         ).start()
         with running(agent):
@@ -225,10 +225,10 @@ def test_cli_cluster_lifecycle(tmp_path: Path, logdir: Path) -> None:
     server = ServerProc(tmp_path / "data", logdir / "server.log", port=free_port())
     reg = server.create_cluster("prod")
     assert reg["command"].startswith("CATTLE_SERVER=")
-    assert reg["token"] in reg["command"]
+    assert reg["registrationToken"] in reg["command"]
     assert [c["name"] for c in server.cli("cluster", "list")] == ["prod"]
     # Only a hash of the token is at rest.
-    assert reg["token"].encode() not in (tmp_path / "data" / "rancher.db").read_bytes()
+    assert reg["registrationToken"].encode() not in (tmp_path / "data" / "rancher.db").read_bytes()
     dup = subprocess.run(
         [
             "python3",
