@@ -45,6 +45,17 @@ class Rest:
             raise ApiError(e.code, parsed) from None
         return json.loads(raw) if raw else None
 
+    def call_text(self, method: str, path: str) -> str:
+        """A request whose answer is not JSON (manifests)."""
+        req = urllib.request.Request(self.url + path, method=method)
+        try:
+            with urllib.request.urlopen(req, context=self.ctx, timeout=REQUEST_TIMEOUT_S) as resp:
+                return str(resp.read().decode())
+        except urllib.error.HTTPError as e:
+            body = e.read().decode(errors="replace")
+            e.close()
+            raise ApiError(e.code, body) from None
+
     def login(self, username: str, password: str) -> str:
         out = self.call(
             "POST",

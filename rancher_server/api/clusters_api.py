@@ -11,12 +11,15 @@ from aiohttp import web
 
 from rancher_server.api import schemas
 from rancher_server.api.resources import NO_STORE, cluster_resource, collection
-from rancher_server.api.spec import AUTH_ADMIN, Ctx, endpoint
+from rancher_server.api.spec import AUTH_ADMIN, AUTH_PUBLIC, Ctx, endpoint
 from rancher_server.auth.audit import audit_now
+from rancher_server.auth.http import ApiError
 from rancher_server.auth.roles import cluster_role, cluster_roles
 from rancher_server.clusters import create_cluster as create_registration
+from rancher_server.import_manifest import import_manifest
 from rancher_server.store import Cluster, NotFound
 from rancher_server.tls import ca_checksum
+from rancher_server.tunnel_auth import hash_token
 
 SESSION_CLOSE_ON_DELETE_TIMEOUT_S = 5.0
 WS_CLOSE_NORMAL = 1000
@@ -45,7 +48,9 @@ async def create_cluster(ctx: Ctx) -> web.Response:
     checksum = ca_checksum(ctx.state.tls.ca_pem)
     out = cluster_resource(reg.cluster, False, "cluster-owner")
     out.update({"registrationToken": reg.token, "serverUrl": url, "caChecksum": checksum,
-                "command": reg.agent_command(url, checksum)})
+                "command": reg.agent_command(url, checksum),
+                "manifestUrl": f"{url}/v3/import/{reg.token}.yaml",
+                "importCommand": f"kubectl apply -f {url}/v3/import/{reg.token}.yaml"})
     await audit_now(ctx.state, ctx.user, "cluster.create", f"cluster:{reg.cluster.id}",
                     "success", ctx.remote)
     return web.json_response(out, status=201, headers=NO_STORE)
@@ -83,3 +88,16 @@ async def delete_cluster(ctx: Ctx) -> web.Response:
     await audit_now(ctx.state, ctx.user, "cluster.delete", f"cluster:{cluster_id}", "success",
                     ctx.remote)
     return web.json_response(cluster_resource(cluster, False, "cluster-owner"))
+
+
+@endpoint("GET", "/v3/import/{token}.yaml", "The import manifest for the cluster whose "
+          "registration token is in the path (kubectl apply -f <url>)", auth=AUTH_PUBLIC,
+          response="a multi-document YAML manifest")
+async def import_yaml(ctx: Ctx) -> web.Response:
+    token = ctx.request.match_info["token"]
+    cluster = ctx.state.store.cluster_by_token_hash(hash_token(token)) if token else None
+    if cluster is None:
+        raise ApiError(404, "no cluster has this registration token")
+    body = import_manifest(server_url(ctx), token, ctx.state.tls.ca_checksum)
+    return web.Response(text=body, content_type="application/yaml",
+                        headers={"Cache-Control": "no-store"})

@@ -27,6 +27,8 @@ CLUSTER: Schema = {"type": "object", "properties": {
     "myRole": {"type": "string", "enum": list(ROLES), "nullable": True},
     "registrationToken": {"type": "string", "description": "only in the create answer"},
     "command": {"type": "string", "description": "the agent's command; only in the create answer"},
+    "manifestUrl": {"type": "string", "description": "the import manifest; create answer only"},
+    "importCommand": {"type": "string", "description": "kubectl apply of the import manifest"},
     "caChecksum": _str, "serverUrl": _str,
 }}
 BINDING: Schema = {"type": "object", "properties": {

@@ -385,3 +385,48 @@ def test_agent_gone_gives_503_status(stack: Stack) -> None:
         stack.admin.call("GET", f"/k8s/clusters/{stack.cluster_id}/api/v1/namespaces")
     assert e.value.status == 503
     assert e.value.body["kind"] == "Status" and e.value.body["code"] == 503
+
+
+def test_import_manifest_applies_and_runs_the_agents(stack: Stack) -> None:
+    """``kubectl apply -f <manifestUrl>``: valid against the cluster's OpenAPI, and the stand-in
+    schedules the cluster agent and one node agent per node."""
+    reg = stack.admin.call("POST", "/v3/clusters", {"name": "by-manifest"})
+    assert reg["importCommand"] == f"kubectl apply -f {reg['manifestUrl']}"
+    path = reg["manifestUrl"].split("://", 1)[1].split("/", 1)[1]
+    manifest = stack.admin.call_text("GET", "/" + path)
+    assert reg["registrationToken"] in manifest
+    kubectl(stack.sim.kubeconfig, "apply", "-f", "-", input=manifest)
+    wait_until(
+        lambda: (
+            kubectl_json(
+                stack.sim.kubeconfig,
+                "get",
+                "deployment",
+                "cattle-cluster-agent",
+                "-n",
+                "cattle-system",
+            )
+            .get("status", {})
+            .get("readyReplicas")
+            == 1
+        ),
+        20,
+        what="cluster agent deployment ready",
+    )
+    ds = kubectl_json(
+        stack.sim.kubeconfig, "get", "daemonset", "cattle-node-agent", "-n", "cattle-system"
+    )
+    wait_until(
+        lambda: (
+            kubectl_json(
+                stack.sim.kubeconfig, "get", "daemonset", "cattle-node-agent", "-n", "cattle-system"
+            )["status"].get("numberReady")
+            == 2
+        ),
+        20,
+        what="a node agent per node",
+    )
+    assert ds["spec"]["template"]["spec"]["serviceAccountName"] == "cattle-node"
+    with pytest.raises(ApiError) as e:
+        stack.admin.call_text("GET", "/v3/import/not-a-token.yaml")
+    assert e.value.status == 404

@@ -105,7 +105,9 @@ def test_wrong_token_gets_401_before_upgrade(
             exc.value.close()
         # An agent with a wrong token never gets a session and keeps retrying.
         agent = AgentProc(
-            agent_env(server, {"registrationToken": "wrong"}, CATTLE_K8S_API=f"127.0.0.1:{http_target}"),
+            agent_env(
+                server, {"registrationToken": "wrong"}, CATTLE_K8S_API=f"127.0.0.1:{http_target}"
+            ),
             logdir / "agent.log",
         ).start()
         with running(agent):

@@ -94,6 +94,12 @@ async def test_crd_lifecycle(http: aiohttp.ClientSession, sim: KubeSim) -> None:
         created = await _json(r)
     assert r.status == 201 and created["metadata"]["generation"] == 1
     assert "status" not in created  # status is a subresource
+    async with http.get("/apis/demo.example.com/v1beta1/things/t") as r:
+        assert (await _json(r))["apiVersion"] == "demo.example.com/v1beta1"
+    async with http.get("/apis/demo.example.com/v1beta1/things") as r:
+        listed = await _json(r)
+    assert listed["apiVersion"] == "demo.example.com/v1beta1"
+    assert listed["items"][0]["apiVersion"] == "demo.example.com/v1beta1"
     async with http.put(f"{path}/t/status", json={**created, "status": {"ok": True}}) as r:
         assert (await _json(r))["status"] == {"ok": True}
     async with http.patch(

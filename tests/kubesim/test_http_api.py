@@ -333,9 +333,9 @@ async def test_scale_subresource(http: aiohttp.ClientSession, sim: KubeSim) -> N
 async def test_list_at_future_resource_versions(
     http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from kubesim import api
+    from kubesim import verbs
 
-    monkeypatch.setattr(api, "FUTURE_RV_WAIT_S", 0.2)
+    monkeypatch.setattr(verbs, "FUTURE_RV_WAIT_S", 0.2)
     q = "resourceVersion=99999999"
     async with http.get(f"{CM}?{q}&resourceVersionMatch=Exact") as r:
         got = await body(r)

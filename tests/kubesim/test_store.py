@@ -190,3 +190,19 @@ def test_dry_run_changes_nothing(store: Store) -> None:
     out = store.create_item("", "configmaps", cm("dry"), dry_run=True)
     assert out["metadata"]["name"] == "dry" and "resourceVersion" not in out["metadata"]
     assert store.get_item("", "configmaps", "default", "dry") is None and store.revision == rev
+
+
+def test_namespace_spec_finalizers_and_finalize_subresource(store: Store) -> None:
+    store.create_item(
+        "",
+        "namespaces",
+        {"metadata": {"name": "held"}, "spec": {"finalizers": ["kubernetes", "example.com/x"]}},
+    )
+    store.delete_item("", "namespaces", "", "held")
+    ns = store.get_item("", "namespaces", "", "held")
+    assert ns is not None and ns["spec"]["finalizers"] == ["example.com/x"]
+    store.update_item("", "namespaces", dict(ns, status={"phase": "Terminating", "x": 1}), "status")
+    assert store.get_item("", "namespaces", "", "held") is not None
+    done = dict(ns, spec={"finalizers": []})
+    store.update_item("", "namespaces", done, "finalize")
+    assert store.get_item("", "namespaces", "", "held") is None

@@ -127,3 +127,31 @@ def test_tls_and_splice_under_uvloop(certs: Certs, pair: str) -> None:
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(main())
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_server_first_target_keeps_its_banner(loop: str) -> None:
+    """A target that talks first (SSH, SMTP banners): nothing read before the stream is attached
+    may be lost, whatever the event loop (uvloop delivers reads before pause_reading applies)."""
+
+    async def banner(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"SSH-2.0-banner\r\n")
+        await writer.drain()
+        writer.write(await reader.readexactly(4))
+        await writer.drain()
+
+    async def main() -> None:
+        async with tcp_server(banner) as addr, aiohttp_sessions() as p:
+            for _ in range(20):
+                reader, writer = await p.server.open_connection(*addr)
+                async with asyncio.timeout(5):
+                    assert await reader.readexactly(16) == b"SSH-2.0-banner\r\n"
+                writer.write(b"pong")
+                async with asyncio.timeout(5):
+                    assert await reader.readexactly(4) == b"pong"
+                writer.close()
+                await writer.wait_closed()
+
+    factory = uvloop.new_event_loop if loop == "uvloop" else asyncio.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(main())
