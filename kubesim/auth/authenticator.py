@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import ssl
+import time
 from typing import Any
 
 from aiohttp import web
@@ -29,6 +30,8 @@ UNAUTHENTICATED_GROUP = "system:unauthenticated"
 ANONYMOUS_USER = "system:anonymous"
 CREDENTIAL_ID_KEY = "authentication.kubernetes.io/credential-id"
 WEBSOCKET_TOKEN_PREFIX = "base64url.bearer.authorization.k8s.io."
+TOKEN_SUCCESS_CACHE_TTL_S = 10.0  # kube-apiserver's default success TTL for token authentication
+TOKEN_CACHE_MAX_ENTRIES = 4096
 
 log = get_logger(component="kubesim.auth")
 
@@ -101,6 +104,10 @@ class Authenticator:
         self.static = load_token_file(options.token_auth_file) if options.token_auth_file else {}
         self.sa_tokens = sa_tokens or ServiceAccountTokens(store)
         self.token_controller = LegacyTokenController(store, self.sa_tokens)
+        # kube-apiserver wraps its token authenticators in a cache of successful answers
+        # (--authentication-token success TTL, 10 s by default); requests see the same here.
+        # The TokenReview API below is answered uncached.
+        self._success_cache: dict[bytes, tuple[UserInfo, float]] = {}
         self.webhook: WebhookAuthenticator | None = None
         if options.authentication_token_webhook_config_file:
             config = load_config(options.authentication_token_webhook_config_file)
@@ -120,7 +127,16 @@ class Authenticator:
         token = bearer_token(request)
         if token is None:
             return anonymous_user() if self.anonymous else None
+        key = hashlib.sha256(token.encode()).digest()
+        now = time.monotonic()
+        hit = self._success_cache.get(key)
+        if hit is not None and hit[1] > now:
+            return hit[0]
         user = await self.authenticate_token(token)
+        if user is not None:
+            if len(self._success_cache) >= TOKEN_CACHE_MAX_ENTRIES:
+                self._success_cache.clear()
+            self._success_cache[key] = (user, now + TOKEN_SUCCESS_CACHE_TTL_S)
         return user
 
     async def authenticate_token(
