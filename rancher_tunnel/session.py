@@ -22,7 +22,7 @@ from aiohttp.client_ws import ClientWebSocketResponse
 
 from . import events as ev
 from .constants import DEFAULT_LIMITS, Limits
-from .errors import DialRefused, LocalProtocolError, SessionClosed, StreamReset
+from .errors import DialRefused, LocalProtocolError, ProtocolError, SessionClosed, StreamReset
 from .frames import Role
 from .logs import get_logger
 from .messages import Message
@@ -36,6 +36,7 @@ MessageHandler = Callable[[Message], Awaitable[None]]
 P = TypeVar("P", bound=asyncio.BaseProtocol)
 
 MAX_PENDING_MESSAGES = 1024  # received messages waiting for the handler; more are dropped
+KEEPALIVE_GRACE_S = 0.02  # before declaring the peer dead, let already-arrived input be read
 WS_CLOSE_GOING_AWAY = 1001
 WS_CLOSE_PROTOCOL_ERROR = 1002
 WS_CLOSE_INTERNAL_ERROR = 1011
@@ -91,6 +92,7 @@ class Session:
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._flush_scheduled = False
+        self._wrote_this_iteration = False
         self._draining = False  # the writer task waits for the transport; flushes defer to it
         self._write_error: BaseException | None = None
         self._log = get_logger(tunnel=name, role=role.name.lower())
@@ -299,15 +301,24 @@ class Session:
     # ------------------------------------------------------------------ used by transports
 
     def _kick(self) -> None:
-        """Output is pending: flush it once the current callbacks are done (one write per loop
-        iteration, so data of many streams produced together goes out as one message)."""
+        """Output is pending. The first output of a loop iteration is written at once (latency);
+        output produced later in the same iteration is batched and written when the iteration's
+        callbacks are done (one message for many streams under load)."""
         if self._flush_scheduled or self._draining:
             return
         if self._loop is None:
             self._wake.set()
             return
         self._flush_scheduled = True
-        self._loop.call_soon(self._flush)
+        if self._wrote_this_iteration:
+            self._loop.call_soon(self._flush)
+            return
+        self._wrote_this_iteration = True
+        self._loop.call_soon(self._new_iteration)
+        self._flush()
+
+    def _new_iteration(self) -> None:
+        self._wrote_this_iteration = False
 
     def _flush(self) -> None:
         """The one write path (synchronous part): write chunks until none is left or the
@@ -435,6 +446,10 @@ class Session:
                 data = await receive()
             except (ConnectionError, OSError) as exc:
                 self._set_reason(f"connection lost: {type(exc).__name__}")
+                return
+            except ProtocolError as exc:  # e.g. a text message on the tunnel websocket
+                self._set_reason(f"remote: {exc.reason}")
+                self._close_code = WS_CLOSE_PROTOCOL_ERROR
                 return
             if data is None:
                 self._set_reason("connection closed by peer")
@@ -585,6 +600,10 @@ class Session:
         next_ping = 0.0
         while True:
             now = time.monotonic()
+            if now - self._last_pong > timeout:
+                # the loop may have been busy: let pending input (a pong) be read first
+                await asyncio.sleep(KEEPALIVE_GRACE_S)
+                now = time.monotonic()
             if now - self._last_pong > timeout:
                 self._set_reason(f"no pong for {timeout:g} s")
                 self._log.warning("peer stopped answering pings", pong_timeout_s=timeout)

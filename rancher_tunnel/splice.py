@@ -11,11 +11,13 @@ direction.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import cast
 
 from .constants import CONNECT_TIMEOUT_S, READ_BUFFER_BYTES
+from .errors import TunnelError
 from .logs import get_logger
-from .stream import IncomingStream
+from .stream import IncomingStream, TunnelStream
 from .transport import TunnelTransport
 
 _log = get_logger(component="tunnel.splice")
@@ -32,6 +34,7 @@ class _Bridge:
         self.tcp_lost = False
         self.tunnel_lost = False
         self.done: asyncio.Future[None] = loop.create_future()
+        self.early = bytearray()  # TCP bytes read before the tunnel side was attached
 
     def maybe_close(self) -> None:
         if self.tcp_eof and self.tunnel_eof:
@@ -71,12 +74,14 @@ class _TcpSide(asyncio.BufferedProtocol):
         tunnel = self._bridge.tunnel
         if tunnel is not None:
             tunnel.write(self._view[:nbytes])  # copied into the outgoing batch (or backlog)
+        else:  # some loops (uvloop) may deliver before pause_reading() took effect
+            self._bridge.early += self._view[:nbytes]
 
     def eof_received(self) -> bool:
         b = self._bridge
         b.tcp_eof = True
         if b.tunnel is not None:
-            b.tunnel.write_eof()
+            b.tunnel.write_eof()  # else forwarded when the tunnel side is attached
         b.maybe_close()
         return True
 
@@ -110,9 +115,19 @@ class _TunnelSide(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
-        self._bridge.tunnel = transport
-        if self._bridge.tcp is not None and not self._bridge.tcp_lost:
-            self._bridge.tcp.resume_reading()
+        b = self._bridge
+        b.tunnel = transport
+        if b.early:
+            transport.write(b.early)
+            b.early = bytearray()
+        if b.tcp_eof:
+            transport.write_eof()
+        if b.tcp_lost:
+            if not b.tcp_eof:
+                transport.abort()
+            return
+        if b.tcp is not None:
+            b.tcp.resume_reading()
 
     def data_received(self, data: bytes) -> None:
         tcp = self._bridge.tcp
@@ -152,6 +167,43 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     return type(exc).__name__
+
+
+class _ForwardSide(_TcpSide):
+    """An accepted local TCP connection that opens a tunnel stream and splices itself to it."""
+
+    def __init__(self, open_stream: Callable[[], Awaitable[TunnelStream]]) -> None:
+        super().__init__(_Bridge(asyncio.get_running_loop()))
+        self._open_stream = open_stream
+        self._task: asyncio.Task[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._task = asyncio.get_running_loop().create_task(self._dial(), name="tunnel:forward")
+
+    async def _dial(self) -> None:
+        b = self._bridge
+        try:
+            stream = await self._open_stream()
+        except (TunnelError, OSError, TimeoutError) as exc:
+            _log.info("forward dial failed", reason=str(exc))
+            if b.tcp is not None:
+                b.tcp.abort()
+            return
+        if b.tcp_lost and not b.tcp_eof and not b.early:
+            stream.reset("client went away")
+            return
+        stream.attach(_TunnelSide(b))
+
+
+def forward_protocol(
+    open_stream: Callable[[], Awaitable[TunnelStream]],
+) -> Callable[[], asyncio.BufferedProtocol]:
+    """A protocol factory for ``loop.create_server``: every accepted connection is spliced to
+    a tunnel stream from ``open_stream()`` (e.g. ``lambda: session.open_stream(target)``), with
+    the same zero-copy, credit-mapped path as :func:`serve_tcp`. Bytes the client sends before
+    the stream is open are kept, not lost."""
+    return lambda: _ForwardSide(open_stream)
 
 
 async def serve_tcp(

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from .session import Session
 
 _log = get_logger(component="tunnel.transport")
+VIEW_PIN_RATIO = 4  # a view smaller than 1/4 of its message is copied before it is held
 
 
 class TunnelTransport(asyncio.Transport):
@@ -62,7 +63,10 @@ class TunnelTransport(asyncio.Transport):
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
         self._protocol = protocol
-        self._views_ok = bool(getattr(protocol, "accepts_memoryview", False))
+        self._views_ok = bool(getattr(protocol, "accepts_memoryview", False)) or isinstance(
+            protocol,
+            asyncio.StreamReaderProtocol,  # StreamReader.feed_data copies anyway
+        )
         # a protocol that reads in credit-sized pieces wants pause_writing() as soon as the
         # credit runs out, so nothing waits (copied) in this transport
         self._pause_on_no_credit = bool(getattr(protocol, "pause_on_no_credit", False))
@@ -106,7 +110,7 @@ class TunnelTransport(asyncio.Transport):
         if self._reading and not self._in:
             self._deliver(data)
             return
-        self._in.append(data)
+        self._in.append(_compact(data))
         self._in_bytes += len(data)
 
     def _deliver(self, data: bytes | memoryview) -> None:
@@ -135,12 +139,14 @@ class TunnelTransport(asyncio.Transport):
         if self._buffered_proto:
             pos = _feed_buffered(proto, data, self)  # type: ignore[arg-type]
             if pos < n:  # the protocol paused mid-chunk: keep the rest
-                self._in.appendleft(memoryview(data)[pos:])
+                self._in.appendleft(_compact(memoryview(data)[pos:]))
                 self._in_bytes += n - pos
                 n = pos
-        elif self._views_ok or type(data) is bytes:
+        elif type(data) is bytes:
             proto.data_received(data)  # type: ignore[attr-defined]
-        else:  # pragma: no cover
+        elif self._views_ok:
+            proto.data_received(_compact(data))  # type: ignore[attr-defined]
+        else:
             proto.data_received(bytes(data))  # type: ignore[attr-defined]
         self._session._consumed(self.stream_id, n)
 
@@ -275,7 +281,8 @@ class TunnelTransport(asyncio.Transport):
 
     def close(self) -> None:
         """Flush, send END; no more data is delivered. ``connection_lost(None)`` follows once our
-        END is queued; the stream is reset if the peer does not end its side within the linger."""
+        END is queued. The stream is reset if, within the linger time, the peer neither took the
+        buffered bytes nor ended its side (no stream outlives its users for long)."""
         if self._closing or self._lost:
             return
         self._closing = True
@@ -284,6 +291,10 @@ class TunnelTransport(asyncio.Transport):
             self._session._consumed(self.stream_id, len(self._in.popleft()))
         self._in_bytes = 0
         self.write_eof()
+        if not self._lost:
+            self._linger = self._loop.call_later(
+                self._session.limits.stream_linger_s, self._linger_expired
+            )
         self._maybe_finish()
 
     def _maybe_finish(self) -> None:
@@ -293,10 +304,6 @@ class TunnelTransport(asyncio.Transport):
             self._connection_lost(None)
             return
         # our side is done; the protocol is told now, the stream lingers for the peer's END
-        if self._linger is None:
-            self._linger = self._loop.call_later(
-                self._session.limits.stream_linger_s, self._linger_expired
-            )
         self._notify_lost(None)
 
     def _linger_expired(self) -> None:
@@ -327,6 +334,15 @@ class TunnelTransport(asyncio.Transport):
             self._linger = None
         self._session._forget_transport(self.stream_id)
         self._notify_lost(exc)
+
+
+def _compact(data: bytes | memoryview) -> bytes | memoryview:
+    """A zero-copy view keeps its whole websocket message alive: a small view that may be held
+    for a while (queued behind a paused reader, in a peer transport's buffer) is copied out, so a
+    slow stream of small frames cannot pin many large messages."""
+    if type(data) is memoryview and data.nbytes * VIEW_PIN_RATIO < memoryview(data.obj).nbytes:
+        return bytes(data)
+    return data
 
 
 def _feed_buffered(

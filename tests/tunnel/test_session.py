@@ -297,3 +297,35 @@ async def test_cancelling_run_tears_down_streams(echo_server: tuple[str, int]) -
             await p.agent.wait_closed()  # the peer saw the websocket go
         writer.close()
         p.tasks.remove(server_task)
+
+
+async def test_stalled_small_frames_do_not_pin_large_messages(
+    echo_server: tuple[str, int],
+) -> None:
+    """A paused reader of a chatty stream (kubectl logs -f) next to bulk traffic: its queued
+    frames must not keep the big websocket messages they arrived in alive."""
+
+    async def chatty(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            writer.write(b"log line " * 10 + b"\n")
+            await writer.drain()
+            await asyncio.sleep(0.001)
+
+    async with tcp_server(chatty) as addr, socketpair_sessions() as p:
+        stream = await p.server.open_stream(f"tcp://{addr[0]}:{addr[1]}")
+        transport = stream.transport  # never read: no protocol, reading stays paused
+        reader, writer = await p.server.open_connection(*echo_server)
+        payload = os.urandom(4_000_000)
+        writer.write(payload)
+        await writer.drain()
+        assert await reader.readexactly(len(payload)) == payload
+        await asyncio.sleep(0.2)
+        queued = list(transport._in)
+        assert len(queued) > 10
+        held = sum(
+            memoryview(x.obj).nbytes if isinstance(x, memoryview) else len(x) for x in queued
+        )
+        assert held <= 4 * sum(len(x) for x in queued)
+        writer.close()
+        await writer.wait_closed()
+        stream.reset()

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from rancher_tunnel.connector import TunnelConnector
 from rancher_tunnel.errors import DialRefused
+from rancher_tunnel.splice import forward_protocol
 
 from .conftest import Certs, aiohttp_sessions, echo, socketpair_sessions, tcp_server
 
@@ -155,3 +156,45 @@ def test_server_first_target_keeps_its_banner(loop: str) -> None:
     factory = uvloop.new_event_loop if loop == "uvloop" else asyncio.new_event_loop
     with asyncio.Runner(loop_factory=factory) as runner:
         runner.run(main())
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_forward_protocol_keeps_bytes_sent_before_the_stream_opens(loop: str) -> None:
+    """A local listener spliced into the tunnel: the client talks at once, before the stream is
+    open (uvloop reads even though the protocol paused reading in connection_made)."""
+
+    async def main() -> None:
+        async with tcp_server(echo) as addr, aiohttp_sessions() as p:
+            target = f"tcp://{addr[0]}:{addr[1]}"
+            server = await asyncio.get_running_loop().create_server(
+                forward_protocol(lambda: p.server.open_stream(target)), "127.0.0.1", 0
+            )
+            port = server.sockets[0].getsockname()[1]
+            try:
+                for size in (10, 100_000, 2_000_000):
+                    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                    payload = os.urandom(size)
+                    writer.write(payload)  # before the tunnel stream exists
+                    writer.write_eof()
+                    async with asyncio.timeout(10):
+                        assert await reader.read() == payload
+                    writer.close()
+                    await writer.wait_closed()
+            finally:
+                server.close()
+                await server.wait_closed()
+
+    factory = uvloop.new_event_loop if loop == "uvloop" else asyncio.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(main())
+
+
+async def test_text_message_on_the_tunnel_is_a_protocol_error() -> None:
+    async with aiohttp_sessions() as p:
+        raw_ws = p.agent._ws._ws  # type: ignore[attr-defined]
+        await raw_ws.send_str("not a tunnel frame")
+        async with asyncio.timeout(5):
+            await p.server.wait_closed()
+        assert "unexpected websocket message type TEXT" in (p.server.close_reason or "")
+        async with asyncio.timeout(5):
+            await p.agent.wait_closed()
