@@ -143,11 +143,7 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None
         bound_port = server.sockets[0].getsockname()[1]
     state.url = config.url_for(bound_port)
     bootstrap_password = ensure_admin(state)
-    forward_tasks: set[asyncio.Task[None]] = set()
-    forwards = [
-        await start_forward(ForwardSpec.parse(s), app[DIALER], forward_tasks)
-        for s in config.tcp_forwards
-    ]
+    forwards = [await start_forward(ForwardSpec.parse(s), app[DIALER]) for s in config.tcp_forwards]
     log.info("server ready", url=state.url, ca_checksum=state.tls.ca_checksum)
     ready: dict[str, object] = {
         "ready": True,
@@ -165,6 +161,6 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None
         await stop.wait()
     finally:
         log.info("server stopping")
-        await stop_forwards(forwards, forward_tasks)
+        await stop_forwards(forwards)
         await runner.cleanup()
         log.info("server stopped")

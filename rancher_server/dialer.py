@@ -10,7 +10,8 @@ from typing import TypeVar
 
 from rancher_server.constants import DIAL_TIMEOUT_S
 from rancher_server.registry import SessionRegistry
-from rancher_tunnel.session import Session
+from rancher_tunnel.session import Session, format_target
+from rancher_tunnel.stream import TunnelStream
 
 P = TypeVar("P", bound=asyncio.BaseProtocol)
 
@@ -28,6 +29,14 @@ class Dialer:
         if entry is None:
             raise ClusterUnavailable(f"cluster {cluster_id} has no connected agent")
         return entry.session
+
+    async def open_stream(
+        self, cluster_id: str, host: str, port: int, *, timeout_s: float = DIAL_TIMEOUT_S
+    ) -> TunnelStream:
+        """A raw byte stream to ``host:port`` inside the cluster."""
+        session = self._session_for(cluster_id)
+        async with asyncio.timeout(timeout_s):
+            return await session.open_stream(format_target(host, port))
 
     async def open_connection(
         self,

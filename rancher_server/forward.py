@@ -8,11 +8,12 @@ import asyncio
 import contextlib
 from dataclasses import dataclass
 
-from rancher_server.constants import FORWARD_BACKLOG
+from rancher_server.constants import FORWARD_BACKLOG, SHUTDOWN_GRACE_S
 from rancher_server.dialer import ClusterUnavailable, Dialer
-from rancher_server.relay import RelayProtocol
-from rancher_tunnel.errors import DialRefused, SessionClosed
+from rancher_tunnel.errors import SessionClosed
 from rancher_tunnel.logs import get_logger
+from rancher_tunnel.splice import forward_protocol
+from rancher_tunnel.stream import TunnelStream
 
 log = get_logger(component="forward")
 
@@ -39,44 +40,18 @@ class ForwardSpec:
             ) from e
 
 
-class _LocalSide(RelayProtocol):
-    def __init__(self, spec: ForwardSpec, dialer: Dialer, tasks: set[asyncio.Task[None]]) -> None:
-        super().__init__()
-        self._spec = spec
-        self._dialer = dialer
-        self._tasks = tasks
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        task = asyncio.get_running_loop().create_task(self._dial(), name="forward-dial")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _dial(self) -> None:
-        assert self.transport is not None
-        self.transport.pause_reading()
-        try:
-            _, remote = await self._dialer.create_connection(
-                self._spec.cluster_id, RelayProtocol, self._spec.target_host, self._spec.target_port
-            )
-        except (ClusterUnavailable, DialRefused, SessionClosed, TimeoutError, OSError) as e:
-            log.warning("forward dial failed", error=str(e), cluster=self._spec.cluster_id)
-            self.transport.close()
-            return
-        if self.transport.is_closing():
-            if remote.transport is not None:
-                remote.transport.close()
-            return
-        self.link(remote)
-        self.transport.resume_reading()
-
-
-async def start_forward(
-    spec: ForwardSpec, dialer: Dialer, tasks: set[asyncio.Task[None]]
-) -> asyncio.Server:
+async def start_forward(spec: ForwardSpec, dialer: Dialer) -> asyncio.Server:
     loop = asyncio.get_running_loop()
+
+    async def open_stream() -> TunnelStream:
+        try:
+            return await dialer.open_stream(spec.cluster_id, spec.target_host, spec.target_port)
+        except ClusterUnavailable as e:
+            log.warning("forward dial failed", error=str(e), cluster=spec.cluster_id)
+            raise SessionClosed(str(e)) from e
+
     server = await loop.create_server(
-        lambda: _LocalSide(spec, dialer, tasks),
+        forward_protocol(open_stream),
         spec.listen_host,
         spec.listen_port,
         backlog=FORWARD_BACKLOG,
@@ -91,11 +66,9 @@ async def start_forward(
     return server
 
 
-async def stop_forwards(servers: list[asyncio.Server], tasks: set[asyncio.Task[None]]) -> None:
+async def stop_forwards(servers: list[asyncio.Server]) -> None:
     for s in servers:
         s.close()
-    for t in list(tasks):
-        t.cancel()
-    for t in list(tasks):
-        with contextlib.suppress(asyncio.CancelledError):
-            await t
+    for s in servers:
+        with contextlib.suppress(TimeoutError):  # newer Pythons also wait for live connections
+            await asyncio.wait_for(s.wait_closed(), SHUTDOWN_GRACE_S)
