@@ -4,7 +4,6 @@ and the exit codes (2: bad configuration, 3: the server's CA does not match the 
 from __future__ import annotations
 
 import asyncio
-import signal
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -16,6 +15,7 @@ from cluster_agent.constants import EXIT_CA_MISMATCH, EXIT_CONFIG_ERROR
 from cluster_agent.dial import make_dial_handler
 from cluster_agent.health import start_health
 from rancher_tunnel import logs
+from rancher_tunnel.process import run_until_signalled
 
 
 async def run_agent(
@@ -49,21 +49,7 @@ def agent_main(
         sys.exit(EXIT_CONFIG_ERROR)
     params, name = describe(config)
     try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
-        pass
-
-    async def amain() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await run_agent(config, params, name, stop)
-
-    try:
-        asyncio.run(amain())
+        run_until_signalled(lambda stop: run_agent(config, params, name, stop))
     except CAChecksumMismatch as e:
         log.error("refusing to connect", error=str(e))
         sys.exit(EXIT_CA_MISMATCH)

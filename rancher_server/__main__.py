@@ -13,12 +13,10 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
 import json
 import os
 import resource
-import signal
 import sys
 from pathlib import Path
 
@@ -29,6 +27,7 @@ from rancher_server.constants import DEFAULT_LISTEN
 from rancher_server.store import SQLiteStore, StoreError
 from rancher_server.tls import load_or_generate
 from rancher_tunnel import logs
+from rancher_tunnel.process import run_until_signalled
 
 
 def _env_list(name: str, default: list[str]) -> list[str]:
@@ -109,22 +108,7 @@ def _run_server(config: ServerConfig) -> None:
     from rancher_server.app import serve
 
     _raise_fd_limit()
-
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
-        pass
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await serve(config, stop)
-
-    asyncio.run(main())
+    run_until_signalled(lambda stop: serve(config, stop))
 
 
 def _cluster_command(args: argparse.Namespace, config: ServerConfig) -> int:
