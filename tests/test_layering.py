@@ -1,0 +1,54 @@
+"""Import contracts (kopf's .importlinter, as a test): the layering the design promises."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CORE = ("constants", "errors", "frames", "windows", "protocol", "events", "messages")
+IO_LIBRARIES = {"asyncio", "aiohttp", "websockets", "uvloop", "socket", "ssl", "selectors"}
+
+
+def imports_of(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+def top_levels(package: str) -> dict[Path, set[str]]:
+    return {
+        p: {name.split(".")[0] for name in imports_of(p)}
+        for p in (ROOT / package).rglob("*.py")
+    }
+
+
+@pytest.mark.parametrize("package", ["cluster_agent", "node_agent", "kube_api_auth"])
+def test_agents_and_webhook_never_import_the_server(package: str) -> None:
+    for path, names in top_levels(package).items():
+        assert not names & {"rancher_server", "kubesim"}, path
+
+
+def test_tunnel_imports_nothing_of_ours_above_it() -> None:
+    above = {"rancher_server", "cluster_agent", "node_agent", "kube_api_auth", "kubesim"}
+    for path, names in top_levels("rancher_tunnel").items():
+        assert not names & above, path
+
+
+@pytest.mark.parametrize("module", CORE)
+def test_protocol_core_imports_no_io_library(module: str) -> None:
+    names = {n.split(".")[0] for n in imports_of(ROOT / "rancher_tunnel" / f"{module}.py")}
+    assert not names & IO_LIBRARIES, (module, names & IO_LIBRARIES)
+
+
+def test_the_stand_in_does_not_depend_on_the_product() -> None:
+    product = {"rancher_server", "cluster_agent", "node_agent", "kube_api_auth"}
+    for path, names in top_levels("kubesim").items():
+        assert not names & product, path
