@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .resources import ResourceType
+
 Obj = dict[str, Any]
 
 # events.k8s.io/v1 field <- core/v1 field
@@ -69,3 +71,11 @@ ALIASES: dict[tuple[str, str], Alias] = {
         ("", "events"), event_to_core, event_from_core, event_field_to_core
     ),
 }
+
+
+def as_version(rt: ResourceType, obj: Obj) -> Obj:
+    """A custom resource read through another served version: only apiVersion differs (the
+    None conversion strategy). Built-in kinds have one version here and pass through."""
+    if rt.crd is None or obj.get("kind") != rt.kind or obj.get("apiVersion") == rt.api_version:
+        return obj
+    return {**obj, "apiVersion": rt.api_version}

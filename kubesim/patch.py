@@ -171,7 +171,24 @@ def strategic_merge(original: Any, patch: Any, path: tuple[str, ...] = ()) -> An
                 result[k] = merged
         else:
             result[k] = copy.deepcopy(v)
+    for k, order in patch.items():
+        if k.startswith("$setElementOrder/") and isinstance(order, list):
+            field = k.split("/", 1)[1]
+            if isinstance(result.get(field), list):
+                result[field] = _reorder(result[field], order, _merge_key(field, path))
     return result
+
+
+def _reorder(items: list[Any], order: list[Any], key: str | None) -> list[Any]:
+    """Put the elements named by a ``$setElementOrder`` list first, in that order."""
+
+    def ident(x: Any) -> Any:
+        return x.get(key) if key and isinstance(x, dict) else json.dumps(x, sort_keys=True)
+
+    wanted = [ident(o) for o in order]
+    rank = {w: i for i, w in enumerate(wanted)}
+    listed = sorted((x for x in items if ident(x) in rank), key=lambda x: rank[ident(x)])
+    return listed + [x for x in items if ident(x) not in rank]
 
 
 def _merge_list(cur: list[Any], patch: list[Any], key: str, path: tuple[str, ...]) -> list[Any]:

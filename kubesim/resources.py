@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from importlib import resources as pkg_resources
 from typing import Any
 
-# Built-in kinds whose status is only writable through the status subresource.
 # Core group order for discovery (kube-apiserver's priority order, restricted to our groups).
 GROUP_ORDER = [
     "",
@@ -30,7 +29,6 @@ REVIEW_RESOURCES = frozenset(
         ("authorization.k8s.io", "selfsubjectrulesreviews"),
     }
 )
-DEFAULT_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import ssl
 import tempfile
 from pathlib import Path
@@ -21,6 +22,12 @@ from .store import Store
 SHUTDOWN_TIMEOUT_S = 2.0
 MAX_REQUEST_BYTES = 64 * 1024 * 1024
 log = LazyLogger(component="kubesim.server")
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
 
 
 class KubeSim:
@@ -45,8 +52,7 @@ class KubeSim:
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         (cert_dir / "apiserver.crt").write_bytes(self.pki.serving.cert_pem)
         key_path = cert_dir / "apiserver.key"
-        key_path.touch(mode=0o600)
-        key_path.write_bytes(self.pki.serving.key_pem)
+        _write_private(key_path, self.pki.serving.key_pem)
         ctx.load_cert_chain(str(cert_dir / "apiserver.crt"), str(key_path))
         ctx.load_verify_locations(cadata=self.ca_pem.decode())
         ctx.verify_mode = ssl.CERT_OPTIONAL
@@ -61,6 +67,8 @@ class KubeSim:
             self._tmp = tempfile.TemporaryDirectory(prefix="kubesim-")
             cert_dir = Path(self._tmp.name)
         (cert_dir / "ca.crt").write_bytes(self.ca_pem)
+        (cert_dir / "admin.crt").write_bytes(self.pki.admin.cert_pem)
+        _write_private(cert_dir / "admin.key", self.pki.admin.key_pem)
         return cert_dir
 
     async def start(self) -> None:
@@ -73,7 +81,11 @@ class KubeSim:
         self.api.install(app)
         self.store.compact()  # resourceVersions from before start are "too old" (410)
         self._runner = web.AppRunner(
-            app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_S
+            app,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+            handler_cancellation=True,  # a client that goes away ends its watch at once
         )
         await self._runner.setup()
         ssl_ctx = None if opts.plain_http else self._ssl_context(cert_dir)

@@ -14,24 +14,19 @@ from typing import Any
 
 from . import errors, meta
 from .conversion import ALIASES
+from .defaults import NAMESPACE_FINALIZER, apply_defaults
 from .logutil import LazyLogger
 from .resources import Registry, ResourceType
+from .validation import validate_object
 
 GENERATE_NAME_ATTEMPTS = 16
 HISTORY_EVENTS = 10_000  # watch history kept; older resourceVersions get 410 Expired
-NAMESPACE_FINALIZER = "kubernetes"
 FOREGROUND_FINALIZER = "foregroundDeletion"
-ORPHAN_FINALIZER = "orphan"
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 ROOT_CA_CONFIGMAP = "kube-root-ca.crt"
 SERVICE_IP_FIRST = 9  # 10.96.0.1 is the kubernetes Service; allocations start at 10.96.0.10
 KUBERNETES_SERVICE_IP = "10.96.0.1"
 _GENERATION_GROUPS = frozenset({"apps", "apiextensions.k8s.io", "batch", "networking.k8s.io"})
-_CONFIG_KEY_MSG = (
-    "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. "
-    "'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')"
-)
-
 EventCallback = Callable[[str, str, str, dict[str, Any]], None]
 Key = tuple[str, str, str, str]  # group, resource, namespace, name
 
@@ -55,10 +50,6 @@ def _untimed(entries: Any) -> Any:
     ]
 
 
-def _valid_config_key(key: str) -> bool:
-    return bool(key) and all(c.isascii() and (c.isalnum() or c in "-._") for c in key)
-
-
 class Store:
     """Objects keyed by (group, resource) then (namespace, name); cluster-scoped use ns ''."""
 
@@ -71,6 +62,7 @@ class Store:
         self._compacted = 0
         self._subscribers: list[EventCallback] = []
         self._dependents: dict[str, set[Key]] = {}
+        self._by_uid: dict[str, Key] = {}
         self.root_ca_pem: str = ""
         self._service_ips = SERVICE_IP_FIRST
 
@@ -96,6 +88,10 @@ class Store:
                 404, "NotFound", "the server could not find the requested resource", {}
             )
         return rt
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
 
     def subscribe(self, callback: EventCallback) -> Callable[[], None]:
         self._subscribers.append(callback)
@@ -260,7 +256,7 @@ class Store:
                     name = candidate
                     break
             md["name"] = name
-        self._validate(rt, obj, name)
+        validate_object(rt, obj, name)
         if (ns, name) in bucket:
             raise errors.already_exists(group, resource, name)
         for k in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds"):
@@ -269,12 +265,13 @@ class Store:
         md["creationTimestamp"] = meta.now_rfc3339()
         if self._has_generation(rt, obj):
             md["generation"] = 1
-        self._defaults_on_create(rt, obj)
+        apply_defaults(rt, obj, self._next_service_ip)
         if dry_run:
             return self._ordered(obj)
         md["resourceVersion"] = self._next_rv()
         obj = self._ordered(obj)
         bucket[(ns, name)] = obj
+        self._by_uid[md["uid"]] = (group, resource, ns, name)
         self._index_owners(None, obj, (group, resource, ns, name))
         self._emit("ADDED", group, resource, obj)
         self._after_create(rt, obj)
@@ -305,7 +302,31 @@ class Store:
             raise errors.conflict(group, resource, name, errors.STALE_RV)
         new = self._merge_update(rt, old, obj, subresource)
         if subresource is None:
-            self._validate(rt, new, name)
+            validate_object(rt, new, name)
+            if old_md.get("deletionTimestamp"):
+                added = [
+                    f
+                    for f in new["metadata"].get("finalizers") or []
+                    if f not in (old_md.get("finalizers") or [])
+                ]
+                if added:
+                    quoted = ", ".join(f'"{f}"' for f in added)
+                    msg = (
+                        "Forbidden: no new finalizers can be added if the object is being "
+                        f"deleted, found new finalizers []string{{{quoted}}}"
+                    )
+                    raise errors.invalid(
+                        group,
+                        rt.kind,
+                        name,
+                        [
+                            {
+                                "reason": "FieldValueForbidden",
+                                "message": msg,
+                                "field": "metadata.finalizers",
+                            }
+                        ],
+                    )
         if self._same(old, new):
             return old
         nmd = new["metadata"]
@@ -315,13 +336,16 @@ class Store:
             return new
         nmd["resourceVersion"] = self._next_rv()
         key: Key = (group, resource, ns, name)
-        if nmd.get("deletionTimestamp") and not nmd.get("finalizers"):
+        is_namespace = group == "" and resource == "namespaces"
+        if nmd.get("deletionTimestamp") and not nmd.get("finalizers") and not is_namespace:
             self._remove(key, new)
             self._after_delete(rt, new)
             return new
         bucket[(ns, name)] = new
         self._index_owners(old, new, key)
         self._emit("MODIFIED", group, resource, new)
+        if is_namespace and nmd.get("deletionTimestamp"):
+            self._maybe_finish_namespace(name)
         return new
 
     def _delete_item(
@@ -366,10 +390,11 @@ class Store:
         key: Key = (group, resource, ns, name)
         if group == "" and resource == "namespaces":
             return self._delete_namespace(old)
+        uid = old_md.get("uid", "")
         if propagation == "Orphan":
-            self._orphan_dependents(old_md.get("uid", ""))
-        elif propagation == "Foreground":
-            self._delete_dependents(old_md.get("uid", ""), "Foreground")
+            self._orphan_dependents(uid)
+        elif propagation == "Foreground" and self._dependents.get(uid):
+            return self._delete_foreground(key, old)
         finalizers = old_md.get("finalizers") or []
         if finalizers:
             if old_md.get("deletionTimestamp"):
@@ -386,15 +411,50 @@ class Store:
         return old
 
     # ------------------------------------------------------------------ internals
+    def _delete_foreground(self, key: Key, old: dict[str, Any]) -> dict[str, Any]:
+        """The owner stays (deletionTimestamp, foregroundDeletion finalizer) until the garbage
+        collector has removed its dependents."""
+        group, resource, ns, name = key
+        uid = old["metadata"].get("uid", "")
+        new = copy.deepcopy(old)
+        md = new["metadata"]
+        md.setdefault("deletionTimestamp", meta.now_rfc3339())
+        md.setdefault("deletionGracePeriodSeconds", 0)
+        fins = md.setdefault("finalizers", [])
+        if FOREGROUND_FINALIZER not in fins:
+            fins.append(FOREGROUND_FINALIZER)
+        md["resourceVersion"] = self._next_rv()
+        self._bucket(group, resource)[(ns, name)] = new
+        self._emit("MODIFIED", group, resource, new)
+        self._delete_dependents(uid, "Foreground")
+        self._release_foreground(uid)
+        return self._get_item(group, resource, ns, name) or new
+
+    def _release_foreground(self, owner_uid: str) -> None:
+        key = self._by_uid.get(owner_uid)
+        if key is None or self._dependents.get(owner_uid):
+            return
+        g, r, ns, n = key
+        owner = self._get_item(g, r, ns, n)
+        fins = (owner or {}).get("metadata", {}).get("finalizers") or []
+        if owner is None or FOREGROUND_FINALIZER not in fins:
+            return
+        new = copy.deepcopy(owner)
+        new["metadata"]["finalizers"] = [f for f in fins if f != FOREGROUND_FINALIZER]
+        self._update_item(g, r, new)
+
     def _remove(self, key: Key, last: dict[str, Any]) -> None:
         group, resource, ns, name = key
         bucket = self._bucket(group, resource)
         bucket.pop((ns, name), None)
+        self._by_uid.pop(last["metadata"].get("uid", ""), None)
         self._index_owners(last, None, key)
         final = dict(last)
         final["metadata"] = dict(last["metadata"])
         final["metadata"]["resourceVersion"] = self._next_rv()
         self._emit("DELETED", group, resource, final)
+        for ref in last["metadata"].get("ownerReferences") or []:
+            self._release_foreground(ref.get("uid", ""))
 
     def _after_delete(self, rt: ResourceType, obj: dict[str, Any]) -> None:
         uid = obj["metadata"].get("uid", "")
@@ -549,8 +609,19 @@ class Store:
     def _maybe_finish_namespace(self, name: str) -> None:
         if self.namespaces_in_use(name):
             return
-        nsobj = self.get_item("", "namespaces", "", name)
-        if nsobj is None:
+        nsobj = self._get_item("", "namespaces", "", name)
+        if nsobj is None or not nsobj["metadata"].get("deletionTimestamp"):
+            return
+        finalizers = (nsobj.get("spec") or {}).get("finalizers") or []
+        others = [f for f in finalizers if f != NAMESPACE_FINALIZER]
+        if others:
+            # the namespace controller only removes its own finalizer
+            if others != finalizers:
+                new = copy.deepcopy(nsobj)
+                new["spec"]["finalizers"] = others
+                new["metadata"]["resourceVersion"] = self._next_rv()
+                self._bucket("", "namespaces")[("", name)] = new
+                self._emit("MODIFIED", "", "namespaces", new)
             return
         self._remove(("", "namespaces", "", name), nsobj)
 
@@ -584,6 +655,12 @@ class Store:
         subresource: str | None,
     ) -> dict[str, Any]:
         old_md = old["metadata"]
+        if subresource == "finalize":
+            new = copy.deepcopy(old)
+            new.setdefault("spec", {})["finalizers"] = list(
+                (obj.get("spec") or {}).get("finalizers") or []
+            )
+            return self._ordered(new)
         if subresource == "status":
             new = copy.deepcopy(old)
             if "status" in obj:
@@ -615,105 +692,10 @@ class Store:
             md.setdefault("labels", {})["kubernetes.io/metadata.name"] = md["name"]
         return self._ordered(new)
 
-    def _validate(self, rt: ResourceType, obj: dict[str, Any], name: str) -> None:
-        if not name:
-            raise errors.StatusError(
-                422,
-                "Invalid",
-                f'{rt.kind} "" is invalid: metadata.name: Required value: name or generateName '
-                "is required",
-                {
-                    "kind": rt.kind,
-                    **({"group": rt.group} if rt.group else {}),
-                    "causes": [
-                        {
-                            "reason": "FieldValueRequired",
-                            "message": "Required value: name or generateName is required",
-                            "field": "metadata.name",
-                        }
-                    ],
-                },
-            )
-        if rt.group in ("", "apps", "coordination.k8s.io") and not meta.valid_subdomain(name):
-            msg = f'Invalid value: "{name}": {meta.SUBDOMAIN_MSG}'
-            raise errors.invalid(
-                rt.group,
-                rt.kind,
-                name,
-                [{"reason": "FieldValueInvalid", "message": msg, "field": "metadata.name"}],
-            )
-        if rt.group == "" and rt.resource in ("configmaps", "secrets"):
-            causes = []
-            for field in ("data", "binaryData", "stringData"):
-                for key in obj.get(field) or {}:
-                    if not _valid_config_key(key):
-                        causes.append(
-                            {
-                                "reason": "FieldValueInvalid",
-                                "message": f'Invalid value: "{key}": {_CONFIG_KEY_MSG}',
-                                "field": f"{field}[{key}]",
-                            }
-                        )
-            if causes:
-                raise errors.invalid(rt.group, rt.kind, name, causes)
-
-    def _defaults_on_create(self, rt: ResourceType, obj: dict[str, Any]) -> None:
-        if rt.group != "":
-            return
-        md = obj["metadata"]
-        if rt.resource == "namespaces":
-            md.setdefault("labels", {})["kubernetes.io/metadata.name"] = md["name"]
-            obj.setdefault("spec", {}).setdefault("finalizers", [NAMESPACE_FINALIZER])
-            obj["status"] = {"phase": "Active"}
-        elif rt.resource == "secrets":
-            string_data = obj.pop("stringData", None) or {}
-            if string_data:
-                import base64
-
-                data = obj.setdefault("data", {})
-                for k, v in string_data.items():
-                    data[k] = base64.b64encode(str(v).encode()).decode()
-            obj.setdefault("type", "Opaque")
-        elif rt.resource == "pods":
-            obj.setdefault("status", {}).setdefault("phase", "Pending")
-            obj["status"].setdefault("qosClass", "BestEffort")
-            spec = obj.setdefault("spec", {})
-            spec.setdefault("restartPolicy", "Always")
-            spec.setdefault("dnsPolicy", "ClusterFirst")
-            spec.setdefault("schedulerName", "default-scheduler")
-            spec.setdefault("serviceAccountName", "default")
-            spec.setdefault("terminationGracePeriodSeconds", 30)
-            spec.setdefault("enableServiceLinks", True)
-            spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
-            spec.setdefault("priority", 0)
-            for c in spec.get("containers") or []:
-                c.setdefault("terminationMessagePath", "/dev/termination-log")
-                c.setdefault("terminationMessagePolicy", "File")
-                c.setdefault(
-                    "imagePullPolicy",
-                    "Always"
-                    if str(c.get("image", "")).endswith(":latest")
-                    or ":" not in str(c.get("image", ""))
-                    else "IfNotPresent",
-                )
-                c.setdefault("resources", {})
-        elif rt.resource == "services":
-            spec = obj.setdefault("spec", {})
-            spec.setdefault("type", "ClusterIP")
-            spec.setdefault("sessionAffinity", "None")
-            if spec.get("clusterIP") != "None":
-                if not spec.get("clusterIP"):
-                    self._service_ips += 1
-                    n = self._service_ips
-                    spec["clusterIP"] = f"10.96.{n // 250}.{n % 250 + 1}"
-                spec.setdefault("clusterIPs", [spec["clusterIP"]])
-                spec.setdefault("ipFamilies", ["IPv4"])
-                spec.setdefault("ipFamilyPolicy", "SingleStack")
-                spec.setdefault("internalTrafficPolicy", "Cluster")
-            for p in spec.get("ports") or []:
-                p.setdefault("protocol", "TCP")
-                p.setdefault("targetPort", p.get("port"))
-            obj.setdefault("status", {"loadBalancer": {}})
+    def _next_service_ip(self) -> str:
+        self._service_ips += 1
+        n = self._service_ips
+        return f"10.96.{n // 250}.{n % 250 + 1}"
 
     def _after_create(self, rt: ResourceType, obj: dict[str, Any]) -> None:
         """Mimic the controllers that populate a new namespace."""

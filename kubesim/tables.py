@@ -163,6 +163,41 @@ NAME_COL: Column = (
     _name,
 )
 
+
+def _ev(o: Obj, core: str, v1: str) -> Any:
+    """A field of a core/v1 Event, or of its events.k8s.io/v1 view."""
+    return o.get(core) if o.get(core) not in (None, "") else o.get(v1)
+
+
+EVENT_COLUMNS: list[Column] = [
+    _col(
+        "Last Seen",
+        lambda o: human_age(
+            _ev(o, "lastTimestamp", "deprecatedLastTimestamp")
+            or o.get("eventTime")
+            or o["metadata"].get("creationTimestamp")
+        ),
+    ),
+    _col("Type", lambda o: o.get("type", "")),
+    _col("Reason", lambda o: o.get("reason", "")),
+    _col("Object", _involved),
+    _col("Message", lambda o: _ev(o, "message", "note") or ""),
+    _col(
+        "Source",
+        lambda o: (
+            (_ev(o, "source", "deprecatedSource") or {}).get("component")
+            or o.get("reportingComponent")
+            or o.get("reportingController", "")
+        ),
+        1,
+    ),
+    _col(
+        "First Seen", lambda o: human_age(_ev(o, "firstTimestamp", "deprecatedFirstTimestamp")), 1
+    ),
+    _col("Count", lambda o: _ev(o, "count", "deprecatedCount") or 1, 1, "integer"),
+    _col("Name", _name, 1),
+]
+
 COLUMNS: dict[tuple[str, str], list[tuple[dict[str, Any], Cell]]] = {
     ("", "namespaces"): [
         NAME_COL,
@@ -243,27 +278,8 @@ COLUMNS: dict[tuple[str, str], list[tuple[dict[str, Any], Cell]]] = {
         ),
         _col("Age", _age),
     ],
-    ("", "events"): [
-        _col(
-            "Last Seen",
-            lambda o: human_age(
-                o.get("lastTimestamp")
-                or o.get("eventTime")
-                or o["metadata"].get("creationTimestamp")
-            ),
-        ),
-        _col("Type", lambda o: o.get("type", "")),
-        _col("Reason", lambda o: o.get("reason", "")),
-        _col(
-            "Object",
-            _involved,
-        ),
-        _col("Message", lambda o: o.get("message", "")),
-        _col("Source", lambda o: (o.get("source") or {}).get("component", ""), 1),
-        _col("First Seen", lambda o: human_age(o.get("firstTimestamp")), 1),
-        _col("Count", lambda o: o.get("count", 1), 1, "integer"),
-        _col("Name", _name, 1),
-    ],
+    ("", "events"): EVENT_COLUMNS,
+    ("events.k8s.io", "events"): EVENT_COLUMNS,
     ("apps", "deployments"): [
         NAME_COL,
         _col(

@@ -7,17 +7,15 @@ import base64
 import contextlib
 import json
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
 from . import codec, errors, tables
-from .conversion import ALIASES
+from .conversion import ALIASES, as_version
 from .resources import ResourceType
 from .selectors import selector_for
-
-if TYPE_CHECKING:
-    from .api import Api
+from .store import Store
 
 WATCH_DEFAULT_TIMEOUT_S = 1800.0
 BOOKMARK_INTERVAL_S = 60.0
@@ -86,11 +84,15 @@ def _validate(q: Any) -> tuple[bool, str]:
 
 
 async def serve_watch(
-    api: Api, request: web.Request, rt: ResourceType, ns: str, name: str | None
+    store: Store,
+    closing_event: asyncio.Event,
+    request: web.Request,
+    rt: ResourceType,
+    ns: str,
+    name: str | None,
 ) -> web.StreamResponse:
     q = request.query
     send_initial, rv = _validate(q)
-    store = api.store
     field_sel = q.get("fieldSelector", "")
     if name:
         field_sel = ",".join(x for x in (field_sel, f"metadata.name={name}") if x)
@@ -208,7 +210,7 @@ async def serve_watch(
                 )
                 first_table[0] = False
             else:
-                out = obj
+                out = as_version(rt, obj)
             await resp.write(
                 (json.dumps({"type": etype, "object": out}, separators=(",", ":")) + "\n").encode()
             )
@@ -247,7 +249,7 @@ async def serve_watch(
                 await send(t, obj)
         deadline = time.monotonic() + timeout_s
         next_bookmark = time.monotonic() + BOOKMARK_INTERVAL_S
-        closing = asyncio.ensure_future(api.closing.wait())
+        closing = asyncio.ensure_future(closing_event.wait())
         try:
             while True:
                 now = time.monotonic()

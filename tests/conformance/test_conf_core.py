@@ -413,6 +413,10 @@ def test_crd_round_trip(kubectl: Kubectl, namespace: str, scope: str) -> None:
         rejected = kubectl("apply", "-f", "-", input=json.dumps(bad), check=False)
         assert rejected.returncode == 1
         assert 'unknown field "spec.bogus"' in rejected.stderr
+        mistyped = dict(obj, spec={"size": "three"})
+        rejected = kubectl("apply", "-f", "-", input=json.dumps(mistyped), check=False)
+        assert rejected.returncode == 1
+        assert 'spec.size in body must be of type integer: "string"' in rejected.stderr
         kubectl("delete", f"{plural}.{group}", "one", *ns_args)
     finally:
         kubectl("delete", "crd", f"{plural}.{group}", "--ignore-not-found")
@@ -560,3 +564,17 @@ def test_apply_a_list(kubectl: Kubectl, namespace: str) -> None:
     assert [n for n in names if n.startswith("configmap/l")] == [
         f"configmap/l{i}" for i in range(3)
     ]
+
+
+def test_delete_cascades_to_owned_objects(kubectl: Kubectl, namespace: str) -> None:
+    kubectl("apply", "-f", "-", input=deployment("casc", namespace, 1))
+    wait_for(
+        lambda: kubectl("get", "rs", "-n", namespace, "-l", "app=casc", "-o", "name").stdout,
+        "the deployment's ReplicaSet",
+    )
+    out = kubectl("delete", "deployment", "casc", "-n", namespace, "--cascade=foreground")
+    assert out.stdout.strip() == 'deployment.apps "casc" deleted'
+    wait_for(
+        lambda: not kubectl("get", "rs", "-n", namespace, "-l", "app=casc", "-o", "name").stdout,
+        "the ReplicaSet to be garbage collected",
+    )

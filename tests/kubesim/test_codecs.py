@@ -233,3 +233,15 @@ def test_strategic_merge_of_self_is_identity_without_nulls(obj: dict[str, Any]) 
 
     if not has_null(obj):
         assert strategic_merge(obj, obj) == obj
+
+
+def test_strategic_merge_set_element_order() -> None:
+    orig = {"spec": {"containers": [{"name": "a"}, {"name": "b"}], "finalizers": ["x", "y"]}}
+    patch = {
+        "spec": {
+            "$setElementOrder/containers": [{"name": "c"}, {"name": "b"}, {"name": "a"}],
+            "containers": [{"name": "c", "image": "i"}],
+        }
+    }
+    out = strategic_merge(orig, patch)
+    assert [c["name"] for c in out["spec"]["containers"]] == ["c", "b", "a"]

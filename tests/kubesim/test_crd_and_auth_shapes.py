@@ -151,3 +151,34 @@ def _ref(name: str) -> dict[str, Any]:
 )
 def test_forbidden_shapes(ref: str, attrs: RequestAttributes) -> None:
     assert forbidden_message(attrs, "").status() == _ref(ref)
+
+
+def test_custom_resource_schema_validation() -> None:
+    from kubesim import errors
+    from kubesim.crd import resource_types
+    from kubesim.validation import validate_workload
+
+    crd = json.loads(json.dumps(CRD))
+    spec_schema = crd["spec"]["versions"][1]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    spec_schema["required"] = ["n"]
+    spec_schema["properties"]["color"] = {"type": "string", "enum": ["red", "blue"]}
+    rt = next(r for r in resource_types(crd) if r.version == "v1")
+    ok = {
+        "apiVersion": "demo.example.com/v1",
+        "kind": "Thing",
+        "metadata": {"name": "t"},
+        "spec": {"n": 1, "color": "red"},
+    }
+    validate_workload(rt, ok)
+    bad = dict(ok, spec={"n": "one", "color": "pink"})
+    with pytest.raises(errors.StatusError) as info:
+        validate_workload(rt, bad)
+    assert info.value.code == 422
+    assert info.value.message == (
+        'Thing.demo.example.com "t" is invalid: [spec.n: Invalid value: "string": spec.n in body '
+        'must be of type integer: "string", spec.color: Unsupported value: "pink": supported '
+        'values: "red", "blue"]'
+    )
+    with pytest.raises(errors.StatusError) as info:
+        validate_workload(rt, dict(ok, spec={}))
+    assert info.value.message == 'Thing.demo.example.com "t" is invalid: spec.n: Required value'

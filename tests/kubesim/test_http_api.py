@@ -440,3 +440,65 @@ def test_table_columns_match_reference(ref: str, group: str, resource: str) -> N
     assert [(c["name"], c["type"], c["format"], c["priority"]) for c in got] == [
         (c["name"], c["type"], c["format"], c["priority"]) for c in want
     ]
+
+
+async def test_workload_validation(http: aiohttp.ClientSession) -> None:
+    dep = {
+        "metadata": {"name": "d"},
+        "spec": {
+            "template": {
+                "metadata": {"labels": {"app": "d"}},
+                "spec": {"containers": [{"name": "c"}]},
+            }
+        },
+    }
+    async with http.post("/apis/apps/v1/namespaces/default/deployments", json=dep) as r:
+        got = await body(r)
+    assert r.status == 422 and got["reason"] == "Invalid"
+    assert got["message"] == (
+        'Deployment.apps "d" is invalid: [spec.selector: Required value, '
+        'spec.template.metadata.labels: Invalid value: map[string]string{"app":"d"}: '
+        "`selector` does not match template `labels`, "
+        "spec.template.spec.containers[0].image: Required value]"
+    )
+    async with http.post(
+        "/api/v1/namespaces/default/pods", json={"metadata": {"name": "p"}, "spec": {}}
+    ) as r:
+        got = await body(r)
+    assert got["message"] == 'Pod "p" is invalid: spec.containers: Required value'
+
+
+def test_cert_dir_holds_ca_serving_and_admin_material(sim: KubeSim) -> None:
+    import os
+
+    cert_dir = Path(sim.options.cert_dir or "")
+    assert (cert_dir / "ca.crt").read_bytes() == sim.ca_pem
+    for key in ("apiserver.key", "admin.key"):
+        assert os.stat(cert_dir / key).st_mode & 0o777 == 0o600
+    assert (cert_dir / "admin.crt").read_bytes() == sim.pki.admin.cert_pem
+
+
+async def test_pod_binding_and_eviction(http: aiohttp.ClientSession, sim: KubeSim) -> None:
+    pods = "/api/v1/namespaces/default/pods"
+    pod = {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i"}]}}
+    async with http.post(pods, json=pod) as r:
+        assert r.status == 201
+    binding = {
+        "apiVersion": "v1",
+        "kind": "Binding",
+        "metadata": {"name": "p"},
+        "target": {"apiVersion": "v1", "kind": "Node", "name": "n1"},
+    }
+    rv = sim.store.revision
+    async with http.post(f"{pods}/p/binding", json=binding) as r:
+        assert r.status == 201 and (await body(r))["status"] == "Success"
+    bound = [e.obj for e in sim.store.history_since(rv) if e.resource == "pods"]
+    assert bound[0]["spec"]["nodeName"] == "n1"
+    async with http.post(f"{pods}/p/binding", json=binding) as r:
+        assert r.status in (404, 409)  # already bound (or gone: no node n1 exists)
+    async with http.post(pods, json=dict(pod, metadata={"name": "q"})) as r:
+        assert r.status == 201
+    eviction = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "p"}}
+    async with http.post(f"{pods}/q/eviction", json=eviction) as r:
+        assert r.status == 201
+    assert sim.store.get_item("", "pods", "default", "q") is None

@@ -201,8 +201,66 @@ def test_namespace_spec_finalizers_and_finalize_subresource(store: Store) -> Non
     store.delete_item("", "namespaces", "", "held")
     ns = store.get_item("", "namespaces", "", "held")
     assert ns is not None and ns["spec"]["finalizers"] == ["example.com/x"]
-    store.update_item("", "namespaces", dict(ns, status={"phase": "Terminating", "x": 1}), "status")
+    ns = store.update_item(
+        "", "namespaces", dict(ns, status={"phase": "Terminating", "x": 1}), "status"
+    )
     assert store.get_item("", "namespaces", "", "held") is not None
     done = dict(ns, spec={"finalizers": []})
     store.update_item("", "namespaces", done, "finalize")
     assert store.get_item("", "namespaces", "", "held") is None
+
+
+def test_foreground_deletion_waits_for_dependents(store: Store) -> None:
+    owner = store.create_item(
+        "apps", "deployments", {"metadata": {"name": "fg", "namespace": "default"}, "spec": {}}
+    )
+    ref = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "fg",
+        "uid": owner["metadata"]["uid"],
+    }
+    store.create_item(
+        "",
+        "configmaps",
+        {
+            "metadata": {
+                "name": "blocker",
+                "namespace": "default",
+                "ownerReferences": [ref],
+                "finalizers": ["x/hold"],
+            }
+        },
+    )
+    store.create_item(
+        "",
+        "configmaps",
+        {"metadata": {"name": "plain", "namespace": "default", "ownerReferences": [ref]}},
+    )
+    marked = store.delete_item("apps", "deployments", "default", "fg", propagation="Foreground")
+    assert marked is not None
+    assert marked["metadata"]["finalizers"] == ["foregroundDeletion"]
+    assert store.get_item("", "configmaps", "default", "plain") is None
+    assert store.get_item("apps", "deployments", "default", "fg") is not None
+    blocker = store.get_item("", "configmaps", "default", "blocker")
+    assert blocker is not None and blocker["metadata"]["deletionTimestamp"]
+    store.update_item(
+        "", "configmaps", dict(blocker, metadata={**blocker["metadata"], "finalizers": []})
+    )
+    assert store.get_item("apps", "deployments", "default", "fg") is None
+
+
+def test_no_new_finalizers_while_deleting(store: Store) -> None:
+    store.create_item(
+        "", "configmaps", {"metadata": {"name": "d", "namespace": "default", "finalizers": ["a/b"]}}
+    )
+    marked = store.delete_item("", "configmaps", "default", "d")
+    assert marked is not None
+    more = dict(marked, metadata={**marked["metadata"], "finalizers": ["a/b", "c/d"]})
+    with pytest.raises(errors.StatusError) as info:
+        store.update_item("", "configmaps", more)
+    assert info.value.code == 422
+    assert info.value.message == (
+        'ConfigMap "d" is invalid: metadata.finalizers: Forbidden: no new finalizers can be added '
+        'if the object is being deleted, found new finalizers []string{"c/d"}'
+    )

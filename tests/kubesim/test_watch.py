@@ -236,3 +236,15 @@ async def test_slow_consumer_is_cut_off(
             sim.store.create_item("", "configmaps", cm(f"burst-{i}"))
         events = await asyncio.wait_for(read_events(resp), EVENT_WAIT_S)
     assert 0 < len(events) <= 3
+
+
+async def test_client_disconnect_ends_the_watch(http: aiohttp.ClientSession, sim: KubeSim) -> None:
+    before = sim.store.subscriber_count
+    resp = await http.get(f"{CM_PATH}?watch=1&timeoutSeconds=300")
+    await asyncio.wait_for(resp.content.readline(), EVENT_WAIT_S)  # kube-root-ca.crt
+    assert sim.store.subscriber_count == before + 1
+    resp.close()  # drop the connection
+    deadline = time.monotonic() + EVENT_WAIT_S
+    while sim.store.subscriber_count > before and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert sim.store.subscriber_count == before

@@ -1,0 +1,1 @@
+"""Package data: the served kinds (resources.json) and vendored OpenAPI documents."""
