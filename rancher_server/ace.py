@@ -22,7 +22,7 @@ import datetime as dt
 import hashlib
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
@@ -31,11 +31,14 @@ from rancher_server.ace_config import get_config
 from rancher_server.auth.roles import CLUSTER_OWNER, DOWNSTREAM_CLUSTER_ROLE, strongest
 from rancher_server.dialer import ClusterUnavailable
 from rancher_server.downstream import DownstreamError, apply_object, delete_object, list_objects
-from rancher_server.proxy.upstream import UpstreamPool
 from rancher_server.state import ServerState
 from rancher_server.store import ApiToken, Store, User
 from rancher_tunnel.errors import DialRefused, SessionClosed
 from rancher_tunnel.logs import get_logger
+
+if TYPE_CHECKING:  # the proxy package imports this module
+    from rancher_server.proxy.upstream import UpstreamPool
+
 
 NAMESPACE = "cattle-system"
 MANAGED_LABEL = "cattle.io/creator"

@@ -3,11 +3,13 @@ cluster's tunnel with the agent's credential: get, create-or-update, list and de
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the proxy package imports this module
+    from rancher_server.proxy.upstream import Upstream
+
 
 import aiohttp
-
-from rancher_server.proxy.upstream import Upstream
 
 MAX_ERROR_BODY_CHARS = 300
 
