@@ -9,12 +9,43 @@ from typing import Any
 from .resources import ResourceType
 
 NAMESPACE_FINALIZER = "kubernetes"
+DEFAULT_TOLERATION_S = 300
+DEFAULT_TOLERATION_KEYS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
+REVISION_HISTORY_LIMIT = 10
+PROGRESS_DEADLINE_S = 600
+
+
+def _apps_defaults(resource: str, obj: dict[str, Any]) -> None:
+    """apps/v1 defaulting (SetDefaults_Deployment, _DaemonSet, _ReplicaSet)."""
+    spec = obj.setdefault("spec", {})
+    if resource in ("deployments", "replicasets"):
+        spec.setdefault("replicas", 1)
+    if resource == "deployments":
+        strategy = spec.setdefault("strategy", {})
+        strategy.setdefault("type", "RollingUpdate")
+        if strategy["type"] == "RollingUpdate":
+            rolling = strategy.setdefault("rollingUpdate", {})
+            rolling.setdefault("maxUnavailable", "25%")
+            rolling.setdefault("maxSurge", "25%")
+        spec.setdefault("revisionHistoryLimit", REVISION_HISTORY_LIMIT)
+        spec.setdefault("progressDeadlineSeconds", PROGRESS_DEADLINE_S)
+    elif resource == "daemonsets":
+        strategy = spec.setdefault("updateStrategy", {})
+        strategy.setdefault("type", "RollingUpdate")
+        if strategy["type"] == "RollingUpdate":
+            rolling = strategy.setdefault("rollingUpdate", {})
+            rolling.setdefault("maxUnavailable", 1)
+            rolling.setdefault("maxSurge", 0)
+        spec.setdefault("revisionHistoryLimit", REVISION_HISTORY_LIMIT)
 
 
 def apply_defaults(
     rt: ResourceType, obj: dict[str, Any], next_service_ip: Callable[[], str]
 ) -> None:
     """The defaulting kube-apiserver applies on create for the core kinds."""
+    if rt.group == "apps":
+        _apps_defaults(rt.resource, obj)
+        return
     if rt.group != "":
         return
     md = obj["metadata"]
@@ -41,6 +72,18 @@ def apply_defaults(
         spec.setdefault("enableServiceLinks", True)
         spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
         spec.setdefault("priority", 0)
+        # The DefaultTolerationSeconds admission plugin.
+        tolerations = spec.setdefault("tolerations", [])
+        for key in DEFAULT_TOLERATION_KEYS:
+            if not any(t.get("key") == key for t in tolerations):
+                tolerations.append(
+                    {
+                        "key": key,
+                        "operator": "Exists",
+                        "effect": "NoExecute",
+                        "tolerationSeconds": DEFAULT_TOLERATION_S,
+                    }
+                )
         for c in spec.get("containers") or []:
             c.setdefault("terminationMessagePath", "/dev/termination-log")
             c.setdefault("terminationMessagePolicy", "File")

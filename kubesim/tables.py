@@ -93,7 +93,9 @@ def _none(v: Any) -> Any:
 def _node_status(o: Obj) -> str:
     conds = {c.get("type"): c.get("status") for c in _status(o).get("conditions") or []}
     ready = conds.get("Ready")
-    s = "Ready" if ready == "True" else ("NotReady" if ready == "False" else "Unknown")
+    # kube's printer: Ready when True, NotReady for False *and* Unknown, Unknown only when the
+    # node has no Ready condition at all.
+    s = "Unknown" if ready is None else ("Ready" if ready == "True" else "NotReady")
     if _spec(o).get("unschedulable"):
         s += ",SchedulingDisabled"
     return s
