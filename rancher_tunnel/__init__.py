@@ -18,7 +18,11 @@ asyncio layer:
   ``transport``  ``TunnelTransport``: one stream as an ``asyncio.Transport``
   ``splice``     ``serve_tcp(incoming, host, port)``: the agent's TCP splice (hot path)
   ``connector``  ``TunnelConnector``: an aiohttp connector whose connections are tunnel streams
-  ``wsadapter``  aiohttp websockets and plain stream pairs behind one small interface
+  ``wsadapter``  aiohttp websockets and plain stream pairs behind one small interface; on an
+                 aiohttp websocket the session reads with ``wsreader`` (push mode)
+  ``wsreader``   our websocket frame reader, fed straight from the (TLS) transport: payloads
+                 land in buffers of their own, unmasked in place, no queue and no loop hop
+  ``malloc``     ``tune_malloc()``: glibc settings that keep bulk buffers off fresh pages
   ``backoff``    ``backoff()`` (random first delay, exponential, capped, full jitter) and
                  ``is_retryable(exc)``
 """

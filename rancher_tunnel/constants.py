@@ -51,7 +51,7 @@ OPEN_TIMEOUT_S = 30.0  # open_stream waits this long for ACCEPT / REFUSE
 # --- transport buffering (asyncio layer) -----------------------------------------------------
 TRANSPORT_HIGH_WATER_BYTES = 256 * 1024  # pause the writing protocol above this
 TRANSPORT_LOW_WATER_BYTES = 64 * 1024  # resume it below this
-READ_BUFFER_BYTES = 256 * 1024  # reused receive buffer of a spliced TCP connection
+READ_BUFFER_BYTES = 1024 * 1024  # receive buffer shared by a thread's spliced TCP connections
 
 # --- reconnect -----------------------------------------------------------------------------
 BACKOFF_INITIAL_S = 0.5

@@ -123,6 +123,9 @@ class Frame(NamedTuple):
     payload: bytes | memoryview
 
 
+_new_tuple = tuple.__new__  # Frame(...) without NamedTuple's Python-level __new__ (hot path)
+
+
 class Hello(NamedTuple):
     version: int
     role: Role
@@ -251,7 +254,8 @@ class FrameParser:
     """Incremental frame parser; feed it bytes in chunks of any size.
 
     Payloads of frames wholly inside one fed chunk are zero-copy memoryviews of that chunk
-    (callers must feed immutable ``bytes``); a frame split across chunks is reassembled.
+    (callers feed ``bytes``, or a bytearray they never change afterwards); a frame split across
+    chunks is reassembled.
     """
 
     __slots__ = ("_buf", "_max_payload", "_pending")
@@ -279,7 +283,7 @@ class FrameParser:
             raise RemoteProtocolError(f"{t.name} on wrong stream id")
         return t
 
-    def feed(self, data: bytes) -> list[Frame]:
+    def feed(self, data: bytes | bytearray) -> list[Frame]:
         frames: list[Frame] = []
         view = memoryview(data)
         end = len(view)
@@ -307,16 +311,27 @@ class FrameParser:
             frames.append(Frame(sid, t, flags, bytes(buf[hsize:])))
             buf.clear()
             self._pending = None
-        check = self._check_header
+        type_info = _TYPE_INFO
+        max_payload = self._max_payload
+        new_frame = _new_tuple
         while end - pos >= hsize:
             length, sid, ftype, flags = fields = header.unpack_from(view, pos)
-            t = check(length, sid, ftype, flags)
+            info = type_info[ftype]
+            if (
+                info is None
+                or flags
+                or length > info[1]
+                or length > max_payload
+                or (sid == 0) is not info[2]
+            ):
+                self._check_header(length, sid, ftype, flags)  # raises, with the reason
+                raise AssertionError("unreachable")  # pragma: no cover
             start = pos + hsize
             if end - start < length:
                 self._pending = fields
                 break
             pos = start + length
-            frames.append(Frame(sid, t, flags, view[start:pos]))
+            frames.append(new_frame(Frame, (sid, info[0], flags, view[start:pos])))
         if pos < end:
             buf += view[pos:]
         return frames

@@ -22,6 +22,7 @@ from . import frames as fr
 from . import messages
 from .constants import (
     DEFAULT_LIMITS,
+    FRAME_HEADER_BYTES,
     MAX_OUTSTANDING_PINGS,
     MIN_FRAME_PAYLOAD_BYTES,
     PING_PAYLOAD_BYTES,
@@ -50,6 +51,7 @@ _HEADER = fr.HEADER
 MAX_HEADROOM_BYTES = 64
 MERGE_DATA_BYTES = 16 * 1024  # a data batch this small is sent in the same chunk as control
 _PING_COUNTER = struct.Struct("!Q")
+_EMPTY_BATCH = bytearray()  # bytearray().join(parts) builds a batch with one exact allocation
 
 
 class StreamState(enum.Enum):
@@ -60,6 +62,10 @@ class StreamState(enum.Enum):
     HALF_CLOSED_LOCAL = "half_closed_local"  # we sent END
     HALF_CLOSED_REMOTE = "half_closed_remote"  # the peer sent END
     CLOSED = "closed"
+
+    # members are singletons compared by identity: hash them in C (Enum's hash is Python code,
+    # and every TRANSITIONS lookup on the hot path hashes a state and an input)
+    __hash__ = object.__hash__
 
 
 class StreamInput(enum.Enum):
@@ -77,6 +83,8 @@ class StreamInput(enum.Enum):
     RECV_RESET = "recv_reset"
     SEND_WINDOW = "send_window"
     RECV_WINDOW = "recv_window"
+
+    __hash__ = object.__hash__  # see StreamState
 
 
 S, I = StreamState, StreamInput  # noqa: E741
@@ -159,6 +167,7 @@ class Connection:
             raise ValueError("headroom_bytes out of range")
         self.role = role
         self._headroom = headroom_bytes
+        self._headroom_bytes = bytes(headroom_bytes)
         self.limits = limits
         self._clock = clock
         self.state = ConnectionState.HANDSHAKE
@@ -377,13 +386,30 @@ class Connection:
         pos = 0
         pack = _HEADER.pack
         dtype = FrameType.DATA
+        queue = self._data
+        limit = self._batch_limit
+        frames = 0
         while pos < n:
-            chunk = min(step, n - pos)
-            out = self._data_buffer()
-            out += pack(chunk, stream_id, dtype, 0)
-            out += view[pos : pos + chunk]
-            pos += chunk
-            self.stats.frames_out += 1
+            last = queue[-1] if queue else None
+            if last is not None and len(last) < limit:  # top up the open batch
+                chunk = min(step, n - pos)
+                last += pack(chunk, stream_id, dtype, 0)
+                last += view[pos : pos + chunk]
+                pos += chunk
+                frames += 1
+                continue
+            # a new batch built in one go at its final size: no reallocation while it fills
+            parts: list[bytes | memoryview] = [self._headroom_bytes]
+            size = self._headroom
+            while pos < n and size < limit:
+                chunk = min(step, n - pos)
+                parts.append(pack(chunk, stream_id, dtype, 0))
+                parts.append(view[pos : pos + chunk])
+                pos += chunk
+                size += FRAME_HEADER_BYTES + chunk
+                frames += 1
+            queue.append(_EMPTY_BATCH.join(parts))
+        self.stats.frames_out += frames
         self.stats.bytes_out += n
         return n
 
@@ -420,11 +446,15 @@ class Connection:
                     del self._draining[stream_id]
                 self._refill_starved()
             return
-        st.recv.consumed(nbytes)
-        if st.state in (StreamState.OPEN, StreamState.HALF_CLOSED_LOCAL):
-            st.recv.autotune(self._clock())
+        rw = st.recv
+        rw.consumed(nbytes)
+        state = st.state
+        if state is StreamState.OPEN or state is StreamState.HALF_CLOSED_LOCAL:
+            if rw.epoch_bytes >= rw.max_window:  # else autotune() has nothing to do
+                rw.autotune(self._clock())
             self._refill(st)
-        self._refill_starved()
+        if self._starved:
+            self._refill_starved()
 
     def _refill(self, st: _Stream) -> None:
         if st.recv.reserve():
@@ -481,14 +511,15 @@ class Connection:
 
     # ------------------------------------------------------------------ input
 
-    def receive_data(self, data: bytes) -> None:
+    def receive_data(self, data: bytes | bytearray) -> None:
         """Feed bytes from the peer (any chunking); events become available from events()."""
         if self.state is ConnectionState.CLOSED:
             return
         try:
             frames = self._parser.feed(data)
+            handle = self._handle
             for frame in frames:
-                self._handle(frame)
+                handle(frame)
                 if self.closed:
                     break
         except RemoteProtocolError as exc:

@@ -25,6 +25,7 @@ from .constants import DEFAULT_LIMITS, Limits
 from .errors import DialRefused, LocalProtocolError, ProtocolError, SessionClosed, StreamReset
 from .frames import Role
 from .logs import get_logger
+from .malloc import tune_malloc
 from .messages import Message
 from .protocol import Connection
 from .stream import STREAM_READER_LIMIT_BYTES, IncomingStream, TunnelStream
@@ -40,6 +41,7 @@ KEEPALIVE_GRACE_S = 0.02  # before declaring the peer dead, let already-arrived 
 WS_CLOSE_GOING_AWAY = 1001
 WS_CLOSE_PROTOCOL_ERROR = 1002
 WS_CLOSE_INTERNAL_ERROR = 1011
+_CONNECTION_CLOSED = object()  # push-mode input end: the tunnel connection itself ended
 
 
 class _Stop(Exception):
@@ -92,7 +94,6 @@ class Session:
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._flush_scheduled = False
-        self._wrote_this_iteration = False
         self._draining = False  # the writer task waits for the transport; flushes defer to it
         self._write_error: BaseException | None = None
         self._log = get_logger(tunnel=name, role=role.name.lower())
@@ -112,6 +113,8 @@ class Session:
         self._rtt_s: float | None = None
         self._last_pong = time.monotonic()
         self._started = False
+        self._input_done = False  # push mode: no more websocket input is processed
+        self._input_end: asyncio.Future[object] | None = None
 
     # ------------------------------------------------------------------ public API
 
@@ -172,6 +175,7 @@ class Session:
             raise RuntimeError("session already running")
         self._started = True
         self._loop = asyncio.get_running_loop()
+        tune_malloc()  # once per process: keeps bulk buffers off fresh kernel pages
         self._kick()  # our HELLO
         self._log.info("tunnel session started")
         try:
@@ -301,24 +305,18 @@ class Session:
     # ------------------------------------------------------------------ used by transports
 
     def _kick(self) -> None:
-        """Output is pending. The first output of a loop iteration is written at once (latency);
-        output produced later in the same iteration is batched and written when the iteration's
-        callbacks are done (one message for many streams under load)."""
+        """Output is pending: it is written when the loop iteration's ready callbacks are done,
+        so everything the iteration produced (all the streams' input read in one poll, the
+        credit its deliveries freed) goes out in one websocket message and one system call.
+        Writing the first output at once instead cost about 10% more CPU per request with 16
+        connections and no measurable latency gain at 1 connection."""
         if self._flush_scheduled or self._draining:
             return
         if self._loop is None:
             self._wake.set()
             return
         self._flush_scheduled = True
-        if self._wrote_this_iteration:
-            self._loop.call_soon(self._flush)
-            return
-        self._wrote_this_iteration = True
-        self._loop.call_soon(self._new_iteration)
-        self._flush()
-
-    def _new_iteration(self) -> None:
-        self._wrote_this_iteration = False
+        self._loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         """The one write path (synchronous part): write chunks until none is left or the
@@ -438,6 +436,63 @@ class Session:
         self._transports.clear()
 
     async def _reader(self) -> None:
+        start_push = getattr(self._ws, "start_push", None)
+        if start_push is not None:
+            end: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+            self._input_end = end
+            if start_push(self._on_ws_message, self._on_ws_end):
+                try:
+                    await self._push_reader(end)
+                finally:
+                    self._input_done = True
+                return
+        await self._pull_reader()
+
+    def _on_ws_message(self, data: bytes | bytearray) -> None:
+        """Push mode: one websocket message, delivered from the transport's read callback."""
+        if self._input_done:
+            return
+        conn = self._conn
+        try:
+            conn.receive_data(data)
+            self._dispatch(conn.events())
+        except Exception as exc:
+            self._input_done = True
+            end = self._input_end
+            if end is not None and not end.done():
+                end.set_exception(exc)
+            return
+        if conn.closed:
+            self._on_ws_end(_CONNECTION_CLOSED)
+        elif conn.has_data_to_send:
+            self._kick()
+
+    def _on_ws_end(self, result: object) -> None:
+        self._input_done = True
+        end = self._input_end
+        if end is not None and not end.done():
+            end.set_result(result)
+
+    async def _push_reader(self, end: asyncio.Future[object]) -> None:
+        result = await end
+        if result is _CONNECTION_CLOSED:
+            await self._closing_flush()
+        elif isinstance(result, ProtocolError):  # e.g. a text message on the tunnel websocket
+            self._set_reason(f"remote: {result.reason}")
+            self._close_code = WS_CLOSE_PROTOCOL_ERROR
+        elif isinstance(result, BaseException):
+            self._set_reason(f"connection lost: {type(result).__name__}")
+        else:
+            self._set_reason("connection closed by peer")
+
+    async def _closing_flush(self) -> None:
+        self._closing = True
+        self._kick()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.limits.close_timeout_s):
+                await self._flushed.wait()
+
+    async def _pull_reader(self) -> None:
         conn = self._conn
         receive = self._ws.receive
         dispatch = self._dispatch
@@ -457,11 +512,7 @@ class Session:
             conn.receive_data(data)
             dispatch(conn.events())
             if conn.closed:
-                self._closing = True
-                self._kick()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self.limits.close_timeout_s):
-                        await self._flushed.wait()
+                await self._closing_flush()
                 return
             if conn.has_data_to_send:
                 self._kick()

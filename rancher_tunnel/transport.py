@@ -32,6 +32,7 @@ class TunnelTransport(asyncio.Transport):
     def __init__(self, session: Session, stream_id: int, target: str) -> None:
         super().__init__(extra={"peername": target, "tunnel_stream_id": stream_id})
         self._session = session
+        self._credit = session.connection.send_credit  # hot path: one call, not three
         self._loop = asyncio.get_running_loop()
         self.stream_id = stream_id
         self.target = target
@@ -188,7 +189,8 @@ class TunnelTransport(asyncio.Transport):
     @property
     def write_credit(self) -> int:
         """Bytes that can be written now without waiting in this transport's buffer."""
-        return max(0, self._session._send_credit(self.stream_id) - len(self._out))
+        credit = self._credit(self.stream_id) - len(self._out)
+        return credit if credit > 0 else 0
 
     def _window(self) -> None:
         """The peer granted credit: send what waits."""

@@ -124,10 +124,12 @@ class ReceiveWindow:
 
     def _settle(self) -> None:
         """Repay borrowed credit that the commitment no longer needs."""
-        need = max(0, self.committed - self.min_window)
-        if need < self.borrowed:
-            self.budget.repay(self.borrowed - need)
-            self.borrowed = need
+        borrowed = self.borrowed
+        if borrowed:  # (nothing to repay otherwise: the common case of a small stream)
+            need = max(0, self.granted + self.unsent + self.buffered - self.min_window)
+            if need < borrowed:
+                self.budget.repay(borrowed - need)
+                self.borrowed = need
 
     def autotune(self, now: float) -> None:
         """Double the window (up to ``limit_window``) when the stream moved a whole window in
@@ -145,10 +147,11 @@ class ReceiveWindow:
 
     def reserve(self) -> bool:
         """Top the commitment up towards ``max_window``; returns False if the budget clipped it."""
-        want = self.max_window - self.committed
+        committed = self.granted + self.unsent + self.buffered
+        want = self.max_window - committed
         if want <= 0:
             return True
-        free_floor = max(0, self.min_window - self.committed)
+        free_floor = max(0, self.min_window - committed)
         extra = self.budget.borrow(want - free_floor) if want > free_floor else 0
         self.borrowed += extra
         self.unsent += free_floor + extra

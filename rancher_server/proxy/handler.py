@@ -4,22 +4,25 @@ agent's tunnel as that user (impersonation), streaming both ways."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
+import ssl
 
 import aiohttp
 from aiohttp import web
-from multidict import CIMultiDict
-from yarl import URL
 
 from rancher_server.auth import Principal, audit, authenticate_bearer, cluster_role
 from rancher_server.dialer import ClusterUnavailable
 from rancher_server.downstream import DownstreamError
 from rancher_server.impersonation import Impersonator
-from rancher_server.proxy.headers import downstream_request_headers, upstream_response_headers
+from rancher_server.proxy.headers import (
+    HeaderValueError,
+    downstream_request_headers,
+    identity_lines,
+    request_head,
+)
+from rancher_server.proxy.lean import Response, UpstreamError, send_request
 from rancher_server.proxy.status import status_response
 from rancher_server.proxy.upgrade import proxy_upgrade
-from rancher_server.proxy.upstream import UpstreamPool
+from rancher_server.proxy.upstream import Upstream, UpstreamPool
 from rancher_server.state import STATE
 from rancher_server.store import NotFound
 from rancher_tunnel.errors import DialRefused, SessionClosed
@@ -38,15 +41,6 @@ log = get_logger(component="proxy")
 
 class BodyTooLarge(Exception):
     pass
-
-
-async def _bounded_body(request: web.Request) -> AsyncIterator[bytes]:
-    total = 0
-    async for chunk in request.content.iter_chunked(BODY_CHUNK_BYTES):
-        total += len(chunk)
-        if total > MAX_PROXY_BODY_BYTES:
-            raise BodyTooLarge()
-        yield chunk
 
 
 def _split_path(raw_path: str) -> tuple[str, str]:
@@ -113,57 +107,65 @@ async def _forward(
         log.warning("impersonation setup failed", cluster=cluster_id, error=str(e))
         audit(state, principal, "proxy", target, "upstream-error", request.remote)
         return status_response(502, f"cannot set up access to cluster {cluster_id}: {e}")
-    upgrade = _is_upgrade(request)
-    headers = downstream_request_headers(request.headers, principal, token, upgrade=upgrade)
     audit(state, principal, "proxy", target, "forwarded", request.remote)
-    if upgrade:
+    if _is_upgrade(request):
+        headers = downstream_request_headers(request.headers, principal, token, upgrade=True)
         try:
             return await proxy_upgrade(request, pool.open_session(cluster_id), up, headers, path_qs)
         except (DialRefused, SessionClosed, OSError) as e:
             log.warning("upgrade failed", cluster=cluster_id, error=repr(e))
             return status_response(503, f"cluster {cluster_id} is unavailable: {e}")
-    return await _forward_http(
-        request, up.http, up.base_url + path_qs, headers, cluster_id, principal
-    )
+    return await _forward_http(request, up, path_qs, principal, token)
 
 
 async def _forward_http(
     request: web.Request,
-    http: aiohttp.ClientSession,
-    url: str,
-    headers: CIMultiDict[str],
-    cluster_id: str,
+    up: Upstream,
+    path_qs: str,
     principal: Principal,
+    token: str,
 ) -> web.StreamResponse:
+    cluster_id = up.cluster_id
+    method = request.method
     has_body = request.body_exists
-    if has_body and request.content_length is not None:
-        headers["Content-Length"] = str(request.content_length)
+    length = request.content_length
+    if not has_body:
+        framing = b""
+    elif length is not None:
+        framing = b"Content-Length: %d\r\n" % length
+    else:
+        framing = b"Transfer-Encoding: chunked\r\n"
     try:
-        upstream = await http.request(
-            request.method,
-            URL(url, encoded=True),
-            headers=headers,
-            data=_bounded_body(request) if has_body else None,
-            allow_redirects=False,
-            compress=None,
+        head = request_head(
+            method, path_qs, up.host_header, request.raw_headers,
+            identity_lines(principal, token), framing,
         )
+    except HeaderValueError as e:
+        return status_response(400, str(e))
+    try:
+        if has_body:
+            upstream = await _send_with_body(up, head, request, chunked=length is None)
+        else:
+            upstream = await send_request(
+                up.lean, head, head_request=method == "HEAD", retry_stale=True
+            )
     except BodyTooLarge:
         return status_response(413, f"request body exceeds {MAX_PROXY_BODY_BYTES} bytes")
-    except (aiohttp.ClientError, DialRefused, SessionClosed) as e:
+    except (UpstreamError, ConnectionError, OSError, ssl.SSLError, DialRefused, SessionClosed,
+            TimeoutError) as e:
         log.warning("upstream request failed", cluster=cluster_id, error=repr(e))
         return status_response(503, f"cluster {cluster_id} is unavailable: {e}")
-    async with upstream:
+    conn = upstream.conn
+    try:
         if upstream.status == 401:
             request.app[IMPERSONATOR].invalidate(cluster_id, principal.user_id)
-        headers_out = upstream_response_headers(
-            (k.decode("latin-1"), v.decode("latin-1")) for k, v in upstream.raw_headers
-        )
-        length = upstream.content_length
-        if length is not None and length <= MAX_BUFFERED_RESPONSE_BYTES:
+        headers_out = upstream.headers
+        size = upstream.length
+        if size is not None and size <= MAX_BUFFERED_RESPONSE_BYTES and method != "HEAD":
             # Small answers (most GETs) go out as one write: head and body in one TLS record.
             try:
-                body = await upstream.content.readexactly(length) if length else b""
-            except (aiohttp.ClientError, SessionClosed, asyncio.IncompleteReadError) as e:
+                body = await conn.read_all() if size else b""
+            except UpstreamError as e:
                 return status_response(502, f"cluster {cluster_id} ended the answer: {e}")
             return web.Response(
                 status=upstream.status, reason=upstream.reason, headers=headers_out, body=body
@@ -171,20 +173,53 @@ async def _forward_http(
         out = web.StreamResponse(
             status=upstream.status, reason=upstream.reason, headers=headers_out
         )
-        if length is not None and request.method != "HEAD":
-            out.content_length = length
+        declared = upstream.declared_length
+        if declared is not None and upstream.status not in (204, 304):
+            out.content_length = declared
         await out.prepare(request)
         try:
-            async for chunk in upstream.content.iter_any():
+            while chunk := await conn.read():
                 await out.write(chunk)
             await out.write_eof()
         except ConnectionResetError:  # the client went away (kubectl logs -f ended)
             log.debug("client ended mid-stream", cluster=cluster_id)
-        except (aiohttp.ClientError, SessionClosed) as e:
+        except UpstreamError as e:
             log.info("upstream ended mid-stream", cluster=cluster_id, error=str(e))
             if request.transport is not None:
                 request.transport.close()
         return out
+    finally:
+        conn.release()
+
+
+async def _send_with_body(
+    up: Upstream, head: bytes, request: web.Request, *, chunked: bool
+) -> Response:
+    conn = await up.lean.acquire()
+    try:
+        answer = conn.send(head)
+        total = 0
+        try:
+            async for chunk in request.content.iter_chunked(BODY_CHUNK_BYTES):
+                total += len(chunk)
+                if total > MAX_PROXY_BODY_BYTES:
+                    raise BodyTooLarge()
+                if answer.done():
+                    conn.abandon_request()  # answered early: the rest of the body is not sent
+                    break
+                conn.write(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
+                await conn.drain()
+            else:
+                if chunked:
+                    conn.write(b"0\r\n\r\n")
+        except UpstreamError:
+            if not answer.done() or answer.cancelled() or answer.exception() is not None:
+                raise
+            conn.abandon_request()  # answered, then closed while the body was still going
+        return await answer
+    except BaseException:
+        conn.close()
+        raise
 
 
 def routes() -> list[web.RouteDef]:

@@ -97,3 +97,76 @@ def upstream_response_headers(
         if name.lower() not in drop:
             out.add(name, value)
     return out
+
+
+# ------------------------------------------------------------------ the lean forwarder's variants
+# The same rules as above, on raw header bytes, producing the request head in one piece.
+
+_DROP_REQUEST = frozenset(h.encode() for h in HOP_BY_HOP) | {b"authorization"}
+_IDENTITY_CACHE_MAX = 1024
+_identity_cache: dict[tuple[str, Principal], bytes] = {}
+
+
+class HeaderValueError(ValueError):
+    """A value that cannot go into an HTTP header (a line break would split it)."""
+
+
+def _checked(value: str) -> str:
+    if "\r" in value or "\n" in value or "\0" in value:
+        raise HeaderValueError("header value with a line break")
+    return value
+
+
+def identity_lines(principal: Principal, bearer_token: str) -> bytes:
+    """``Authorization`` and ``Impersonate-*`` header lines for ``principal`` (cached: the same
+    for every request a user makes with one downstream token)."""
+    key = (bearer_token, principal)
+    block = _identity_cache.get(key)
+    if block is not None:
+        return block
+    lines = [
+        f"Authorization: Bearer {_checked(bearer_token)}",
+        f"Impersonate-User: {_checked(principal.user_id)}",
+    ]
+    lines += [f"Impersonate-Group: {_checked(g)}" for g in impersonation_groups(principal)]
+    lines += [
+        f"Impersonate-Extra-{quote(k, safe='')}: {_checked(v)}"
+        for k, v in principal_extras(principal).items()
+    ]
+    block = ("\r\n".join(lines) + "\r\n").encode("utf-8")
+    if len(_identity_cache) >= _IDENTITY_CACHE_MAX:
+        _identity_cache.clear()
+    _identity_cache[key] = block
+    return block
+
+
+def request_head(
+    method: str,
+    path_qs: str,
+    host_header: str,
+    raw_headers: Iterable[tuple[bytes, bytes]],
+    identity: bytes,
+    framing: bytes = b"",
+) -> bytes:
+    """The whole request head to send downstream: the client's end-to-end headers less
+    ``Authorization`` and ``Impersonate-*``, then ``identity`` and ``framing`` (body length)
+    lines."""
+    parts = [f"{method} {path_qs} HTTP/1.1\r\nHost: {host_header}\r\n".encode()]
+    drop = _DROP_REQUEST
+    conn_tokens: set[bytes] | None = None
+    for name, value in raw_headers:
+        lname = name.lower()
+        if lname in drop or lname.startswith(b"impersonate-"):
+            if lname == b"connection":
+                conn_tokens = conn_tokens or set()
+                conn_tokens.update(t.strip() for t in value.lower().split(b",") if t.strip())
+            continue
+        parts.append(name + b": " + value + b"\r\n")
+    if conn_tokens:
+        parts = [parts[0]] + [
+            p for p in parts[1:] if p.split(b":", 1)[0].lower() not in conn_tokens
+        ]
+    parts.append(identity)
+    parts.append(framing)
+    parts.append(b"\r\n")
+    return b"".join(parts)

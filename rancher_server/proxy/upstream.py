@@ -11,6 +11,7 @@ import aiohttp
 
 from rancher_server.constants import DIAL_TIMEOUT_S
 from rancher_server.dialer import ClusterUnavailable
+from rancher_server.proxy.lean import LeanPool
 from rancher_server.registry import SessionRegistry
 from rancher_server.store import Store
 from rancher_tunnel.connector import TunnelConnector
@@ -30,6 +31,7 @@ class Upstream:
     http: aiohttp.ClientSession
     admin_token: str  # the agent's service-account token (memory only)
     key: tuple[str, str]
+    lean: LeanPool  # the proxy's hot path; ``http`` serves everything else
 
     @property
     def base_url(self) -> str:
@@ -80,6 +82,7 @@ class UpstreamPool:
             current.admin_token = self._admin_tokens.get(cluster_id, "")
             return current
         if current is not None:
+            current.lean.close()
             asyncio.get_running_loop().create_task(current.http.close(), name="upstream-close")
         ctx = ssl.create_default_context(cadata=ca_pem) if ca_pem else ssl.create_default_context()
         ctx.set_alpn_protocols(["http/1.1"])
@@ -105,7 +108,17 @@ class UpstreamPool:
             skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept", "Content-Type"),
         )
         token = self._admin_tokens.get(cluster_id, "")
-        up = Upstream(cluster_id, host, port, ctx, http, token, key)
+
+        def session_now() -> Session:
+            try:
+                return self._session(cluster_id)
+            except ClusterUnavailable as e:
+                raise SessionClosed(str(e)) from e
+
+        lean = LeanPool(
+            session_now, host, port, ctx, connect_timeout_s=DIAL_TIMEOUT_S, keepalive_s=KEEPALIVE_S
+        )
+        up = Upstream(cluster_id, host, port, ctx, http, token, key, lean)
         self._upstreams[cluster_id] = up
         return up
 
@@ -114,5 +127,6 @@ class UpstreamPool:
 
     async def close(self) -> None:
         for up in self._upstreams.values():
+            up.lean.close()
             await up.http.close()
         self._upstreams.clear()
