@@ -1,7 +1,9 @@
 """A tunnel session: the sans-I/O :class:`Connection` driven over one websocket.
 
 Tasks (one TaskGroup, each named and guarded: an unexpected exit is logged and tears the session
-down): ``reader`` feeds websocket messages to the connection and dispatches events; ``writer`` is
+down): ``reader`` feeds websocket messages to the connection and dispatches events (on an aiohttp
+websocket in push mode: our frame reader hands each message to the connection from the
+transport's read callback, and the task only waits for the input to end); ``writer`` is
 the one write path (control frames first); ``keepalive`` pings every ``ping_interval_s`` and tears
 the session down when no pong came for ``pong_timeout_s`` however busy the streams are; ``sync``
 (agent side) lists live stream ids every ``sync_interval_s``; ``messages`` runs the message handler.
@@ -479,7 +481,7 @@ class Session:
             await self._closing_flush()
         elif isinstance(result, ProtocolError):  # e.g. a text message on the tunnel websocket
             self._set_reason(f"remote: {result.reason}")
-            self._close_code = WS_CLOSE_PROTOCOL_ERROR
+            self._close_code = int(getattr(result, "close_code", WS_CLOSE_PROTOCOL_ERROR))
         elif isinstance(result, BaseException):
             self._set_reason(f"connection lost: {type(result).__name__}")
         else:

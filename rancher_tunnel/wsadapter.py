@@ -167,6 +167,8 @@ class AiohttpWebSocket:
         pending.clear()
         transport.set_protocol(reader)
         self._reader = reader
+        if not transport.is_reading():  # aiohttp may have paused it for its own queue
+            transport.resume_reading()
         for msg, _size in queued:
             if msg.type is WSMsgType.BINARY:
                 on_message(msg.data)

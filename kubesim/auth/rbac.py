@@ -162,6 +162,9 @@ def reconcile_aggregation(store: Store) -> int:
     return updated
 
 
+MAX_CACHED_DECISIONS = 10_000
+
+
 class Authorizer:
     """``AlwaysAllow`` or ``RBAC`` (with the system:masters bypass kube-apiserver puts first)."""
 
@@ -174,6 +177,9 @@ class Authorizer:
         self.store = store
         self.mode = MODE_ALWAYS_ALLOW if MODE_ALWAYS_ALLOW in modes else MODE_RBAC
         self._index: RuleIndex | None = None
+        # Decisions of the current rule index (cleared with it on any RBAC change).
+        self._decisions: dict[tuple[Any, ...], tuple[bool, str]] = {}
+        self._decisions_of: RuleIndex | None = None
         self._aggregation_pending = False
         self._unsubscribe = store.subscribe(self._on_event)
 
@@ -208,8 +214,30 @@ class Authorizer:
         """(allowed, reason) as kube-apiserver's authorizer chain returns them."""
         if self.mode == MODE_ALWAYS_ALLOW or MASTERS_GROUP in attrs.user.groups:
             return True, ""
+        index = self.index()
+        if self._decisions_of is not index or len(self._decisions) >= MAX_CACHED_DECISIONS:
+            self._decisions = {}
+            self._decisions_of = index
+        key = (
+            attrs.user.name,
+            tuple(attrs.user.groups),
+            attrs.verb,
+            attrs.api_group,
+            attrs.resource,
+            attrs.subresource,
+            attrs.namespace,
+            attrs.name,
+            attrs.path,
+            attrs.is_resource_request,
+        )
+        decision = self._decisions.get(key)
+        if decision is None:
+            decision = self._decisions[key] = self._evaluate(index, attrs)
+        return decision
+
+    def _evaluate(self, index: RuleIndex, attrs: RequestAttributes) -> tuple[bool, str]:
         errors: list[str] = []
-        for grant in self.index().grants(attrs.user, attrs.namespace):
+        for grant in index.grants(attrs.user, attrs.namespace):
             if grant.error:
                 errors.append(grant.error)
                 continue

@@ -245,3 +245,41 @@ def test_readers_share_the_scratch_buffer_safely() -> None:
         b.feed(db[i : i + 97])
     assert a.messages == pa
     assert b.messages == pb
+
+
+@pytest.mark.parametrize(
+    ("send", "code"),
+    [("text", CLOSE_UNSUPPORTED_DATA), ("big", CLOSE_MESSAGE_TOO_BIG)],
+)
+async def test_push_mode_violation_closes_with_its_code(send: str, code: int) -> None:
+    ended: asyncio.Future[Exception | None] = asyncio.get_running_loop().create_future()
+
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(max_msg_size=1000, compress=False)
+        await ws.prepare(request)
+        adapter = AiohttpWebSocket(ws)
+        assert adapter.start_push(lambda m: None, ended.set_result)
+        exc = await ended
+        assert isinstance(exc, WebSocketProtocolError) and exc.close_code == code
+        await adapter.close(exc.close_code, exc.reason)
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/ws", handler)
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with aiohttp.ClientSession() as http, http.ws_connect(
+            f"http://127.0.0.1:{port}/ws", compress=0
+        ) as ws:
+            if send == "text":
+                await ws.send_str("hello")
+            else:
+                await ws.send_bytes(b"x" * 1001)
+            msg = await ws.receive(timeout=5)
+            assert msg.type is WSMsgType.CLOSE and msg.data == code
+    finally:
+        await runner.cleanup()
