@@ -9,6 +9,9 @@ import contextlib
 
 from aiohttp import web
 
+from rancher_server.ace_config import AceConfig
+from rancher_server.ace_config import get_config as get_ace_config
+from rancher_server.ace_config import set_config as set_ace_config
 from rancher_server.api import schemas
 from rancher_server.api.resources import NO_STORE, cluster_resource, collection
 from rancher_server.api.spec import AUTH_ADMIN, AUTH_PUBLIC, Ctx, endpoint
@@ -88,6 +91,35 @@ async def delete_cluster(ctx: Ctx) -> web.Response:
     await audit_now(ctx.state, ctx.user, "cluster.delete", f"cluster:{cluster_id}", "success",
                     ctx.remote)
     return web.json_response(cluster_resource(cluster, False, "cluster-owner"))
+
+
+def _endpoint_resource(cluster_id: str, cfg: AceConfig) -> dict[str, object]:
+    return {"type": "authorizedClusterEndpoint", "clusterId": cluster_id,
+            "enabled": cfg.enabled, "fqdn": cfg.fqdn, "caCerts": cfg.ca_cert}
+
+
+@endpoint("GET", "/v3/clusters/{id}/authorizedendpoint", "The cluster's authorized endpoint "
+          "setting (kubectl straight to the cluster through kube-api-auth)",
+          response="the setting")
+async def get_authorized_endpoint(ctx: Ctx) -> web.Response:
+    cluster, _ = visible_cluster(ctx, ctx.request.match_info["id"])
+    return web.json_response(
+        _endpoint_resource(cluster.id, get_ace_config(ctx.state.store, cluster.id)))
+
+
+@endpoint("PUT", "/v3/clusters/{id}/authorizedendpoint", "Enable or disable the authorized "
+          "endpoint: the server then syncs users' token hashes into the cluster for kube-api-auth, "
+          "and kubeconfigs gain a <cluster>-direct context", auth=AUTH_ADMIN,
+          body=schemas.AUTHORIZED_ENDPOINT, response="the setting")
+async def put_authorized_endpoint(ctx: Ctx) -> web.Response:
+    cluster_id = ctx.request.match_info["id"]
+    ctx.state.store.get_cluster(cluster_id)
+    cfg = AceConfig(enabled=bool(ctx.body["enabled"]), fqdn=str(ctx.body.get("fqdn", "")),
+                    ca_cert=str(ctx.body.get("caCerts", "")))
+    await asyncio.to_thread(set_ace_config, ctx.state.store, cluster_id, cfg)
+    await audit_now(ctx.state, ctx.user, "cluster.authorizedendpoint", f"cluster:{cluster_id}",
+                    "enabled" if cfg.enabled else "disabled", ctx.remote)
+    return web.json_response(_endpoint_resource(cluster_id, cfg))
 
 
 @endpoint("GET", "/v3/import/{token}.yaml", "The import manifest for the cluster whose "

@@ -69,6 +69,14 @@ CLUSTER_CREATE: Schema = {
     "properties": {"name": {"type": "string", "pattern": CLUSTER_NAME_PATTERN,
                             "maxLength": CLUSTER_NAME_MAX_CHARS}},
 }
+AUTHORIZED_ENDPOINT: Schema = {
+    "type": "object", "required": ["enabled"],
+    "properties": {
+        "enabled": {"type": "boolean"},
+        "fqdn": {"type": "string", "maxLength": 261, "pattern": r"^[A-Za-z0-9.\-\[\]:]*$"},
+        "caCerts": {"type": "string", "maxLength": 65536},
+    },
+}
 BINDING_CREATE: Schema = {
     "type": "object", "required": ["clusterId", "roleTemplateId"],
     "properties": {

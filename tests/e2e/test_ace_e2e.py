@@ -142,8 +142,10 @@ def test_direct_context_works_without_the_server_and_revocation_reaches_it(
     cid = procs["cluster"]
     assert isinstance(tmp, Path) and isinstance(server, ServerProc) and isinstance(admin, Rest)
     assert isinstance(cid, str)
-    # Turn the endpoint on (the operator's CLI, on the live server's store).
-    server.cli("cluster", "endpoint", cid, "--enable")
+    # Turn the endpoint on through the REST API.
+    setting = admin.call("PUT", f"/v3/clusters/{cid}/authorizedendpoint", {"enabled": True})
+    assert setting["enabled"] is True
+    assert admin.call("GET", f"/v3/clusters/{cid}/authorizedendpoint")["enabled"] is True
     user = admin.call("POST", "/v3/users", {"username": "frank", "password": USER_PASSWORD})
     admin.call(
         "POST",

@@ -248,5 +248,11 @@ def test_cli_cluster_lifecycle(tmp_path: Path, logdir: Path) -> None:
         check=False,
     )
     assert dup.returncode == 1 and "already exists" in dup.stderr
+    endpoint = server.cli(
+        "cluster", "endpoint", reg["id"], "--enable", "--fqdn", "api.example:6443"
+    )
+        "cluster", "endpoint", reg["id"], "--enable", "--fqdn", "api.example:6443"
+    )
+    assert endpoint == {"enabled": True, "fqdn": "api.example:6443", "ca_cert": ""}
     server.cli("cluster", "delete", reg["id"])
     assert server.cli("cluster", "list") == []
