@@ -251,8 +251,6 @@ def test_cli_cluster_lifecycle(tmp_path: Path, logdir: Path) -> None:
     endpoint = server.cli(
         "cluster", "endpoint", reg["id"], "--enable", "--fqdn", "api.example:6443"
     )
-        "cluster", "endpoint", reg["id"], "--enable", "--fqdn", "api.example:6443"
-    )
     assert endpoint == {"enabled": True, "fqdn": "api.example:6443", "ca_cert": ""}
     server.cli("cluster", "delete", reg["id"])
     assert server.cli("cluster", "list") == []
