@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 SA_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+DEFAULT_REPORT_INTERVAL_S = 15.0  # how often the cluster agent reports health (Rancher: 15 s)
 
 
 class ConfigError(Exception):
@@ -46,9 +47,23 @@ class AgentConfig:
     allowed: tuple[Target, ...] = field(default_factory=tuple)
     node_name: str = ""
     health_listen: str = ""
+    report_interval_s: float = DEFAULT_REPORT_INTERVAL_S
 
     def allows(self, host: str, port: int) -> bool:
         return any(t.matches(host, port) for t in self.allowed)
+
+
+def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "")
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError as e:
+        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from e
+    if value <= 0:
+        raise ConfigError(f"{name} must be positive")
+    return value
 
 
 def from_env(env: Mapping[str, str] | None = None) -> AgentConfig:
@@ -97,4 +112,7 @@ def from_env(env: Mapping[str, str] | None = None) -> AgentConfig:
         allowed=allowed,
         node_name=env.get("CATTLE_NODE_NAME", ""),
         health_listen=env.get("CATTLE_HEALTH_LISTEN", ""),
+        report_interval_s=_positive_float(
+            env, "CATTLE_HEALTH_INTERVAL_S", DEFAULT_REPORT_INTERVAL_S
+        ),
     )

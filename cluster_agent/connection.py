@@ -8,7 +8,7 @@ import base64
 import contextlib
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 import aiohttp
@@ -48,8 +48,10 @@ class AgentConnection:
         on_stream: StreamHandler,
         ssl_context: Any,
         name: str,
+        on_session: Callable[[Session], Coroutine[Any, Any, None]] | None = None,
     ) -> None:
         self._config = config
+        self._on_session = on_session
         self._headers = tunnel_headers(config, params)
         self._on_stream = on_stream
         self._ssl = ssl_context
@@ -101,11 +103,20 @@ class AgentConnection:
                         self.sessions_started += 1
                         self.connected.set()
                         self.log.info("tunnel connected", path=path)
+                        companion = (
+                            asyncio.create_task(self._on_session(session), name="agent-report")
+                            if self._on_session is not None
+                            else None
+                        )
                         try:
                             await session.run()
                         finally:
                             self.connected.clear()
                             self._session = None
+                            if companion is not None:
+                                companion.cancel()
+                                with contextlib.suppress(asyncio.CancelledError, Exception):
+                                    await companion
                         self.log.info("tunnel closed", reason=session.close_reason)
                 except aiohttp.WSServerHandshakeError as e:
                     self.log.error("server refused the tunnel", status=e.status, message=e.message)

@@ -14,6 +14,7 @@ from cluster_agent.connection import AgentConnection
 from cluster_agent.constants import EXIT_CA_MISMATCH, EXIT_CONFIG_ERROR
 from cluster_agent.dial import make_dial_handler
 from cluster_agent.health import start_health
+from cluster_agent.reporter import Reporter
 from rancher_tunnel import logs
 from rancher_tunnel.process import run_until_signalled
 
@@ -22,7 +23,17 @@ async def run_agent(
     config: AgentConfig, params: Mapping[str, Any], name: str, stop: asyncio.Event
 ) -> None:
     ctx = await server_ssl_context(config)
-    conn = AgentConnection(config, params, make_dial_handler(config), ctx, name=name)
+    reporter = (
+        Reporter(config, config.report_interval_s) if params.get("role") == "cluster" else None
+    )
+    conn = AgentConnection(
+        config,
+        params,
+        make_dial_handler(config),
+        ctx,
+        name=name,
+        on_session=reporter.run if reporter is not None else None,
+    )
     health = await start_health(conn, config.health_listen) if config.health_listen else None
     task = asyncio.create_task(conn.run(), name="agent-connection")
     stopper = asyncio.create_task(stop.wait(), name="agent-stop")

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from rancher_server.agent_reports import AgentReport
 from rancher_server.constants import SESSION_REPLACE_CLOSE_TIMEOUT_S
 from rancher_server.tunnel_auth import AgentIdentity
 from rancher_tunnel.logs import get_logger
@@ -31,6 +32,7 @@ class SessionRegistry:
         self._entries: dict[str, Entry] = {}
         self._by_cluster: dict[str, set[str]] = {}
         self._changed = asyncio.Event()
+        self.reports: dict[str, AgentReport] = {}  # cluster id -> what its agent last reported
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from rancher_server.agent_reports import AgentReport
 from rancher_server.state import STATE, ServerState
 from rancher_server.tunnel_auth import AgentIdentity, TunnelAuthError, authenticate
 from rancher_tunnel.constants import WS_MAX_MESSAGE_BYTES
 from rancher_tunnel.frames import Role
 from rancher_tunnel.logs import get_logger
-from rancher_tunnel.session import Session
+from rancher_tunnel.messages import Message
+from rancher_tunnel.session import MessageHandler, Session
 
 log = get_logger(component="tunnel-endpoint")
 
@@ -45,7 +47,17 @@ async def _serve(request: web.Request, register: bool) -> web.StreamResponse:
         max_msg_size=WS_MAX_MESSAGE_BYTES, compress=False, autoping=True, heartbeat=None
     )
     await ws.prepare(request)
-    session = Session(ws, Role.SERVER, name=identity.session_key, limits=state.limits)
+    on_message: MessageHandler | None = None
+    if identity.role == "cluster":
+        report = state.sessions.reports.setdefault(identity.cluster.id, AgentReport())
+
+        async def record(msg: Message) -> None:
+            report.apply(msg)
+
+        on_message = record
+    session = Session(
+        ws, Role.SERVER, name=identity.session_key, limits=state.limits, on_message=on_message
+    )
     slog = log.bind(session=identity.session_key, role=identity.role)
     state.collector.sessions_total += 1
     await state.sessions.add(identity, session)

@@ -65,7 +65,8 @@ async def list_clusters(ctx: Ctx) -> web.Response:
     roles = cluster_roles(ctx.state, ctx.user)
     clusters = [c for c in ctx.state.store.list_clusters() if c.id in roles]
     return collection("cluster", (
-        cluster_resource(c, ctx.state.sessions.is_connected(c.id), roles[c.id])
+        cluster_resource(c, ctx.state.sessions.is_connected(c.id), roles[c.id],
+                         ctx.state.sessions.reports.get(c.id))
         for c in clusters
     ))
 
@@ -74,7 +75,8 @@ async def list_clusters(ctx: Ctx) -> web.Response:
 async def get_cluster(ctx: Ctx) -> web.Response:
     cluster, role = visible_cluster(ctx, ctx.request.match_info["id"])
     return web.json_response(
-        cluster_resource(cluster, ctx.state.sessions.is_connected(cluster.id), role)
+        cluster_resource(cluster, ctx.state.sessions.is_connected(cluster.id), role,
+                         ctx.state.sessions.reports.get(cluster.id))
     )
 
 
@@ -84,6 +86,7 @@ async def delete_cluster(ctx: Ctx) -> web.Response:
     cluster_id = ctx.request.match_info["id"]
     cluster = ctx.state.store.get_cluster(cluster_id)
     await asyncio.to_thread(ctx.state.store.delete_cluster, cluster_id)
+    ctx.state.sessions.reports.pop(cluster_id, None)
     for entry in ctx.state.sessions.sessions_of(cluster_id):
         with contextlib.suppress(Exception):
             await asyncio.wait_for(entry.session.close(WS_CLOSE_NORMAL, "cluster deleted"),

@@ -8,12 +8,14 @@ from typing import Any
 
 from aiohttp import web
 
+from rancher_server.agent_reports import AgentReport
 from rancher_server.auth.roles import DOWNSTREAM_CLUSTER_ROLE
 from rancher_server.store import ApiToken, Binding, Cluster, User
 
 STATE_ACTIVE = "active"  # its agent is connected
 STATE_DISCONNECTED = "disconnected"  # registered once, no agent now
 STATE_PENDING = "pending"  # no agent has ever registered
+STATE_UNAVAILABLE = "unavailable"  # its agent is connected but cannot reach the API server
 
 
 def iso(ts: float | None) -> str | None:
@@ -56,19 +58,28 @@ def token_resource(t: ApiToken, now: float, current_id: str = "",
     return out
 
 
-def cluster_state(c: Cluster, connected: bool) -> str:
+def cluster_state(c: Cluster, connected: bool, report: AgentReport | None = None) -> str:
     if connected:
+        # Rancher's "Unavailable": the agent is here but cannot reach its API server.
+        if report is not None and report.healthy is False:
+            return STATE_UNAVAILABLE
         return STATE_ACTIVE
     return STATE_DISCONNECTED if c.registered_at is not None else STATE_PENDING
 
 
-def cluster_resource(c: Cluster, connected: bool, role: str | None) -> dict[str, Any]:
-    return {
-        "type": "cluster", "id": c.id, "name": c.name, "state": cluster_state(c, connected),
+def cluster_resource(
+    c: Cluster, connected: bool, role: str | None, report: AgentReport | None = None
+) -> dict[str, Any]:
+    out = {
+        "type": "cluster", "id": c.id, "name": c.name,
+        "state": cluster_state(c, connected, report),
         "connected": connected, "created": iso(c.created_at),
         "registeredAt": iso(c.registered_at), "apiEndpoint": c.api_endpoint,
         "myRole": role,
     }
+    if report is not None:
+        out["agentReport"] = report.to_json()
+    return out
 
 
 def binding_resource(b: Binding) -> dict[str, Any]:

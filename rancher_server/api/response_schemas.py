@@ -22,7 +22,9 @@ USER: Schema = {"type": "object", "properties": {
 }}
 CLUSTER: Schema = {"type": "object", "properties": {
     "type": {"type": "string", "enum": ["cluster"]}, "id": _str, "name": _str,
-    "state": {"type": "string", "enum": ["active", "disconnected", "pending"]},
+    "state": {"type": "string", "enum": ["active", "unavailable", "disconnected", "pending"]},
+    "agentReport": {"type": "object", "description": "health, nodes and stats the agent "
+                    "reported last (healthy, detail, checkedAt, stats, nodes)"},
     "connected": _bool, "created": _opt_time, "registeredAt": _opt_time, "apiEndpoint": _str,
     "myRole": {"type": "string", "enum": list(ROLES), "nullable": True},
     "registrationToken": {"type": "string", "description": "only in the create answer"},

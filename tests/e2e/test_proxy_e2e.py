@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -82,6 +83,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 "CATTLE_SERVER": server.url,
                 "CATTLE_TOKEN": token,
                 "CATTLE_CA_CHECKSUM": server.ca_checksum,
+                "CATTLE_HEALTH_INTERVAL_S": "0.5",
             },
             work / "agent.log",
             module="cluster_agent",
@@ -337,6 +339,35 @@ def test_logs_follow_exec_and_port_forward_through_the_proxy(stack: Stack) -> No
         echo.close()
         echo_thread.join(5)
         kubectl(kc, "delete", "pod", "streamer", "-n", "default", "--wait=false", check=False)
+
+
+def test_agent_reports_health_nodes_and_stats(stack: Stack) -> None:
+    def report() -> dict[str, Any]:
+        got: dict[str, Any] = stack.admin.call("GET", f"/v3/clusters/{stack.cluster_id}")
+        return got.get("agentReport") or {}
+
+    wait_until(
+        lambda: report().get("healthy") is True and report()["stats"].get("nodes") == 2,
+        15,
+        what="first health report",
+    )
+    r = report()
+    assert r["stats"]["nodes_ready"] == 2 and r["stats"]["cpu_capacity"] > 0
+    assert {n["name"] for n in r["nodes"]} == {"node-0", "node-1"}
+    assert all(n["kubeletVersion"].startswith("v1.") for n in r["nodes"])
+    admin = [sys.executable, "-m", "kubesim.sim.admin", "--kubeconfig", str(stack.sim.kubeconfig)]
+    subprocess.run(
+        [*admin, "node", "notready", "node-1"], check=True, capture_output=True, timeout=30
+    )
+    try:
+        wait_until(
+            lambda: report()["stats"].get("nodes_ready") == 1, 15, what="NotReady node reported"
+        )
+    finally:
+        subprocess.run(
+            [*admin, "node", "ready", "node-1"], check=True, capture_output=True, timeout=30
+        )
+    wait_until(lambda: report()["stats"].get("nodes_ready") == 2, 15, what="node ready again")
 
 
 def test_oversized_body_is_refused_before_forwarding(stack: Stack) -> None:
