@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -109,7 +111,8 @@ def prepare_env(kubeconfig: str) -> dict[str, str]:
     """Provision the agent's identity and return the environment the agent runs with."""
     target = load(kubeconfig)
     token = asyncio.run(provision(target))
-    d = Path(tempfile.mkdtemp(prefix="cattle-import-"))
+    d = Path(tempfile.mkdtemp(prefix="cattle-import-"))  # 0700; removed when the agent exits
+    atexit.register(shutil.rmtree, d, ignore_errors=True)
     _write_private(d / "token", token)
     (d / "ca.crt").write_text(target.ca_pem)
     return {
