@@ -50,6 +50,7 @@ import aiohttp
 
 from kube_api_auth import hashing, kubeapi, watch
 from kube_api_auth.crds import CRD_FILES
+from tests.kubesim_launch import QUIET_ENV, kubesim_argv
 
 CLUSTER = "c-bench"
 NAMESPACE = "cattle-system"
@@ -226,21 +227,11 @@ def start_service(args: list[str]) -> tuple[subprocess.Popen[str], str]:
 
 def start_kubesim(workdir: Path) -> tuple[subprocess.Popen[str], Path]:
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "kubesim",
-            "--port",
-            "0",
-            "--kubeconfig-out",
-            str(workdir / "kubeconfig"),
-            "--cert-dir",
-            str(workdir / "certs"),
-        ],
+        kubesim_argv(workdir / "kubeconfig", cert_dir=workdir / "certs"),
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
-        env={**os.environ, "LOG_LEVEL": "WARNING"},
+        env={**os.environ, **QUIET_ENV},
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()

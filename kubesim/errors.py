@@ -100,6 +100,21 @@ def invalid(group: str, kind: str, name: str, causes: list[dict[str, str]]) -> S
     return StatusError(422, "Invalid", f'{qual} "{name}" is invalid: {joined}', d)
 
 
+def invalid_list_options(causes: list[dict[str, str]]) -> StatusError:
+    """422 for list/watch query parameters (``ListOptions.meta.k8s.io "" is invalid: ...``)."""
+    return invalid("meta.k8s.io", "ListOptions", "", causes)
+
+
+def unparsable_resource_version(rv: str) -> StatusError:
+    """kube-apiserver's answer (500, no reason) to a resourceVersion that is not a number."""
+    return StatusError(
+        500,
+        "",
+        f'resourceVersion: Invalid value: "{rv}": strconv.ParseUint: '
+        f'parsing "{rv}": invalid syntax',
+    )
+
+
 def expired(message: str) -> StatusError:
     return StatusError(410, "Expired", message)
 

@@ -31,14 +31,4 @@ def parse_args(argv: list[str] | None = None) -> Options:
     p.add_argument("--authorization-mode", default="AlwaysAllow", choices=["AlwaysAllow", "RBAC"])
     p.add_argument("--nodes", type=int, default=0)
     ns = p.parse_args(argv)
-    return Options(
-        port=ns.port,
-        host=ns.host,
-        plain_http=ns.plain_http,
-        kubeconfig_out=ns.kubeconfig_out,
-        cert_dir=ns.cert_dir,
-        token_auth_file=ns.token_auth_file,
-        authentication_token_webhook_config_file=ns.authentication_token_webhook_config_file,
-        authorization_mode=ns.authorization_mode,
-        nodes=ns.nodes,
-    )
+    return Options(**vars(ns))  # every option's dest is the field of the same name

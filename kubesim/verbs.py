@@ -137,12 +137,7 @@ class ResourceVerbs(SubresourceHandlers):
             try:
                 rv_int = int(rv)
             except ValueError as exc:
-                raise errors.StatusError(
-                    500,
-                    "",
-                    f'resourceVersion: Invalid value: "{rv}": strconv.ParseUint: '
-                    f'parsing "{rv}": invalid syntax',
-                ) from exc
+                raise errors.unparsable_resource_version(rv) from exc
             if rv_match == "Exact" and rv_int < self.store.compacted_revision:
                 raise errors.expired("The resourceVersion for the provided list is too old.")
             if rv_int > self.store.revision:
@@ -258,13 +253,7 @@ class ResourceVerbs(SubresourceHandlers):
         md = obj.setdefault("metadata", {})
         if not isinstance(md, dict):
             raise errors.bad_request("metadata must be an object")
-        if rt.namespaced:
-            if md.get("namespace") and md["namespace"] != ns:
-                raise errors.bad_request(
-                    "the namespace of the provided object does not match the namespace sent on "
-                    "the request"
-                )
-            md["namespace"] = ns
+        _set_namespace(rt, md, ns)
         self._validate_fields(request, rt, obj)
         if rt.has_sub("status") and rt.resource not in KEEP_STATUS_ON_CREATE:
             obj.pop("status", None)  # PrepareForCreate resets status
@@ -285,13 +274,7 @@ class ResourceVerbs(SubresourceHandlers):
                 f"({info.name})"
             )
         md["name"] = info.name
-        if rt.namespaced:
-            if md.get("namespace") and md["namespace"] != ns:
-                raise errors.bad_request(
-                    "the namespace of the provided object does not match the namespace sent on "
-                    "the request"
-                )
-            md["namespace"] = ns
+        _set_namespace(rt, md, ns)
         self._validate_fields(request, rt, obj)
         old = self.store.get_item(rt.group, rt.resource, ns, info.name)
         if old is None:
@@ -456,6 +439,17 @@ class ResourceVerbs(SubresourceHandlers):
         )
 
 
+def _set_namespace(rt: ResourceType, md: dict[str, Any], ns: str) -> None:
+    """A namespaced object's metadata takes the URL's namespace (a different one is refused)."""
+    if rt.namespaced:
+        if md.get("namespace") and md["namespace"] != ns:
+            raise errors.bad_request(
+                "the namespace of the provided object does not match the namespace sent on "
+                "the request"
+            )
+        md["namespace"] = ns
+
+
 class _PageNotFound(Exception):
     pass
 
@@ -474,11 +468,4 @@ def _list_invalid(
                 "field": "sendInitialEvents",
             }
         )
-    parts = [f"{c['field']}: {c['message']}" for c in causes]
-    joined = parts[0] if len(parts) == 1 else "[" + ", ".join(parts) + "]"
-    return errors.StatusError(
-        422,
-        "Invalid",
-        f'ListOptions.meta.k8s.io "" is invalid: {joined}',
-        {"group": "meta.k8s.io", "kind": "ListOptions", "causes": causes},
-    )
+    return errors.invalid_list_options(causes)

@@ -27,17 +27,6 @@ BLUEPRINT = "kubernetes.io/initial-events-list-blueprint"
 Event = tuple[str, dict[str, Any]]
 
 
-def _invalid(causes: list[dict[str, str]]) -> errors.StatusError:
-    parts = [f"{c['field']}: {c['message']}" for c in causes]
-    joined = parts[0] if len(parts) == 1 else "[" + ", ".join(parts) + "]"
-    return errors.StatusError(
-        422,
-        "Invalid",
-        f'ListOptions.meta.k8s.io "" is invalid: {joined}',
-        {"group": "meta.k8s.io", "kind": "ListOptions", "causes": causes},
-    )
-
-
 def _validate(q: Any) -> tuple[bool, str]:
     """Returns (send_initial_events, resourceVersion)."""
     rv = q.get("resourceVersion", "")
@@ -64,10 +53,10 @@ def _validate(q: Any) -> tuple[bool, str]:
                     }
                 )
         if causes:
-            raise _invalid(causes)
+            raise errors.invalid_list_options(causes)
         return sie_raw in ("true", "1"), rv
     if match:
-        raise _invalid(
+        raise errors.invalid_list_options(
             [
                 {
                     "reason": "FieldValueForbidden",
@@ -127,12 +116,7 @@ async def serve_watch(
         try:
             rv_int = int(rv)
         except ValueError as exc:
-            raise errors.StatusError(
-                500,
-                "",
-                f'resourceVersion: Invalid value: "{rv}": strconv.ParseUint: parsing '
-                f'"{rv}": invalid syntax',
-            ) from exc
+            raise errors.unparsable_resource_version(rv) from exc
         try:
             hist = store.history_since(rv_int)
         except errors.StatusError as err:

@@ -6,11 +6,11 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from tests.kubesim_launch import kubesim_argv
 from tests.procs import READY_TIMEOUT_S, STOP_TIMEOUT_S, _read_ready_line
 
 KUBECTL_TIMEOUT_S = 60.0
@@ -28,16 +28,7 @@ class KubeSimProc:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._log = open(self.workdir / "kubesim.log", "a")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "kubesim",
-                "--port",
-                "0",
-                "--kubeconfig-out",
-                str(self.workdir / "admin.kubeconfig"),
-                *self.args,
-            ],
+            kubesim_argv(self.workdir / "admin.kubeconfig", self.args),
             stdout=subprocess.PIPE,
             stderr=self._log,
             text=True,

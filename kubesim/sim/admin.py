@@ -150,14 +150,21 @@ def routes(ctx: SimContext) -> list[web.RouteDef]:
             container = str(containers[0].get("name", ""))
         return container
 
-    async def append_log(request: web.Request) -> web.Response:
+    def pod_target(request: web.Request) -> tuple[str, str, Obj, str] | web.Response:
+        """Namespace, name, pod and container a pod admin request names; or the refusal."""
         if (denied := guard(request)) is not None:
             return denied
         ns, name = request.match_info["ns"], request.match_info["pod"]
         pod = ctx.store.get_item("", "pods", ns, name)
         if pod is None:
             return _status(404, "NotFound", f'pods "{name}" not found')
-        container = _container(pod, request)
+        return ns, name, pod, _container(pod, request)
+
+    async def append_log(request: web.Request) -> web.Response:
+        target = pod_target(request)
+        if isinstance(target, web.Response):
+            return target
+        ns, name, pod, container = target
         containers = [c.get("name") for c in pod.get("spec", {}).get("containers") or []]
         containers += [c.get("name") for c in pod.get("spec", {}).get("initContainers") or []]
         if container not in containers:
@@ -169,13 +176,10 @@ def routes(ctx: SimContext) -> list[web.RouteDef]:
         return web.Response(status=204)
 
     async def exit_container(request: web.Request) -> web.Response:
-        if (denied := guard(request)) is not None:
-            return denied
-        ns, name = request.match_info["ns"], request.match_info["pod"]
-        pod = ctx.store.get_item("", "pods", ns, name)
-        if pod is None:
-            return _status(404, "NotFound", f'pods "{name}" not found')
-        container = _container(pod, request)
+        target = pod_target(request)
+        if isinstance(target, web.Response):
+            return target
+        ns, name, pod, container = target
         try:
             code = int(request.query.get("code", "1" if request.path.endswith("/restart") else "0"))
             restarted = container_exited(ctx.store, pod, container, code)

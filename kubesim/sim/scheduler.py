@@ -84,17 +84,7 @@ class Scheduler:
         new["spec"]["nodeName"] = node
         bound = self._store.update_item("", "pods", new)
         bound = copy.deepcopy(bound)
-        status = bound.setdefault("status", {})
-        conds = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
-        conds.append(
-            {
-                "type": "PodScheduled",
-                "status": "True",
-                "lastProbeTime": None,
-                "lastTransitionTime": rfc3339(),
-            }
-        )
-        status["conditions"] = conds
+        _set_pod_scheduled(bound.setdefault("status", {}), "True")
         bound = self._store.update_item("", "pods", bound, subresource="status")
         self._events.scheduler(
             bound,
@@ -117,18 +107,23 @@ class Scheduler:
         if old is not None and old.get("message") == message:
             return
         new = copy.deepcopy(pod)
-        status = new.setdefault("status", {})
-        conds = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
-        conds.append(
-            {
-                "type": "PodScheduled",
-                "status": "False",
-                "lastProbeTime": None,
-                "lastTransitionTime": rfc3339(),
-                "reason": "Unschedulable",
-                "message": message,
-            }
+        _set_pod_scheduled(
+            new.setdefault("status", {}), "False", reason="Unschedulable", message=message
         )
-        status["conditions"] = conds
         updated = self._store.update_item("", "pods", new, subresource="status")
         self._events.scheduler(updated, "FailedScheduling", message, "Scheduling", "Warning")
+
+
+def _set_pod_scheduled(status: Obj, value: str, **why: str) -> None:
+    """Replace the PodScheduled condition (now last in the list) with one set to ``value``."""
+    conds = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
+    conds.append(
+        {
+            "type": "PodScheduled",
+            "status": value,
+            "lastProbeTime": None,
+            "lastTransitionTime": rfc3339(),
+            **why,
+        }
+    )
+    status["conditions"] = conds

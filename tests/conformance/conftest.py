@@ -5,24 +5,54 @@ from __future__ import annotations
 
 import json
 import os
-import selectors
 import subprocess
-import sys
 import tempfile
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kubernetes_asyncio import client, config
+
+from tests.kubesim_launch import kubesim_argv, start_ready, stop
 
 CONFORMANCE_ENV = "CONFORMANCE_KUBECONFIG"
 STARTUP_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 10.0
 KUBECTL_TIMEOUT_S = 60.0
+WAIT_S = 20.0  # for the cluster to reach a state
+POLL_S = 0.2
 SIM_NODES = 2
 
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def kubectl_argv(kubeconfig: str, cache_dir: str, *args: str) -> list[str]:
+    """The real kubectl against ``kubeconfig``, with a discovery cache shared by the session."""
+    return ["kubectl", "--kubeconfig", kubeconfig, "--cache-dir", cache_dir, *args]
+
+
+def namespace_manifest(name: str) -> str:
+    return json.dumps({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+
+
+def get_json(kubectl: Kubectl, *args: str) -> dict[str, Any]:
+    out: dict[str, Any] = json.loads(kubectl("get", *args, "-o", "json").stdout)
+    return out
+
+
+def wait_for(pred: Callable[[], Any], what: str, timeout_s: float = WAIT_S) -> Any:
+    """Poll ``pred`` until it returns something truthy (returned); fail after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = pred()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(POLL_S)
 
 
 def against_other_server() -> bool:
@@ -35,39 +65,15 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 def _start_kubesim(workdir: Path) -> tuple[subprocess.Popen[str], str]:
-    log = (workdir / "kubesim.log").open("w")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "kubesim",
-            "--port",
-            "0",
-            "--cert-dir",
-            str(workdir / "pki"),
-            "--kubeconfig-out",
-            str(workdir / "admin.kubeconfig"),
-            "--authorization-mode",
-            "RBAC",
-            "--nodes",
-            str(SIM_NODES),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=log,
-        text=True,
+    proc, info = start_ready(
+        kubesim_argv(
+            workdir / "admin.kubeconfig",
+            ["--authorization-mode", "RBAC", "--nodes", str(SIM_NODES)],
+            cert_dir=workdir / "pki",
+        ),
+        workdir / "kubesim.log",
+        STARTUP_TIMEOUT_S,
     )
-    log.close()
-    assert proc.stdout is not None
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
-    ready = sel.select(timeout=STARTUP_TIMEOUT_S)
-    sel.close()
-    if not ready:
-        proc.kill()
-        proc.wait()
-        raise RuntimeError(f"kubesim did not get ready in {STARTUP_TIMEOUT_S}s")
-    line = proc.stdout.readline()
-    info = json.loads(line)
     assert info["ready"] is True
     return proc, str(info["kubeconfig"])
 
@@ -84,14 +90,7 @@ def kubeconfig() -> Iterator[str]:
         try:
             yield path
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            if proc.stdout is not None:
-                proc.stdout.close()
+            stop(proc, STOP_TIMEOUT_S)
 
 
 @pytest.fixture(scope="session")
@@ -112,7 +111,7 @@ def kubectl(kubeconfig: str, kubectl_cache_dir: str) -> Kubectl:
         input: str | None = None,
         timeout: float = KUBECTL_TIMEOUT_S,
     ) -> subprocess.CompletedProcess[str]:
-        cmd = ["kubectl", "--kubeconfig", kubeconfig, "--cache-dir", kubectl_cache_dir]
+        cmd = kubectl_argv(kubeconfig, kubectl_cache_dir)
         if user:
             cmd += ["--as", user]
         for g in groups:
@@ -143,12 +142,7 @@ async def api_client(kubeconfig: str) -> AsyncIterator[client.ApiClient]:
 def namespace(kubectl: Kubectl) -> Iterator[str]:
     """A fresh namespace, deleted (without waiting) after the test."""
     name = f"conf-{uuid.uuid4().hex[:8]}"
-    kubectl(
-        "apply",
-        "-f",
-        "-",
-        input=json.dumps({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}),
-    )
+    kubectl("apply", "-f", "-", input=namespace_manifest(name))
     try:
         yield name
     finally:

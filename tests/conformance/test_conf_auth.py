@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import selectors
 import ssl
 import subprocess
 import sys
@@ -25,8 +24,15 @@ from kubernetes_asyncio.client.rest import ApiException
 from multidict import CIMultiDict
 
 from tests.kubesim_auth.captures import load as load_reference
+from tests.kubesim_launch import kubesim_argv, start_ready, stop
 
-from .conftest import KUBECTL_TIMEOUT_S, STARTUP_TIMEOUT_S, Kubectl, against_other_server
+from .conftest import (
+    KUBECTL_TIMEOUT_S,
+    STARTUP_TIMEOUT_S,
+    Kubectl,
+    against_other_server,
+    kubectl_argv,
+)
 
 RBAC = "rbac.authorization.k8s.io"
 HTTP_TIMEOUT_S = 10.0
@@ -60,9 +66,12 @@ def _token_kubeconfig(kubeconfig: str, token: str, directory: Path) -> str:
 
 
 def _kubectl_as(kubeconfig: str, cache_dir: str, *args: str) -> subprocess.CompletedProcess[str]:
-    cmd = ["kubectl", "--kubeconfig", kubeconfig, "--cache-dir", cache_dir, *args]
     return subprocess.run(
-        cmd, capture_output=True, text=True, timeout=KUBECTL_TIMEOUT_S, check=False
+        kubectl_argv(kubeconfig, cache_dir, *args),
+        capture_output=True,
+        text=True,
+        timeout=KUBECTL_TIMEOUT_S,
+        check=False,
     )
 
 
@@ -461,34 +470,6 @@ async def test_self_subject_access_review_through_kubernetes_asyncio(
 # --------------------------------------------------------------------------- static tokens
 
 
-def _start_ready(cmd: list[str], log_path: Path) -> tuple[subprocess.Popen[str], str]:
-    """Start a process that prints one JSON ready line with a ``kubeconfig`` path."""
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True)
-    assert proc.stdout is not None
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
-    ready = sel.select(timeout=STARTUP_TIMEOUT_S)
-    sel.close()
-    if not ready:
-        proc.kill()
-        proc.wait()
-        proc.stdout.close()
-        raise RuntimeError(f"{cmd} did not get ready in {STARTUP_TIMEOUT_S}s")
-    return proc, str(json.loads(proc.stdout.readline())["kubeconfig"])
-
-
-def _stop(proc: subprocess.Popen[str]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    if proc.stdout is not None:
-        proc.stdout.close()
-
-
 @pytest.fixture(scope="module")
 def token_file_server() -> Iterator[str]:
     """A second stand-in started with ``--token-auth-file`` (the admin kubeconfig of another
@@ -499,21 +480,32 @@ def token_file_server() -> Iterator[str]:
         work = Path(tmp)
         tokens = work / "tokens.csv"
         tokens.write_text('alice-token,alice,alice-uid,"devs"\n')
-        webhook, webhook_config = _start_ready(
-            [sys.executable, "-m", "tests.kubesim_auth.webhook_server", tmp], work / "webhook.log"
+        webhook, webhook_ready = start_ready(
+            [sys.executable, "-m", "tests.kubesim_auth.webhook_server", tmp],
+            work / "webhook.log",
+            STARTUP_TIMEOUT_S,
         )
+        webhook_config = str(webhook_ready["kubeconfig"])
         try:
-            cmd = [sys.executable, "-m", "kubesim", "--port", "0", "--authorization-mode", "RBAC"]
-            cmd += ["--cert-dir", str(work / "pki"), "--kubeconfig-out", str(work / "kc")]
-            cmd += ["--token-auth-file", str(tokens)]
-            cmd += ["--authentication-token-webhook-config-file", webhook_config]
-            proc, path = _start_ready(cmd, work / "kubesim.log")
+            cmd = kubesim_argv(
+                work / "kc",
+                [
+                    "--authorization-mode",
+                    "RBAC",
+                    "--token-auth-file",
+                    str(tokens),
+                    "--authentication-token-webhook-config-file",
+                    webhook_config,
+                ],
+                cert_dir=work / "pki",
+            )
+            proc, ready = start_ready(cmd, work / "kubesim.log", STARTUP_TIMEOUT_S)
             try:
-                yield path
+                yield str(ready["kubeconfig"])
             finally:
-                _stop(proc)
+                stop(proc, STOP_TIMEOUT_S)
         finally:
-            _stop(webhook)
+            stop(webhook, STOP_TIMEOUT_S)
 
 
 def test_static_token_user(token_file_server: str, kubectl_cache_dir: str, scratch: Path) -> None:

@@ -13,12 +13,10 @@ import pytest
 from kubernetes_asyncio import client, watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from .conftest import Kubectl
+from .conftest import WAIT_S, Kubectl, get_json, kubectl_argv, namespace_manifest, wait_for
 
 pytestmark = pytest.mark.timeout(90)
 
-WAIT_S = 20.0
-POLL_S = 0.2
 WATCH_TIMEOUT_S = 10
 
 
@@ -47,20 +45,6 @@ def deployment(name: str, ns: str, replicas: int, image: str = "nginx:1.27") -> 
             },
         }
     )
-
-
-def get_json(kubectl: Kubectl, *args: str) -> dict[str, Any]:
-    out: dict[str, Any] = json.loads(kubectl("get", *args, "-o", "json").stdout)
-    return out
-
-
-def wait_for(pred: Any, what: str) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(POLL_S)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_create_get_delete_configmap(kubectl: Kubectl, namespace: str) -> None:
@@ -137,17 +121,22 @@ def test_apply_server_side_and_conflict(kubectl: Kubectl, namespace: str) -> Non
 
 def test_patch_types(kubectl: Kubectl, namespace: str) -> None:
     kubectl("apply", "-f", "-", input=deployment("p", namespace, 1))
-    kubectl(
-        "patch",
-        "deployment",
-        "p",
-        "-n",
-        namespace,
-        "--type=strategic",
-        "-p",
-        json.dumps(
-            {"spec": {"template": {"spec": {"containers": [{"name": "side", "image": "busybox"}]}}}}
-        ),
+
+    def patch(patch_type: str, body: Any) -> subprocess.CompletedProcess[str]:
+        return kubectl(
+            "patch",
+            "deployment",
+            "p",
+            "-n",
+            namespace,
+            f"--type={patch_type}",
+            "-p",
+            json.dumps(body),
+        )
+
+    patch(
+        "strategic",
+        {"spec": {"template": {"spec": {"containers": [{"name": "side", "image": "busybox"}]}}}},
     )
     names = [
         c["name"]
@@ -156,39 +145,12 @@ def test_patch_types(kubectl: Kubectl, namespace: str) -> None:
         ]
     ]
     assert names == ["main", "side"]
-    kubectl(
-        "patch",
-        "deployment",
-        "p",
-        "-n",
-        namespace,
-        "--type=merge",
-        "-p",
-        json.dumps({"metadata": {"labels": {"extra": "yes"}}}),
-    )
-    kubectl(
-        "patch",
-        "deployment",
-        "p",
-        "-n",
-        namespace,
-        "--type=json",
-        "-p",
-        json.dumps([{"op": "replace", "path": "/spec/replicas", "value": 4}]),
-    )
+    patch("merge", {"metadata": {"labels": {"extra": "yes"}}})
+    patch("json", [{"op": "replace", "path": "/spec/replicas", "value": 4}])
     got = get_json(kubectl, "deployment", "p", "-n", namespace)
     assert got["metadata"]["labels"] == {"app": "p", "extra": "yes"}
     assert got["spec"]["replicas"] == 4
-    noop = kubectl(
-        "patch",
-        "deployment",
-        "p",
-        "-n",
-        namespace,
-        "--type=merge",
-        "-p",
-        json.dumps({"spec": {"replicas": 4}}),
-    )
+    noop = patch("merge", {"spec": {"replicas": 4}})
     assert "(no change)" in noop.stdout
 
 
@@ -428,12 +390,7 @@ def test_crd_round_trip(kubectl: Kubectl, namespace: str, scope: str) -> None:
 
 def test_namespace_deletion_cascades(kubectl: Kubectl) -> None:
     ns = f"doomed-{uuid.uuid4().hex[:6]}"
-    kubectl(
-        "apply",
-        "-f",
-        "-",
-        input=json.dumps({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
-    )
+    kubectl("apply", "-f", "-", input=namespace_manifest(ns))
     kubectl("apply", "-f", "-", input=cm("held", ns))
     kubectl("apply", "-f", "-", input=deployment("d", ns, 0))
     out = kubectl("delete", "namespace", ns, "--timeout=60s")
@@ -501,11 +458,8 @@ def test_get_watch_with_request_timeout(
     kubectl: Kubectl, kubeconfig: str, kubectl_cache_dir: str, namespace: str
 ) -> None:
     proc = subprocess.Popen(
-        [
-            "kubectl",
-            "--kubeconfig",
+        kubectl_argv(
             kubeconfig,
-            "--cache-dir",
             kubectl_cache_dir,
             "get",
             "cm",
@@ -513,7 +467,7 @@ def test_get_watch_with_request_timeout(
             namespace,
             "-w",
             "--request-timeout=4s",
-        ],
+        ),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -30,12 +30,10 @@ from typing import Any
 import pytest
 import yaml
 
-from .conftest import Kubectl
+from .conftest import POLL_S, WAIT_S, Kubectl, get_json, kubectl_argv, wait_for
 
 pytestmark = [pytest.mark.simcluster, pytest.mark.timeout(120)]
 
-WAIT_S = 20.0
-POLL_S = 0.2
 LINE_TIMEOUT_S = 10.0
 HEARTBEAT_WAIT_S = 30.0  # kubelet renews its Lease every 10 s
 ADMIN_TIMEOUT_S = 20.0
@@ -43,22 +41,6 @@ SOCKET_TIMEOUT_S = 10.0
 PROC_STOP_TIMEOUT_S = 5.0
 ACCEPT_POLL_S = 0.1
 ATTACH_PROBE_S = 1.0
-
-
-def get_json(kubectl: Kubectl, *args: str) -> dict[str, Any]:
-    out: dict[str, Any] = json.loads(kubectl("get", *args, "-o", "json").stdout)
-    return out
-
-
-def wait_for(pred: Callable[[], Any], what: str, timeout_s: float = WAIT_S) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(POLL_S)
 
 
 def admin(kubeconfig: str, *args: str) -> str:
@@ -167,7 +149,7 @@ def kubectl_bg(kubeconfig: str, kubectl_cache_dir: str) -> Iterator[Callable[...
 
     def start(*args: str) -> Lines:
         proc = subprocess.Popen(
-            ["kubectl", "--kubeconfig", kubeconfig, "--cache-dir", kubectl_cache_dir, *args],
+            kubectl_argv(kubeconfig, kubectl_cache_dir, *args),
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,  # never read: must not fill up and block kubectl
         )
@@ -478,11 +460,8 @@ def test_exec_with_a_terminal(
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 111, 0, 0))
     script = "stty size; tty; read x; echo got:$x; exit 5"
     proc = subprocess.Popen(
-        [
-            "kubectl",
-            "--kubeconfig",
+        kubectl_argv(
             kubeconfig,
-            "--cache-dir",
             kubectl_cache_dir,
             "exec",
             "-it",
@@ -493,7 +472,7 @@ def test_exec_with_a_terminal(
             "sh",
             "-c",
             script,
-        ],
+        ),
         stdin=slave,
         stdout=slave,
         stderr=slave,

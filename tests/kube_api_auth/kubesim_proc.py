@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
-import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.kube_api_auth.proc import first_line
+from tests.kubesim_launch import QUIET_ENV, kubesim_argv
 
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
@@ -34,32 +37,24 @@ class KubeSim:
 async def start(workdir: Path, extra: Sequence[str] = ()) -> KubeSim:
     kubeconfig = workdir / "kubesim.kubeconfig"
     proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "kubesim",
-        "--port",
-        "0",
-        "--kubeconfig-out",
-        str(kubeconfig),
-        "--cert-dir",
-        str(workdir / "kubesim-certs"),
-        *extra,
+        *kubesim_argv(kubeconfig, extra, cert_dir=workdir / "kubesim-certs"),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
-        env={**os.environ, "LOG_LEVEL": "WARNING"},
+        env={**os.environ, **QUIET_ENV},
     )
-    assert proc.stdout is not None
-    try:
-        line = await asyncio.wait_for(proc.stdout.readline(), START_TIMEOUT_S)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise
-    if not line:
-        await proc.wait()
-        raise RuntimeError(f"kubesim exited with {proc.returncode} before ready")
+    line = await first_line(proc, START_TIMEOUT_S, "kubesim exited with {} before ready")
     ready = json.loads(line)
     return KubeSim(proc, ready["url"], Path(ready["kubeconfig"]))
+
+
+@contextlib.asynccontextmanager
+async def running(workdir: Path, extra: Sequence[str] = ()) -> AsyncIterator[KubeSim]:
+    """``start`` for the length of a block, stopped on leaving it."""
+    sim = await start(workdir, extra)
+    try:
+        yield sim
+    finally:
+        await sim.stop()
 
 
 async def kubectl(

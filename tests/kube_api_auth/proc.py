@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 
 START_TIMEOUT_S = 20.0
@@ -29,6 +30,22 @@ class Process:
             raise
 
 
+async def first_line(proc: asyncio.subprocess.Process, timeout_s: float, exited: str) -> bytes:
+    """The first line a starting process prints: killed if silent for ``timeout_s``,
+    RuntimeError(``exited`` formatted with its exit code) if it exits first."""
+    assert proc.stdout is not None
+    try:
+        line = await asyncio.wait_for(proc.stdout.readline(), timeout_s)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise
+    if not line:
+        await proc.wait()
+        raise RuntimeError(exited.format(proc.returncode))
+    return line
+
+
 async def start(
     args: Sequence[str], env: Mapping[str, str] | None = None, drop_env: Sequence[str] = ()
 ) -> Process:
@@ -46,14 +63,17 @@ async def start(
             **(env or {}),
         },
     )
-    assert proc.stdout is not None
-    try:
-        line = await asyncio.wait_for(proc.stdout.readline(), START_TIMEOUT_S)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise
-    if not line:
-        await proc.wait()
-        raise RuntimeError(f"kube-api-auth exited with {proc.returncode} before listening")
+    line = await first_line(proc, START_TIMEOUT_S, "kube-api-auth exited with {} before listening")
     return Process(proc, json.loads(line)["listening"])
+
+
+@contextlib.asynccontextmanager
+async def running(
+    args: Sequence[str], env: Mapping[str, str] | None = None, drop_env: Sequence[str] = ()
+) -> AsyncIterator[Process]:
+    """``start`` for the length of a block; on leaving it the process must exit cleanly (0)."""
+    service = await start(args, env, drop_env)
+    try:
+        yield service
+    finally:
+        assert await service.stop() == 0

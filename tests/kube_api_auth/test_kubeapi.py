@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from kube_api_auth import kubeapi
-from tests.kube_api_auth import tlsutil
+from tests import tlsutil
 
 pytestmark = pytest.mark.timeout(10)
 

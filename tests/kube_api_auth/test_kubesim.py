@@ -8,8 +8,6 @@ import asyncio
 import base64
 import datetime as dt
 import json
-import socket
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -20,8 +18,9 @@ import yaml
 
 from kube_api_auth import hashing
 from kube_api_auth.crds import CRD_FILES
-from tests.kube_api_auth import kubesim_proc, objects, proc
+from tests.kube_api_auth import kubesim_proc, objects, polling, proc
 from tests.kube_api_auth.kubesim_proc import KubeSim, kubectl
+from tests.procs import free_port
 
 pytestmark = [pytest.mark.timeout(90), pytest.mark.slow]
 FLIP_S = 5.0  # a change in the cluster must change reviews within this
@@ -64,126 +63,87 @@ async def install(sim: KubeSim) -> None:
 async def until(
     check: Callable[[], Awaitable[bool]], what: str, timeout_s: float = FLIP_S
 ) -> float:
-    started = time.monotonic()
-    while not await check():
-        if time.monotonic() - started > timeout_s:
-            raise AssertionError(f"not within {timeout_s} s: {what}")
-        await asyncio.sleep(POLL_S)
-    return time.monotonic() - started
+    return await polling.until(check, what, timeout_s, POLL_S)
+
+
+async def accepted(http: aiohttp.ClientSession, service: proc.Process) -> bool:
+    """Whether the service authenticates the test user's token right now."""
+    async with http.post(
+        service.url + "/v1/authenticate",
+        json=objects.review(f"kubeconfig-u-x1:{SECRET}"),
+    ) as resp:
+        return resp.status == 200 and (await resp.json())["status"]["authenticated"] is True
+
+
+def watching(sim: KubeSim) -> list[str]:
+    """kube-api-auth's arguments to list+watch the stand-in as its admin."""
+    return ["--kubeconfig", str(sim.kubeconfig), "--cluster-name", objects.CLUSTER]
 
 
 @pytest.fixture
 async def sim(tmp_path: Path) -> AsyncIterator[KubeSim]:
-    started = await kubesim_proc.start(tmp_path)
-    try:
+    async with kubesim_proc.running(tmp_path) as started:
         yield started
-    finally:
-        await started.stop()
 
 
 async def test_reviews_follow_the_cluster(sim: KubeSim) -> None:
     await install(sim)
-    service = await proc.start(
-        ["--kubeconfig", str(sim.kubeconfig), "--cluster-name", objects.CLUSTER]
-    )
-    try:
-        async with aiohttp.ClientSession() as http:
+    async with proc.running(watching(sim)) as service, aiohttp.ClientSession() as http:
 
-            async def error() -> str:
-                async with http.post(
-                    service.url + "/v1/authenticate?timeout=30s",
-                    json=objects.review(f"kubeconfig-u-x1:{SECRET}"),
-                ) as resp:
-                    if resp.status == 503:
-                        return "not ready"
-                    status = (await resp.json())["status"]
-                    return "" if status["authenticated"] else str(status["error"])
+        async def error() -> str:
+            async with http.post(
+                service.url + "/v1/authenticate?timeout=30s",
+                json=objects.review(f"kubeconfig-u-x1:{SECRET}"),
+            ) as resp:
+                if resp.status == 503:
+                    return "not ready"
+                status = (await resp.json())["status"]
+                return "" if status["authenticated"] else str(status["error"])
 
-            async def becomes(expected: str) -> float:
-                async def check() -> bool:
-                    return await error() == expected
+        async def becomes(expected: str) -> float:
+            async def check() -> bool:
+                return await error() == expected
 
-                return await until(check, f"review result {expected!r}")
+            return await until(check, f"review result {expected!r}")
 
-            await becomes("")
-            ns = ["-n", objects.NAMESPACE]
+        async def patch(kind: str, name: str, change: dict[str, Any]) -> None:
             await kubectl(
                 sim.kubeconfig,
                 "patch",
-                "clusteruserattribute",
-                "u-x",
-                *ns,
+                kind,
+                name,
+                "-n",
+                objects.NAMESPACE,
                 "--type=merge",
                 "-p",
-                json.dumps({"enabled": False}),
+                json.dumps(change),
             )
-            await becomes("user disabled")
-            await kubectl(
-                sim.kubeconfig,
-                "patch",
-                "clusteruserattribute",
-                "u-x",
-                *ns,
-                "--type=merge",
-                "-p",
-                json.dumps({"enabled": True}),
-            )
-            await becomes("")
-            await kubectl(
-                sim.kubeconfig,
-                "patch",
+
+        await becomes("")
+        for kind, name, change, expected in [
+            ("clusteruserattribute", "u-x", {"enabled": False}, "user disabled"),
+            ("clusteruserattribute", "u-x", {"enabled": True}, ""),
+            ("clusterauthtoken", "kubeconfig-u-x1", {"expiresAt": _at(-5)}, "token expired"),
+            (
                 "clusterauthtoken",
                 "kubeconfig-u-x1",
-                *ns,
-                "--type=merge",
-                "-p",
-                json.dumps({"expiresAt": _at(-5)}),
-            )
-            await becomes("token expired")
-            await kubectl(
-                sim.kubeconfig,
-                "patch",
+                {"expiresAt": _at(3600), "enabled": False},
+                "token disabled",
+            ),
+            ("clusterauthtoken", "kubeconfig-u-x1", {"enabled": True}, ""),
+            (
                 "clusterauthtoken",
                 "kubeconfig-u-x1",
-                *ns,
-                "--type=merge",
-                "-p",
-                json.dumps({"expiresAt": _at(3600), "enabled": False}),
-            )
-            await becomes("token disabled")
-            await kubectl(
-                sim.kubeconfig,
-                "patch",
-                "clusterauthtoken",
-                "kubeconfig-u-x1",
-                *ns,
-                "--type=merge",
-                "-p",
-                json.dumps({"enabled": True}),
-            )
-            await becomes("")
-            await kubectl(
-                sim.kubeconfig,
-                "patch",
-                "clusterauthtoken",
-                "kubeconfig-u-x1",
-                *ns,
-                "--type=merge",
-                "-p",
-                json.dumps({"clusterName": "c-elsewhere"}),
-            )
-            await becomes("token not valid for this cluster")
-            await kubectl(sim.kubeconfig, "delete", "clusterauthtoken", "kubeconfig-u-x1", *ns)
-            await becomes("unknown token")
-    finally:
-        assert await service.stop() == 0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+                {"clusterName": "c-elsewhere"},
+                "token not valid for this cluster",
+            ),
+        ]:
+            await patch(kind, name, change)
+            await becomes(expected)
+        await kubectl(
+            sim.kubeconfig, "delete", "clusterauthtoken", "kubeconfig-u-x1", "-n", objects.NAMESPACE
+        )
+        await becomes("unknown token")
 
 
 def user_kubeconfig(sim: KubeSim, path: Path, token: str) -> Path:
@@ -219,22 +179,11 @@ async def test_kubectl_through_the_webhook(tmp_path: Path) -> None:
         .read_text()
         .replace("127.0.0.1:6440", f"127.0.0.1:{port}")
     )
-    sim = await kubesim_proc.start(
+    async with kubesim_proc.running(
         tmp_path, ["--authentication-token-webhook-config-file", str(hook)]
-    )
-    try:
+    ) as sim:
         await install(sim)
-        service = await proc.start(
-            [
-                "--kubeconfig",
-                str(sim.kubeconfig),
-                "--listen-port",
-                str(port),
-                "--cluster-name",
-                objects.CLUSTER,
-            ]
-        )
-        try:
+        async with proc.running([*watching(sim), "--listen-port", str(port)]):
             direct = user_kubeconfig(sim, tmp_path / "direct", f"kubeconfig-u-x1:{SECRET}")
             wrong = user_kubeconfig(sim, tmp_path / "wrong", "kubeconfig-u-x1:not-it")
 
@@ -265,17 +214,12 @@ async def test_kubectl_through_the_webhook(tmp_path: Path) -> None:
 
             # the API server may cache a success for its cache TTL (~10 s in 1.32)
             await until(refused, "revocation on the direct path", timeout_s=20.0)
-        finally:
-            assert await service.stop() == 0
-    finally:
-        await sim.stop()
 
 
 async def test_in_cluster_service_account_with_least_privilege_rbac(tmp_path: Path) -> None:
     """deploy/'s RBAC suffices (and no more) when kube-api-auth runs on a service account
     token, with the stand-in enforcing RBAC."""
-    sim = await kubesim_proc.start(tmp_path, ["--authorization-mode", "RBAC"])
-    try:
+    async with kubesim_proc.running(tmp_path, ["--authorization-mode", "RBAC"]) as sim:
         await install(sim)
         rbac = Path(__file__).resolve().parents[2] / "deploy" / "kube-api-auth" / "rbac.yaml"
         await kubectl(sim.kubeconfig, "apply", "-f", str(rbac))
@@ -297,61 +241,36 @@ async def test_in_cluster_service_account_with_least_privilege_rbac(tmp_path: Pa
             as_sa, "get", "secret", "kubeconfig-u-x1-hash", "-n", objects.NAMESPACE, check=False
         )
         assert rc != 0 and "Forbidden" in err  # no get: list+watch only
-        service = await proc.start(
-            ["--service-account-dir", str(sa_dir), "--cluster-name", objects.CLUSTER],
-            env={"KUBERNETES_SERVICE_HOST": host, "KUBERNETES_SERVICE_PORT": port},
-            drop_env=["KUBECONFIG", "KUBE_API_AUTH_KUBECONFIG"],
-        )
-        try:
-            async with aiohttp.ClientSession() as http:
-
-                async def accepted() -> bool:
-                    async with http.post(
-                        service.url + "/v1/authenticate",
-                        json=objects.review(f"kubeconfig-u-x1:{SECRET}"),
-                    ) as resp:
-                        return (
-                            resp.status == 200
-                            and (await resp.json())["status"]["authenticated"] is True
-                        )
-
-                await until(accepted, "a review answered from the service account's watches")
-        finally:
-            assert await service.stop() == 0
-    finally:
-        await sim.stop()
+        async with (
+            proc.running(
+                ["--service-account-dir", str(sa_dir), "--cluster-name", objects.CLUSTER],
+                env={"KUBERNETES_SERVICE_HOST": host, "KUBERNETES_SERVICE_PORT": port},
+                drop_env=["KUBECONFIG", "KUBE_API_AUTH_KUBECONFIG"],
+            ) as service,
+            aiohttp.ClientSession() as http,
+        ):
+            await until(
+                lambda: accepted(http, service),
+                "a review answered from the service account's watches",
+            )
 
 
 async def test_keeps_answering_while_the_api_server_is_gone(sim: KubeSim) -> None:
     await install(sim)
-    service = await proc.start(
-        ["--kubeconfig", str(sim.kubeconfig), "--cluster-name", objects.CLUSTER]
-    )
-    try:
-        async with aiohttp.ClientSession() as http:
+    async with proc.running(watching(sim)) as service, aiohttp.ClientSession() as http:
+        await until(lambda: accepted(http, service), "initial sync")
+        await sim.stop()
 
-            async def accepted() -> bool:
-                async with http.post(
-                    service.url + "/v1/authenticate",
-                    json=objects.review(f"kubeconfig-u-x1:{SECRET}"),
-                ) as resp:
-                    return resp.status == 200 and (await resp.json())["status"]["authenticated"]
+        async def watch_errors() -> bool:
+            async with http.get(service.url + "/metrics") as resp:
+                text = await resp.text()
+            return 'reason="error"} ' in text and not all(
+                line.endswith(" 0.0") for line in text.splitlines() if 'reason="error"}' in line
+            )
 
-            await until(accepted, "initial sync")
-            await sim.stop()
-
-            async def watch_errors() -> bool:
-                async with http.get(service.url + "/metrics") as resp:
-                    text = await resp.text()
-                return 'reason="error"} ' in text and not all(
-                    line.endswith(" 0.0") for line in text.splitlines() if 'reason="error"}' in line
-                )
-
-            await until(watch_errors, "the feeder noticing the API server is gone")
-            for _ in range(10):
-                assert await accepted()
-                await asyncio.sleep(0.1)
-            async with http.get(service.url + "/healthcheck") as resp:
-                assert resp.status == 200
-    finally:
-        assert await service.stop() == 0
+        await until(watch_errors, "the feeder noticing the API server is gone")
+        for _ in range(10):
+            assert await accepted(http, service)
+            await asyncio.sleep(0.1)
+        async with http.get(service.url + "/healthcheck") as resp:
+            assert resp.status == 200

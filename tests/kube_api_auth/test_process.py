@@ -16,7 +16,8 @@ import pytest
 import yaml
 
 from kube_api_auth import watch
-from tests.kube_api_auth import objects, proc, tlsutil
+from tests import tlsutil
+from tests.kube_api_auth import objects, proc
 from tests.kube_api_auth.faultapi import FaultApi
 
 pytestmark = pytest.mark.timeout(60)
@@ -75,27 +76,26 @@ async def api() -> AsyncIterator[FaultApi]:
 async def test_process_watches_and_revokes_within_seconds(api: FaultApi, tmp_path: Path) -> None:
     api.required_token = API_TOKEN
     cfg = kubeconfig(tmp_path / "kubeconfig", api.url)
-    service = await proc.start(
-        ["--kubeconfig", str(cfg)], env={"KUBE_API_AUTH_CLUSTER_NAME": objects.CLUSTER}
-    )
-    try:
-        async with aiohttp.ClientSession() as http:
-            await wait_ready(http, service.url)
-            answer = await review(http, service.url, "kubeconfig-u-x1:topsecret")
-            assert answer["status"]["user"] == {"username": "u-x", "uid": "u-x", "groups": ["team"]}
-            await api.remove(TOKENS, "kubeconfig-u-x1")
-            started = time.monotonic()
-            while (await review(http, service.url, "kubeconfig-u-x1:topsecret"))["status"][
-                "authenticated"
-            ]:
-                assert time.monotonic() - started < WAIT_S, "revocation not seen"
-                await asyncio.sleep(POLL_S)
-            async with http.get(service.url + "/metrics") as resp:
-                metrics = await resp.text()
-            assert 'kube_api_auth_index_objects{kind="clusterauthtokens"} 0.0' in metrics
-            assert "kube_api_auth_ready 1.0" in metrics
-    finally:
-        assert await service.stop() == 0
+    async with (
+        proc.running(
+            ["--kubeconfig", str(cfg)], env={"KUBE_API_AUTH_CLUSTER_NAME": objects.CLUSTER}
+        ) as service,
+        aiohttp.ClientSession() as http,
+    ):
+        await wait_ready(http, service.url)
+        answer = await review(http, service.url, "kubeconfig-u-x1:topsecret")
+        assert answer["status"]["user"] == {"username": "u-x", "uid": "u-x", "groups": ["team"]}
+        await api.remove(TOKENS, "kubeconfig-u-x1")
+        started = time.monotonic()
+        while (await review(http, service.url, "kubeconfig-u-x1:topsecret"))["status"][
+            "authenticated"
+        ]:
+            assert time.monotonic() - started < WAIT_S, "revocation not seen"
+            await asyncio.sleep(POLL_S)
+        async with http.get(service.url + "/metrics") as resp:
+            metrics = await resp.text()
+        assert 'kube_api_auth_index_objects{kind="clusterauthtokens"} 0.0' in metrics
+        assert "kube_api_auth_ready 1.0" in metrics
     assert any(r.startswith("watch ") for r in api.requests)
 
 
@@ -111,7 +111,7 @@ async def test_process_serves_tls_with_static_feed(tmp_path: Path) -> None:
             }
         )
     )
-    service = await proc.start(
+    async with proc.running(
         [
             "--tokens-file",
             str(feed),
@@ -122,8 +122,7 @@ async def test_process_serves_tls_with_static_feed(tmp_path: Path) -> None:
             "--cluster-name",
             objects.CLUSTER,
         ]
-    )
-    try:
+    ) as service:
         assert service.url.startswith("https://127.0.0.1:")
         ctx = ssl.create_default_context(cafile=str(cert))
         async with aiohttp.ClientSession() as http:
@@ -132,8 +131,6 @@ async def test_process_serves_tls_with_static_feed(tmp_path: Path) -> None:
             assert answer["status"]["authenticated"] is True
             answer = await review(http, service.url, "token-t:nope", ssl=ctx)
             assert answer["status"]["error"] == "invalid token secret"
-    finally:
-        assert await service.stop() == 0
 
 
 async def test_bad_kubeconfig_exits_with_message(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from kube_api_auth import review, watch
 from kube_api_auth.index import Index
 from kube_api_auth.kubeapi import ApiTarget
 from kube_api_auth.metrics import Metrics
-from tests.kube_api_auth import objects
+from tests.kube_api_auth import objects, polling
 from tests.kube_api_auth.faultapi import FaultApi
 
 pytestmark = pytest.mark.timeout(30)
@@ -26,12 +26,7 @@ TOKENS, USERS, SECRETS = (r.path for r in RES)
 
 
 async def eventually(check: Callable[[], bool], what: str, timeout_s: float = WAIT_S) -> float:
-    started = time.monotonic()
-    while not check():
-        if time.monotonic() - started > timeout_s:
-            raise AssertionError(f"not within {timeout_s} s: {what}")
-        await asyncio.sleep(POLL_S)
-    return time.monotonic() - started
+    return await polling.until(check, what, timeout_s, POLL_S)
 
 
 @dataclass

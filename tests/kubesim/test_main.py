@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import selectors
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
 
 import yaml
+
+from tests.kubesim_launch import kubesim_argv, wait_readable
 
 READY_WITHIN_S = 5.0
 STOP_WITHIN_S = 5.0
@@ -22,26 +22,14 @@ def test_plain_http_process_prints_ready_line_and_serves(tmp_path: Path) -> None
     kc = tmp_path / "admin.kubeconfig"
     started = time.monotonic()
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "kubesim",
-            "--port",
-            "0",
-            "--plain-http",
-            "--kubeconfig-out",
-            str(kc),
-        ],
+        kubesim_argv(kc, ["--plain-http"]),
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
     )
     try:
         assert proc.stdout is not None
-        sel = selectors.DefaultSelector()
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        assert sel.select(timeout=READY_WITHIN_S), "no ready line"
-        sel.close()
+        assert wait_readable(proc.stdout, READY_WITHIN_S), "no ready line"
         line = json.loads(proc.stdout.readline())
         elapsed = time.monotonic() - started
         assert line["ready"] is True and line["kubeconfig"] == str(kc)

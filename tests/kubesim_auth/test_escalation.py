@@ -11,7 +11,8 @@ from kubesim.authtypes import UserInfo
 from kubesim.errors import StatusError
 from kubesim.store import Store
 
-RBAC = "rbac.authorization.k8s.io"
+from .rbac import RBAC, create_binding, create_role, user_subject
+
 ALICE = UserInfo("alice", groups=["devs", "system:authenticated"])
 
 
@@ -22,15 +23,7 @@ def store() -> Store:
     s.create_item("", "namespaces", {"metadata": {"name": "st"}})
     seed_bootstrap_rbac(s)
     # alice administers namespace st (the aggregated admin role: roles, rolebindings, pods...)
-    s.create_item(
-        RBAC,
-        "rolebindings",
-        {
-            "metadata": {"name": "alice-admin", "namespace": "st"},
-            "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": "admin"},
-            "subjects": [{"kind": "User", "name": "alice"}],
-        },
-    )
+    create_binding(s, "alice-admin", "admin", [user_subject("alice")], ns="st", kind="ClusterRole")
     return s
 
 
@@ -63,23 +56,13 @@ def test_role_granting_more_is_forbidden_with_kube_message(store: Store) -> None
 
 
 def test_escalate_verb_allows_anything(store: Store) -> None:
-    store.create_item(
-        RBAC,
-        "roles",
-        {
-            "metadata": {"name": "escalator", "namespace": "st"},
-            "rules": [{"apiGroups": [RBAC], "resources": ["roles"], "verbs": ["escalate"]}],
-        },
+    create_role(
+        store,
+        "escalator",
+        [{"apiGroups": [RBAC], "resources": ["roles"], "verbs": ["escalate"]}],
+        ns="st",
     )
-    store.create_item(
-        RBAC,
-        "rolebindings",
-        {
-            "metadata": {"name": "alice-escalates", "namespace": "st"},
-            "roleRef": {"apiGroup": RBAC, "kind": "Role", "name": "escalator"},
-            "subjects": [{"kind": "User", "name": "alice"}],
-        },
-    )
+    create_binding(store, "alice-escalates", "escalator", [user_subject("alice")], ns="st")
     rules = [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]
     admit_rbac_write("roles", _role(rules), ALICE, Authorizer(store))
 
@@ -98,30 +81,20 @@ def test_binding_needs_the_roles_permissions_or_bind(store: Store) -> None:
     with pytest.raises(StatusError) as info:
         admit_rbac_write("rolebindings", _binding("ClusterRole", "cluster-admin"), ALICE, az)
     assert "is attempting to grant RBAC permissions not currently held" in info.value.message
-    store.create_item(
-        RBAC,
-        "roles",
-        {
-            "metadata": {"name": "binder", "namespace": "st"},
-            "rules": [
-                {
-                    "apiGroups": [RBAC],
-                    "resources": ["clusterroles"],
-                    "verbs": ["bind"],
-                    "resourceNames": ["cluster-admin"],
-                }
-            ],
-        },
+    create_role(
+        store,
+        "binder",
+        [
+            {
+                "apiGroups": [RBAC],
+                "resources": ["clusterroles"],
+                "verbs": ["bind"],
+                "resourceNames": ["cluster-admin"],
+            }
+        ],
+        ns="st",
     )
-    store.create_item(
-        RBAC,
-        "rolebindings",
-        {
-            "metadata": {"name": "alice-binds", "namespace": "st"},
-            "roleRef": {"apiGroup": RBAC, "kind": "Role", "name": "binder"},
-            "subjects": [{"kind": "User", "name": "alice"}],
-        },
-    )
+    create_binding(store, "alice-binds", "binder", [user_subject("alice")], ns="st")
     admit_rbac_write("rolebindings", _binding("ClusterRole", "cluster-admin"), ALICE, az)
 
 
@@ -143,15 +116,7 @@ def test_masters_and_always_allow_are_exempt(store: Store) -> None:
 
 
 def test_aggregation_rule_needs_full_authority(store: Store) -> None:
-    store.create_item(
-        RBAC,
-        "clusterrolebindings",
-        {
-            "metadata": {"name": "alice-escalates-cluster"},
-            "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": "view"},
-            "subjects": [{"kind": "User", "name": "alice"}],
-        },
-    )
+    create_binding(store, "alice-escalates-cluster", "view", [user_subject("alice")])
     role = {
         "metadata": {"name": "agg"},
         "rules": [],

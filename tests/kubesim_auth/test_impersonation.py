@@ -21,8 +21,8 @@ from kubesim.errors import StatusError
 from kubesim.store import Store
 
 from .captures import load, reference_dir
+from .rbac import RBAC, create_binding, create_role, user_subject
 
-RBAC = "rbac.authorization.k8s.io"
 ADMIN = UserInfo(
     "kube-admin",
     groups=["system:masters", "system:authenticated"],
@@ -135,25 +135,13 @@ def test_service_account_user_with_explicit_groups_keeps_only_those(store: Store
 
 def test_allowed_by_namespaced_role_for_serviceaccounts(store: Store) -> None:
     store.create_item("", "namespaces", {"metadata": {"name": "tr"}})
-    store.create_item(
-        RBAC,
-        "roles",
-        {
-            "metadata": {"name": "imp-sa", "namespace": "tr"},
-            "rules": [
-                {"verbs": ["impersonate"], "apiGroups": [""], "resources": ["serviceaccounts"]}
-            ],
-        },
+    create_role(
+        store,
+        "imp-sa",
+        [{"verbs": ["impersonate"], "apiGroups": [""], "resources": ["serviceaccounts"]}],
+        ns="tr",
     )
-    store.create_item(
-        RBAC,
-        "rolebindings",
-        {
-            "metadata": {"name": "imp-sa", "namespace": "tr"},
-            "roleRef": {"apiGroup": RBAC, "kind": "Role", "name": "imp-sa"},
-            "subjects": [{"kind": "User", "name": "alice"}],
-        },
-    )
+    create_binding(store, "imp-sa", "imp-sa", [user_subject("alice")], ns="tr")
     alice = UserInfo("alice", groups=["system:authenticated"])
     headers = _headers([["Impersonate-User", "system:serviceaccount:tr:builder"]])
     user = impersonate(headers, alice, Authorizer(store))

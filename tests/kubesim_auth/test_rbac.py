@@ -13,8 +13,8 @@ from kubesim.authtypes import RequestAttributes, UserInfo
 from kubesim.store import Store
 
 from .captures import load
+from .rbac import RBAC, create_binding, create_role
 
-RBAC = "rbac.authorization.k8s.io"
 ALICE = UserInfo("alice", groups=["devs", "system:authenticated"])
 
 
@@ -30,21 +30,6 @@ def store() -> Store:
         s.create_item("", "namespaces", {"metadata": {"name": ns}})
     seed_bootstrap_rbac(s)
     return s
-
-
-def _role(store: Store, name: str, rules: list[dict[str, Any]], ns: str = "") -> None:
-    resource = "roles" if ns else "clusterroles"
-    md: dict[str, Any] = {"name": name, **({"namespace": ns} if ns else {})}
-    store.create_item(RBAC, resource, {"metadata": md, "rules": rules})
-
-
-def _bind(
-    store: Store, name: str, role: str, subjects: list[dict[str, Any]], ns: str = "", kind: str = ""
-) -> None:
-    resource = "rolebindings" if ns else "clusterrolebindings"
-    md: dict[str, Any] = {"name": name, **({"namespace": ns} if ns else {})}
-    ref = {"apiGroup": RBAC, "kind": kind or ("Role" if ns else "ClusterRole"), "name": role}
-    store.create_item(RBAC, resource, {"metadata": md, "roleRef": ref, "subjects": subjects})
 
 
 def _res(verbs: str, groups: str, resources: str, names: str = "") -> dict[str, Any]:
@@ -139,13 +124,13 @@ def test_bootstrap_roles_kubectl_relies_on(store: Store) -> None:
 
 def test_role_binding_namespaced_and_reason(store: Store) -> None:
     az = Authorizer(store)
-    _role(
+    create_role(
         store,
         "reader",
         [{"verbs": ["get", "list"], "apiGroups": [""], "resources": ["configmaps"]}],
         ns="st",
     )
-    _bind(store, "alice-reads", "reader", [{"kind": "User", "name": "alice"}], ns="st")
+    create_binding(store, "alice-reads", "reader", [{"kind": "User", "name": "alice"}], ns="st")
     allowed, reason = az.authorize(_attrs("list", "configmaps", namespace="st"))
     assert allowed
     assert (
@@ -157,9 +142,11 @@ def test_role_binding_namespaced_and_reason(store: Store) -> None:
 
 def test_cluster_role_binding_to_group_and_service_account(store: Store) -> None:
     az = Authorizer(store)
-    _role(store, "node-reader", [{"verbs": ["get"], "apiGroups": [""], "resources": ["nodes"]}])
-    _bind(store, "devs-nodes", "node-reader", [{"kind": "Group", "name": "devs"}])
-    _bind(
+    create_role(
+        store, "node-reader", [{"verbs": ["get"], "apiGroups": [""], "resources": ["nodes"]}]
+    )
+    create_binding(store, "devs-nodes", "node-reader", [{"kind": "Group", "name": "devs"}])
+    create_binding(
         store,
         "sa-nodes",
         "node-reader",
@@ -176,7 +163,7 @@ def test_cluster_role_binding_to_group_and_service_account(store: Store) -> None
 
 def test_missing_role_is_reported_in_reason(store: Store) -> None:
     az = Authorizer(store)
-    _bind(store, "dangling", "nope", [{"kind": "User", "name": "alice"}])
+    create_binding(store, "dangling", "nope", [{"kind": "User", "name": "alice"}])
     allowed, reason = az.authorize(_attrs("get", "nodes"))
     assert not allowed
     assert reason == 'RBAC: clusterrole.rbac.authorization.k8s.io "nope" not found'
@@ -190,7 +177,9 @@ def test_index_follows_store_changes(store: Store) -> None:
     az = Authorizer(store)
     attrs = _attrs("get", "secrets", namespace="st")
     assert not az.authorize(attrs)[0]
-    _bind(store, "edit", "edit", [{"kind": "User", "name": "alice"}], ns="st", kind="ClusterRole")
+    create_binding(
+        store, "edit", "edit", [{"kind": "User", "name": "alice"}], ns="st", kind="ClusterRole"
+    )
     assert az.authorize(attrs)[0]
     store.delete_item(RBAC, "rolebindings", "st", "edit")
     assert not az.authorize(attrs)[0]
@@ -209,7 +198,7 @@ def test_aggregated_roles_are_seeded(store: Store) -> None:
 
 def test_aggregation_picks_up_new_labelled_role(store: Store) -> None:
     az = Authorizer(store)
-    _bind(store, "viewers", "view", [{"kind": "User", "name": "alice"}])
+    create_binding(store, "viewers", "view", [{"kind": "User", "name": "alice"}])
     widgets = _attrs("list", "widgets", api_group="example.com", namespace="st")
     assert not az.authorize(widgets)[0]
     store.create_item(
@@ -263,13 +252,13 @@ async def test_aggregation_controller_writes_rules_back(store: Store) -> None:
 
 def test_rules_review(store: Store) -> None:
     az = Authorizer(store)
-    _role(
+    create_role(
         store,
         "pod-logs",
         [{"verbs": ["get"], "apiGroups": [""], "resources": ["pods/log"], "resourceNames": ["p"]}],
         ns="st",
     )
-    _bind(store, "logs", "pod-logs", [{"kind": "Group", "name": "devs"}], ns="st")
+    create_binding(store, "logs", "pod-logs", [{"kind": "Group", "name": "devs"}], ns="st")
     resource_rules, url_rules, error = az.rules_for(ALICE, "st")
     assert {
         "verbs": ["get"],
@@ -299,6 +288,6 @@ def test_rule_index_is_rebuilt_only_after_rbac_changes(store: Store) -> None:
     assert az.index() is first
     store.create_item("", "configmaps", {"metadata": {"name": "c", "namespace": "st"}})
     assert az.index() is first
-    _role(store, "x", [{"verbs": ["get"], "apiGroups": [""], "resources": ["pods"]}], ns="st")
+    create_role(store, "x", [{"verbs": ["get"], "apiGroups": [""], "resources": ["pods"]}], ns="st")
     assert az.index() is not first
     az.close()

@@ -22,7 +22,8 @@ from kubesim.errors import StatusError
 from kubesim.options import Options
 from kubesim.store import Store
 
-RBAC = "rbac.authorization.k8s.io"
+from .rbac import create_binding, group_subject
+
 ADMIN = UserInfo("kube-admin", groups=["system:masters", "system:authenticated"])
 ALICE = UserInfo("alice", uid="alice-uid", groups=["devs", "system:authenticated"])
 
@@ -86,14 +87,8 @@ async def test_subject_access_review_for_another_user(ctx: ReviewContext) -> Non
     body = {"spec": {"user": "alice", "groups": ["devs"], **_ssar("get", "secrets", "tr")["spec"]}}
     out = await handle("SubjectAccessReview", body, ADMIN, ctx)
     assert out["status"] == {"allowed": False}
-    ctx.store.create_item(
-        RBAC,
-        "rolebindings",
-        {
-            "metadata": {"name": "devs-view", "namespace": "tr"},
-            "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": "edit"},
-            "subjects": [{"kind": "Group", "name": "devs"}],
-        },
+    create_binding(
+        ctx.store, "devs-view", "edit", [group_subject("devs")], ns="tr", kind="ClusterRole"
     )
     out = await handle("SubjectAccessReview", body, ADMIN, ctx)
     assert out["status"]["allowed"] is True

@@ -5,21 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
-import ipaddress
 import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import aiohttp
 import pytest
 from aiohttp import web
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from rancher_tunnel.constants import DEFAULT_LIMITS, WS_MAX_MESSAGE_BYTES, Limits
 from rancher_tunnel.frames import Role
@@ -28,6 +21,7 @@ from rancher_tunnel.session import Session
 from rancher_tunnel.splice import serve_tcp
 from rancher_tunnel.stream import IncomingStream
 from rancher_tunnel.wsadapter import StreamWebSocket
+from tests.tlsutil import self_signed
 
 TEARDOWN_TIMEOUT_S = 5.0
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -90,6 +84,21 @@ async def socketpair_sessions(
 
 
 @contextlib.asynccontextmanager
+async def serve_app(
+    app: web.Application, ssl_context: ssl.SSLContext | None = None
+) -> AsyncIterator[int]:
+    """``app`` served on a loopback port chosen by the OS (yielded), cleaned up on leaving."""
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context)
+    await site.start()
+    try:
+        yield runner.addresses[0][1]
+    finally:
+        await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
 async def aiohttp_sessions(
     *,
     limits: Limits = DEFAULT_LIMITS,
@@ -109,29 +118,24 @@ async def aiohttp_sessions(
 
     app = web.Application()
     app.router.add_get("/connect", connect)
-    runner = web.AppRunner(app, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    http = aiohttp.ClientSession()
-    ws = await http.ws_connect(
-        f"http://127.0.0.1:{port}/connect",
-        max_msg_size=WS_MAX_MESSAGE_BYTES,
-        compress=0,
-        autoping=True,
-    )
-    agent = Session(ws, Role.AGENT, name="aiohttp-agent", limits=limits, on_stream=on_stream)
-    agent_task = asyncio.create_task(agent.run())
-    server = await ready
-    pair = Pair(server, agent, [agent_task, *server_task])
-    try:
-        await server.wait_ready()
-        yield pair
-    finally:
-        await _finish(pair)
-        await http.close()
-        await runner.cleanup()
+    async with serve_app(app) as port:
+        http = aiohttp.ClientSession()
+        ws = await http.ws_connect(
+            f"http://127.0.0.1:{port}/connect",
+            max_msg_size=WS_MAX_MESSAGE_BYTES,
+            compress=0,
+            autoping=True,
+        )
+        agent = Session(ws, Role.AGENT, name="aiohttp-agent", limits=limits, on_stream=on_stream)
+        agent_task = asyncio.create_task(agent.run())
+        server = await ready
+        pair = Pair(server, agent, [agent_task, *server_task])
+        try:
+            await server.wait_ready()
+            yield pair
+        finally:
+            await _finish(pair)
+            await http.close()
 
 
 @contextlib.asynccontextmanager
@@ -186,38 +190,15 @@ class Certs:
 @pytest.fixture(scope="session")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
     """A self-signed certificate for "localhost" and contexts that use / trust it."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    d: Path = tmp_path_factory.mktemp("certs")
-    (d / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (d / "key.pem").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
+    cert, key = self_signed(
+        tmp_path_factory.mktemp("certs"),
+        "localhost",
+        dns_names=["localhost"],
+        file_names=("cert.pem", "key.pem"),
     )
     server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server.load_cert_chain(d / "cert.pem", d / "key.pem")
-    client = ssl.create_default_context(cafile=str(d / "cert.pem"))
+    server.load_cert_chain(cert, key)
+    client = ssl.create_default_context(cafile=str(cert))
     return Certs(server, client)
 
 

@@ -43,6 +43,15 @@ def pair(limits: Limits = SMALL) -> tuple[Connection, Connection]:
     return s, a
 
 
+def accepted_stream(s: Connection, a: Connection) -> int:
+    """A stream the server opens and the agent accepts, both sides caught up; its id."""
+    sid = s.open_stream("tcp://x:1")
+    pump(s, a)
+    a.accept(sid)
+    pump(s, a)
+    return sid
+
+
 def raw(c: Connection) -> bytes:
     out = b""
     while chunk := c.data_to_send():
@@ -140,10 +149,7 @@ def test_refuse_with_reason() -> None:
 
 def test_reset_either_side() -> None:
     s, a = pair()
-    sid = s.open_stream("tcp://x:1")
-    pump(s, a)
-    a.accept(sid)
-    pump(s, a)
+    sid = accepted_stream(s, a)
     a.events(), s.events()
     a.reset(sid, "client went away")
     pump(s, a)
@@ -156,10 +162,7 @@ def test_reset_either_side() -> None:
 
 def test_flow_control_sender_respects_credit() -> None:
     s, a = pair()
-    sid = s.open_stream("tcp://x:1")
-    pump(s, a)
-    a.accept(sid)
-    pump(s, a)
+    sid = accepted_stream(s, a)
     credit = s.send_credit(sid)
     assert 1024 <= credit <= 4096
     assert s.send_data(sid, b"x" * 100_000) == credit
@@ -233,10 +236,7 @@ def test_ping_measures_rtt_with_injected_clock() -> None:
 
 def test_control_frames_go_before_queued_data() -> None:
     s, a = pair(Limits())
-    sid = s.open_stream("tcp://x:1")
-    pump(s, a)
-    a.accept(sid)
-    pump(s, a)
+    sid = accepted_stream(s, a)
     s.send_data(sid, b"z" * 500_000)
     s.ping(1.0)
     first = frames_of(bytes(s.data_to_send()))
@@ -245,10 +245,7 @@ def test_control_frames_go_before_queued_data() -> None:
 
 def test_sync_drops_streams_the_peer_forgot() -> None:
     s, a = pair()
-    sid = s.open_stream("tcp://x:1")
-    pump(s, a)
-    a.accept(sid)
-    pump(s, a)
+    sid = accepted_stream(s, a)
     s.events(), a.events()
     # the agent "forgets" the stream without telling the server (a bug, or a lost frame)
     a._forget(a._streams[sid], keep_buffered=False)

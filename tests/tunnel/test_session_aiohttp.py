@@ -4,8 +4,10 @@ tunnel streams."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import ssl
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -16,7 +18,15 @@ from rancher_tunnel.connector import TunnelConnector
 from rancher_tunnel.errors import DialRefused
 from rancher_tunnel.splice import forward_protocol
 
-from .conftest import Certs, aiohttp_sessions, echo, socketpair_sessions, tcp_server
+from .conftest import (
+    Certs,
+    Pair,
+    aiohttp_sessions,
+    echo,
+    serve_app,
+    socketpair_sessions,
+    tcp_server,
+)
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -39,18 +49,23 @@ async def test_streams_over_aiohttp_websocket(echo_server: tuple[str, int]) -> N
     assert p.agent.closed and p.server.closed
 
 
+async def tls_echo(p: Pair, addr: tuple[str, int], certs: Certs, size: int) -> None:
+    """TLS through the tunnel to the echo server at ``addr``: ``size`` random bytes come back."""
+    reader, writer = await p.server.open_connection(
+        *addr, ssl=certs.client, server_hostname="localhost"
+    )
+    assert writer.get_extra_info("peercert") is not None  # TLS really ran end to end
+    payload = os.urandom(size)
+    writer.write(payload)
+    await writer.drain()
+    assert await reader.readexactly(len(payload)) == payload
+    writer.close()
+    await writer.wait_closed()
+
+
 async def test_tls_over_create_connection(certs: Certs) -> None:
     async with tcp_server(echo, ssl_context=certs.server) as addr, socketpair_sessions() as p:
-        reader, writer = await p.server.open_connection(
-            *addr, ssl=certs.client, server_hostname="localhost"
-        )
-        assert writer.get_extra_info("peercert") is not None  # TLS really ran end to end
-        payload = os.urandom(200_000)
-        writer.write(payload)
-        await writer.drain()
-        assert await reader.readexactly(len(payload)) == payload
-        writer.close()
-        await writer.wait_closed()
+        await tls_echo(p, addr, certs, 200_000)
 
 
 async def test_tls_wrong_hostname_fails(certs: Certs) -> None:
@@ -61,7 +76,8 @@ async def test_tls_wrong_hostname_fails(certs: Certs) -> None:
         assert p.server.stats.open_streams == 0
 
 
-async def _http_app(certs: Certs | None) -> tuple[web.AppRunner, int]:
+@contextlib.asynccontextmanager
+async def _http_app(certs: Certs | None) -> AsyncIterator[int]:
     async def hello(request: web.Request) -> web.Response:
         return web.Response(text=f"hello {request.query.get('n', '')}")
 
@@ -75,38 +91,31 @@ async def _http_app(certs: Certs | None) -> tuple[web.AppRunner, int]:
     app = web.Application()
     app.router.add_get("/hello", hello)
     app.router.add_get("/big", big)
-    runner = web.AppRunner(app, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=certs.server if certs else None)
-    await site.start()
-    return runner, runner.addresses[0][1]
+    async with serve_app(app, certs.server if certs else None) as port:
+        yield port
 
 
 @pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
 async def test_aiohttp_client_over_tunnel(certs: Certs, tls: bool) -> None:
-    runner, port = await _http_app(certs if tls else None)
-    try:
-        async with aiohttp_sessions() as p:
-            connector = TunnelConnector(p.server, ssl=certs.client if tls else False)
-            scheme = "https" if tls else "http"
-            host = "localhost" if tls else "127.0.0.1"
-            async with aiohttp.ClientSession(connector=connector) as http:
-                for i in range(5):  # keep-alive reuses one stream
-                    async with http.get(f"{scheme}://{host}:{port}/hello?n={i}") as resp:
-                        assert resp.status == 200
-                        assert await resp.text() == f"hello {i}"
-                async with http.get(f"{scheme}://{host}:{port}/big") as resp:
-                    assert len(await resp.read()) == 64 * 65536
-                results = await asyncio.gather(
-                    *(http.get(f"{scheme}://{host}:{port}/hello?n={i}") for i in range(20))
-                )
-                for r in results:
-                    assert r.status == 200
-                    r.release()
-                with pytest.raises(aiohttp.ClientConnectorError):
-                    await http.get(f"{scheme}://{host}:1/hello")
-    finally:
-        await runner.cleanup()
+    async with _http_app(certs if tls else None) as port, aiohttp_sessions() as p:
+        connector = TunnelConnector(p.server, ssl=certs.client if tls else False)
+        scheme = "https" if tls else "http"
+        host = "localhost" if tls else "127.0.0.1"
+        async with aiohttp.ClientSession(connector=connector) as http:
+            for i in range(5):  # keep-alive reuses one stream
+                async with http.get(f"{scheme}://{host}:{port}/hello?n={i}") as resp:
+                    assert resp.status == 200
+                    assert await resp.text() == f"hello {i}"
+            async with http.get(f"{scheme}://{host}:{port}/big") as resp:
+                assert len(await resp.read()) == 64 * 65536
+            results = await asyncio.gather(
+                *(http.get(f"{scheme}://{host}:{port}/hello?n={i}") for i in range(20))
+            )
+            for r in results:
+                assert r.status == 200
+                r.release()
+            with pytest.raises(aiohttp.ClientConnectorError):
+                await http.get(f"{scheme}://{host}:1/hello")
 
 
 @pytest.mark.parametrize("pair", ["socketpair", "aiohttp"])
@@ -116,15 +125,7 @@ def test_tls_and_splice_under_uvloop(certs: Certs, pair: str) -> None:
 
     async def main() -> None:
         async with tcp_server(echo, ssl_context=certs.server) as addr, sessions() as p:
-            reader, writer = await p.server.open_connection(
-                *addr, ssl=certs.client, server_hostname="localhost"
-            )
-            payload = os.urandom(3_000_000)
-            writer.write(payload)
-            await writer.drain()
-            assert await reader.readexactly(len(payload)) == payload
-            writer.close()
-            await writer.wait_closed()
+            await tls_echo(p, addr, certs, 3_000_000)
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(main())

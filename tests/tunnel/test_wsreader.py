@@ -21,7 +21,7 @@ from rancher_tunnel.wsreader import (
     WsReaderProtocol,
 )
 
-from .conftest import aiohttp_sessions
+from .conftest import aiohttp_sessions, serve_app
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -198,12 +198,7 @@ async def test_push_mode_with_aiohttp_peer() -> None:
 
     app = web.Application()
     app.router.add_get("/ws", handler)
-    runner = web.AppRunner(app, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
+    async with serve_app(app) as port:
         async with (
             aiohttp.ClientSession() as http,
             http.ws_connect(f"http://127.0.0.1:{port}/ws", autoping=False, compress=0) as ws,
@@ -221,8 +216,6 @@ async def test_push_mode_with_aiohttp_peer() -> None:
                 break
             await asyncio.sleep(0.01)
         assert closed
-    finally:
-        await runner.cleanup()
 
 
 async def test_sessions_use_push_mode() -> None:
@@ -266,20 +259,14 @@ async def test_push_mode_violation_closes_with_its_code(send: str, code: int) ->
 
     app = web.Application()
     app.router.add_get("/ws", handler)
-    runner = web.AppRunner(app, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        async with aiohttp.ClientSession() as http, http.ws_connect(
-            f"http://127.0.0.1:{port}/ws", compress=0
-        ) as ws:
-            if send == "text":
-                await ws.send_str("hello")
-            else:
-                await ws.send_bytes(b"x" * 1001)
-            msg = await ws.receive(timeout=5)
-            assert msg.type is WSMsgType.CLOSE and msg.data == code
-    finally:
-        await runner.cleanup()
+    async with (
+        serve_app(app) as port,
+        aiohttp.ClientSession() as http,
+        http.ws_connect(f"http://127.0.0.1:{port}/ws", compress=0) as ws,
+    ):
+        if send == "text":
+            await ws.send_str("hello")
+        else:
+            await ws.send_bytes(b"x" * 1001)
+        msg = await ws.receive(timeout=5)
+        assert msg.type is WSMsgType.CLOSE and msg.data == code
