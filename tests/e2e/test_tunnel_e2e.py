@@ -48,21 +48,34 @@ def setup(tmp_path: Path, logdir: Path, target_port: int, **server_env: str):  #
     return server, reg, fwd, denied
 
 
-def test_dial_refused_target_and_health(tmp_path: Path, logdir: Path, http_target: int) -> None:
-    server, reg, fwd, denied = setup(tmp_path, logdir, http_target)
-    server.start()
+def start_agent_with_health(
+    server: ServerProc, reg: dict[str, str], target: int, logdir: Path
+) -> tuple[AgentProc, int]:
+    """A cluster agent with its /metrics on a free port, connected (its session is up)."""
     health = free_port()
     agent = AgentProc(
         agent_env(
             server,
             reg,
-            CATTLE_K8S_API=f"127.0.0.1:{http_target}",
+            CATTLE_K8S_API=f"127.0.0.1:{target}",
             CATTLE_HEALTH_LISTEN=f"127.0.0.1:{health}",
         ),
         logdir / "agent.log",
     ).start()
-    with running(server, agent):
+    try:
         wait_until(lambda: sessions(server) == 1, CONNECT_WITHIN_S, what="agent session")
+    except TimeoutError:
+        agent.stop()
+        server.stop()
+        raise
+    return agent, health
+
+
+def test_dial_refused_target_and_health(tmp_path: Path, logdir: Path, http_target: int) -> None:
+    server, reg, fwd, denied = setup(tmp_path, logdir, http_target)
+    server.start()
+    agent, health = start_agent_with_health(server, reg, http_target, logdir)
+    with running(server, agent):
         assert http_get(fwd) == TARGET_BODY
         # A target the agent does not allow: the stream is refused, nothing arrives...
         with socket.create_connection(("127.0.0.1", denied), timeout=5) as s:
@@ -139,18 +152,8 @@ def test_ca_checksum_mismatch_refuses_to_connect(
 def test_kill9_restart_agent_back_no_leaks(tmp_path: Path, logdir: Path, http_target: int) -> None:
     server, reg, fwd, _ = setup(tmp_path, logdir, http_target)
     server.start()
-    health = free_port()
-    agent = AgentProc(
-        agent_env(
-            server,
-            reg,
-            CATTLE_K8S_API=f"127.0.0.1:{http_target}",
-            CATTLE_HEALTH_LISTEN=f"127.0.0.1:{health}",
-        ),
-        logdir / "agent.log",
-    ).start()
+    agent, health = start_agent_with_health(server, reg, http_target, logdir)
     with running(server, agent):
-        wait_until(lambda: sessions(server) == 1, CONNECT_WITHIN_S, what="agent session")
         # Streams open at the moment of the kill must not leak on the agent.
         held = [socket.create_connection(("127.0.0.1", fwd), timeout=5) for _ in range(5)]
         wait_until(
