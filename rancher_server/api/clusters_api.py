@@ -33,6 +33,15 @@ def server_url(ctx: Ctx) -> str:
     return ctx.state.url or f"{ctx.request.scheme}://{ctx.request.host}"
 
 
+def _node_agents(ctx: Ctx, cluster_id: str) -> list[tuple[str, float, dict[str, object]]]:
+    """The node agents connected for this cluster, with the facts they reported at connect."""
+    return [
+        (e.identity.node_name, e.connected_at, dict(e.identity.facts))
+        for e in ctx.state.sessions.sessions_of(cluster_id)
+        if e.identity.role == "node"
+    ]
+
+
 def visible_cluster(ctx: Ctx, cluster_id: str) -> tuple[Cluster, str]:
     """The cluster and the caller's role on it; 404 if it does not exist or the caller has no
     role (a non-member cannot tell the two apart)."""
@@ -66,7 +75,7 @@ async def list_clusters(ctx: Ctx) -> web.Response:
     clusters = [c for c in ctx.state.store.list_clusters() if c.id in roles]
     return collection("cluster", (
         cluster_resource(c, ctx.state.sessions.is_connected(c.id), roles[c.id],
-                         ctx.state.sessions.reports.get(c.id))
+                         ctx.state.sessions.reports.get(c.id), _node_agents(ctx, c.id))
         for c in clusters
     ))
 
@@ -76,7 +85,7 @@ async def get_cluster(ctx: Ctx) -> web.Response:
     cluster, role = visible_cluster(ctx, ctx.request.match_info["id"])
     return web.json_response(
         cluster_resource(cluster, ctx.state.sessions.is_connected(cluster.id), role,
-                         ctx.state.sessions.reports.get(cluster.id))
+                         ctx.state.sessions.reports.get(cluster.id), _node_agents(ctx, cluster.id))
     )
 
 

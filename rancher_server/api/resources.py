@@ -68,7 +68,11 @@ def cluster_state(c: Cluster, connected: bool, report: AgentReport | None = None
 
 
 def cluster_resource(
-    c: Cluster, connected: bool, role: str | None, report: AgentReport | None = None
+    c: Cluster,
+    connected: bool,
+    role: str | None,
+    report: AgentReport | None = None,
+    node_agents: Iterable[tuple[str, float, dict[str, Any]]] = (),
 ) -> dict[str, Any]:
     out = {
         "type": "cluster", "id": c.id, "name": c.name,
@@ -79,6 +83,9 @@ def cluster_resource(
     }
     if report is not None:
         out["agentReport"] = report.to_json()
+    out["nodeAgents"] = [
+        {"name": name, "connectedAt": iso(at), "facts": facts} for name, at, facts in node_agents
+    ]
     return out
 
 

@@ -23,6 +23,8 @@ USER: Schema = {"type": "object", "properties": {
 CLUSTER: Schema = {"type": "object", "properties": {
     "type": {"type": "string", "enum": ["cluster"]}, "id": _str, "name": _str,
     "state": {"type": "string", "enum": ["active", "unavailable", "disconnected", "pending"]},
+    "nodeAgents": {"type": "array", "items": {"type": "object"},
+                   "description": "connected node agents: name, connectedAt, facts"},
     "agentReport": {"type": "object", "description": "health, nodes and stats the agent "
                     "reported last (healthy, detail, checkedAt, stats, nodes)"},
     "connected": _bool, "created": _opt_time, "registeredAt": _opt_time, "apiEndpoint": _str,

@@ -16,6 +16,7 @@ import pytest
 
 from tests.e2e.conftest import TARGET_BODY
 from tests.procs import AgentProc, ServerProc, agent_env, free_port, metrics, running, wait_until
+from tests.rest import Rest
 
 CONNECT_WITHIN_S = 15.0
 
@@ -211,7 +212,9 @@ def test_stopped_agent_dropped_within_keepalive_bound(
 def test_node_agent_carries_the_tunnel_without_cluster_agent(
     tmp_path: Path, logdir: Path, http_target: int
 ) -> None:
-    server, reg, fwd, _ = setup(tmp_path, logdir, http_target)
+    server, reg, fwd, _ = setup(
+        tmp_path, logdir, http_target, CATTLE_BOOTSTRAP_PASSWORD="node-test-password-1"
+    )
     server.start()
     node = AgentProc(
         agent_env(
@@ -224,6 +227,11 @@ def test_node_agent_carries_the_tunnel_without_cluster_agent(
         wait_until(lambda: sessions(server, "node") == 1, CONNECT_WITHIN_S, what="node session")
         assert sessions(server, "cluster") == 0
         assert http_get(fwd) == TARGET_BODY
+        admin = Rest(server.url, server.ca_path)
+        admin.token = admin.login("admin", "node-test-password-1")
+        shown = admin.call("GET", f"/v3/clusters/{reg['id']}")["nodeAgents"]
+        assert [a["name"] for a in shown] == ["node-1"]
+        assert shown[0]["facts"]["cpus"] >= 1 and shown[0]["facts"]["os"] == "linux"
 
 
 def test_cli_cluster_lifecycle(tmp_path: Path, logdir: Path) -> None:
