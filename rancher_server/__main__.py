@@ -51,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--tls-cert", type=Path, default=os.environ.get("RANCHER_TLS_CERT") or None)
     p.add_argument("--tls-key", type=Path, default=os.environ.get("RANCHER_TLS_KEY") or None)
     p.add_argument("--tls-ca", type=Path, default=os.environ.get("RANCHER_TLS_CA") or None)
+    p.add_argument("--metrics-anonymous", action="store_true",
+                   default=os.environ.get("RANCHER_METRICS_ANONYMOUS", "") in ("1", "true"),
+                   help="serve /metrics without a token (env RANCHER_METRICS_ANONYMOUS=true)")
     p.add_argument("--tcp-forward", action="append", default=[],
                    metavar="LHOST:PORT=CLUSTER/HOST:PORT",
                    help="forward a local TCP port through a cluster's tunnel (repeatable)")
@@ -94,6 +97,7 @@ def _config(args: argparse.Namespace) -> ServerConfig:
         tls_key=args.tls_key,
         tls_ca=args.tls_ca,
         tcp_forwards=args.tcp_forward,
+        metrics_anonymous=args.metrics_anonymous,
     )
 
 

@@ -14,6 +14,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from rancher_server import api, proxy, tunnel_endpoint
 from rancher_server.ace import AceSyncer
+from rancher_server.auth import authenticate_bearer, error_response, unauthorized
 from rancher_server.bootstrap import ensure_admin
 from rancher_server.config import ServerConfig
 from rancher_server.constants import SHUTDOWN_GRACE_S
@@ -59,7 +60,16 @@ async def cacerts(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body = generate_latest(request.app[STATE].metrics)
+    """Prometheus metrics: an admin's bearer token is required (they name clusters and
+    sessions) unless the operator opted into anonymous scrapes (``--metrics-anonymous``)."""
+    state = request.app[STATE]
+    if not state.config.metrics_anonymous:
+        principal = await authenticate_bearer(state, request.headers.get("Authorization"))
+        if principal is None:
+            return unauthorized()
+        if not principal.is_admin:
+            return error_response(403, "metrics are for administrators")
+    body = generate_latest(state.metrics)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

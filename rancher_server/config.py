@@ -24,6 +24,7 @@ class ServerConfig:
     tls_key: Path | None = None
     tls_ca: Path | None = None
     tcp_forwards: list[str] = field(default_factory=list)
+    metrics_anonymous: bool = False
 
     @property
     def host_port(self) -> tuple[str, int]:

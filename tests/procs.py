@@ -86,7 +86,13 @@ class ServerProc:
             stdout=subprocess.PIPE,
             stderr=self._log,
             text=True,
-            env={**os.environ, "LOG_FORMAT": "json", **self.env},
+            # Tests scrape /metrics anonymously unless they set RANCHER_METRICS_ANONYMOUS.
+            env={
+                **os.environ,
+                "LOG_FORMAT": "json",
+                "RANCHER_METRICS_ANONYMOUS": "true",
+                **self.env,
+            },
         )
         self.info = _read_ready_line(self.proc, READY_TIMEOUT_S)
         return self

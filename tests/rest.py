@@ -47,7 +47,8 @@ class Rest:
 
     def call_text(self, method: str, path: str) -> str:
         """A request whose answer is not JSON (manifests)."""
-        req = urllib.request.Request(self.url + path, method=method)
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        req = urllib.request.Request(self.url + path, method=method, headers=headers)
         try:
             with urllib.request.urlopen(req, context=self.ctx, timeout=REQUEST_TIMEOUT_S) as resp:
                 return str(resp.read().decode())
