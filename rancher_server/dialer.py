@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Callable
 from typing import TypeVar
 
 from rancher_server.constants import DIAL_TIMEOUT_S
@@ -16,19 +15,12 @@ from rancher_tunnel.stream import TunnelStream
 P = TypeVar("P", bound=asyncio.BaseProtocol)
 
 
-class ClusterUnavailable(Exception):
-    """No agent of this cluster is connected."""
-
-
 class Dialer:
     def __init__(self, sessions: SessionRegistry) -> None:
         self._sessions = sessions
 
     def _session_for(self, cluster_id: str) -> Session:
-        entry = self._sessions.for_dial(cluster_id)
-        if entry is None:
-            raise ClusterUnavailable(f"cluster {cluster_id} has no connected agent")
-        return entry.session
+        return self._sessions.dial_entry(cluster_id).session
 
     async def open_stream(
         self, cluster_id: str, host: str, port: int, *, timeout_s: float = DIAL_TIMEOUT_S
@@ -54,21 +46,3 @@ class Dialer:
                 host, port, ssl=ssl_context, server_hostname=server_hostname
             )
         return reader, writer
-
-    async def create_connection(
-        self,
-        cluster_id: str,
-        protocol_factory: Callable[[], P],
-        host: str,
-        port: int,
-        *,
-        ssl_context: ssl.SSLContext | None = None,
-        server_hostname: str | None = None,
-        timeout_s: float = DIAL_TIMEOUT_S,
-    ) -> tuple[asyncio.Transport, P]:
-        session = self._session_for(cluster_id)
-        async with asyncio.timeout(timeout_s):
-            transport, protocol = await session.create_connection(
-                protocol_factory, host, port, ssl=ssl_context, server_hostname=server_hostname
-            )
-        return transport, protocol

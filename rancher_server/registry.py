@@ -20,6 +20,10 @@ from rancher_tunnel.session import Session
 log = get_logger(component="registry")
 
 
+class ClusterUnavailable(Exception):
+    """No agent of this cluster is connected."""
+
+
 @dataclass
 class Entry:
     identity: AgentIdentity
@@ -31,7 +35,6 @@ class SessionRegistry:
     def __init__(self) -> None:
         self._entries: dict[str, Entry] = {}
         self._by_cluster: dict[str, set[str]] = {}
-        self._changed = asyncio.Event()
         self.reports: dict[str, AgentReport] = {}  # cluster id -> what its agent last reported
 
     def __len__(self) -> int:
@@ -45,7 +48,6 @@ class SessionRegistry:
         old = self._entries.get(key)
         self._entries[key] = Entry(identity, session)
         self._by_cluster.setdefault(identity.cluster.id, set()).add(key)
-        self._notify()
         if old is not None and old.session is not session:
             log.info("session replaced", session=key)
             with contextlib.suppress(TimeoutError):
@@ -65,14 +67,6 @@ class SessionRegistry:
             keys.discard(key)
             if not keys:
                 del self._by_cluster[identity.cluster.id]
-        self._notify()
-
-    def _notify(self) -> None:
-        self._changed.set()
-        self._changed = asyncio.Event()
-
-    def get(self, key: str) -> Entry | None:
-        return self._entries.get(key)
 
     def for_dial(self, cluster_id: str) -> Entry | None:
         """The cluster agent's session, or a node agent's when no cluster agent is connected."""
@@ -85,14 +79,18 @@ class SessionRegistry:
                 return node_entry
         return None
 
+    def dial_entry(self, cluster_id: str) -> Entry:
+        """Like :meth:`for_dial`, but raises :class:`ClusterUnavailable` when none is connected."""
+        entry = self.for_dial(cluster_id)
+        if entry is None:
+            raise ClusterUnavailable(f"cluster {cluster_id} has no connected agent")
+        return entry
+
     def is_connected(self, cluster_id: str) -> bool:
         return self.for_dial(cluster_id) is not None
 
     def sessions_of(self, cluster_id: str) -> list[Entry]:
         return [self._entries[k] for k in sorted(self._by_cluster.get(cluster_id, ()))]
-
-    async def wait_changed(self) -> None:
-        await self._changed.wait()
 
     async def close_all(self, code: int, reason: str) -> None:
         entries = list(self._entries.values())

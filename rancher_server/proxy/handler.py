@@ -10,7 +10,6 @@ import aiohttp
 from aiohttp import web
 
 from rancher_server.auth import Principal, audit, authenticate_bearer, cluster_role
-from rancher_server.dialer import ClusterUnavailable
 from rancher_server.downstream import DownstreamError
 from rancher_server.impersonation import Impersonator
 from rancher_server.proxy.headers import (
@@ -23,6 +22,7 @@ from rancher_server.proxy.lean import Response, UpstreamError, send_request
 from rancher_server.proxy.status import status_response
 from rancher_server.proxy.upgrade import proxy_upgrade
 from rancher_server.proxy.upstream import Upstream, UpstreamPool
+from rancher_server.registry import ClusterUnavailable
 from rancher_server.state import STATE
 from rancher_server.store import NotFound
 from rancher_tunnel.errors import DialRefused, SessionClosed

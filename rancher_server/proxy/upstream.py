@@ -10,9 +10,8 @@ from dataclasses import dataclass
 import aiohttp
 
 from rancher_server.constants import DIAL_TIMEOUT_S
-from rancher_server.dialer import ClusterUnavailable
 from rancher_server.proxy.lean import LeanPool
-from rancher_server.registry import SessionRegistry
+from rancher_server.registry import ClusterUnavailable, SessionRegistry
 from rancher_server.store import Store
 from rancher_tunnel.connector import TunnelConnector
 from rancher_tunnel.errors import SessionClosed
@@ -56,17 +55,8 @@ class UpstreamPool:
         self._upstreams: dict[str, Upstream] = {}
         self._admin_tokens: dict[str, str] = {}
 
-    def _session(self, cluster_id: str) -> Session:
-        entry = self._sessions.for_dial(cluster_id)
-        if entry is None:
-            raise ClusterUnavailable(f"cluster {cluster_id} has no connected agent")
-        return entry.session
-
     def get(self, cluster_id: str) -> Upstream:
-        entry = self._sessions.for_dial(cluster_id)
-        if entry is None:
-            raise ClusterUnavailable(f"cluster {cluster_id} has no connected agent")
-        ident = entry.identity
+        ident = self._sessions.dial_entry(cluster_id).identity
         if ident.role == "cluster":
             address, ca_pem = ident.api_address, ident.ca_cert_pem
             if ident.sa_token:
@@ -88,11 +78,15 @@ class UpstreamPool:
         ctx.set_alpn_protocols(["http/1.1"])
         host, port = split_address(address)
 
-        async def current_session() -> Session:
+        def session_now() -> Session:
+            """The cluster's current session (a reconnect is picked up by the next dial)."""
             try:
-                return self._session(cluster_id)
+                return self._sessions.dial_entry(cluster_id).session
             except ClusterUnavailable as e:
                 raise SessionClosed(str(e)) from e
+
+        async def current_session() -> Session:
+            return session_now()
 
         connector = TunnelConnector(
             current_session,
@@ -109,12 +103,6 @@ class UpstreamPool:
         )
         token = self._admin_tokens.get(cluster_id, "")
 
-        def session_now() -> Session:
-            try:
-                return self._session(cluster_id)
-            except ClusterUnavailable as e:
-                raise SessionClosed(str(e)) from e
-
         lean = LeanPool(
             session_now, host, port, ctx, connect_timeout_s=DIAL_TIMEOUT_S, keepalive_s=KEEPALIVE_S
         )
@@ -123,7 +111,7 @@ class UpstreamPool:
         return up
 
     def open_session(self, cluster_id: str) -> Session:
-        return self._session(cluster_id)
+        return self._sessions.dial_entry(cluster_id).session
 
     async def close(self) -> None:
         for up in self._upstreams.values():
