@@ -23,7 +23,7 @@ from typing import Any
 
 from bench.common import curl_mbps, median, rss_kib, start_nginx, wrk
 from rancher_server.store import SQLiteStore
-from rancher_server.tunnel_auth import hash_token
+from rancher_server.tunnel.agent_auth import hash_token
 from tests.procs import AgentProc, ServerProc, agent_env, free_port, metrics, wait_until
 
 

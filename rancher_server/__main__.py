@@ -20,8 +20,9 @@ import resource
 import sys
 from pathlib import Path
 
-from rancher_server import cli_kubeconfig, cli_users
-from rancher_server.clusters import create_cluster, rotate_token
+from rancher_server.cli import kubeconfig as cli_kubeconfig
+from rancher_server.cli import users as cli_users
+from rancher_server.clusters.registration import create_cluster, rotate_token
 from rancher_server.config import ServerConfig, default_data_dir
 from rancher_server.constants import DEFAULT_LISTEN
 from rancher_server.store import SQLiteStore, StoreError
@@ -133,7 +134,7 @@ def _cluster_command(args: argparse.Namespace, config: ServerConfig) -> int:
         elif args.cluster_command == "list":
             print(json.dumps([dataclasses.asdict(c) for c in store.list_clusters()]))
         elif args.cluster_command == "endpoint":
-            from rancher_server.ace_config import AceConfig, set_config
+            from rancher_server.access.endpoint_config import AceConfig, set_config
 
             store.get_cluster(args.id)
             ca = args.ca_file.read_text() if args.ca_file else ""

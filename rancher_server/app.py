@@ -12,21 +12,22 @@ from aiohttp import web
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from rancher_server import api, proxy, tunnel_endpoint
-from rancher_server.ace import AceSyncer
+from rancher_server import api, proxy
+from rancher_server.access.endpoint_sync import AceSyncer
+from rancher_server.access.impersonation import Impersonator
 from rancher_server.auth import authenticate_bearer, error_response, unauthorized
-from rancher_server.bootstrap import ensure_admin
+from rancher_server.auth.bootstrap import ensure_admin
 from rancher_server.config import ServerConfig
 from rancher_server.constants import SHUTDOWN_GRACE_S
-from rancher_server.dialer import Dialer
-from rancher_server.forward import ForwardSpec, start_forward, stop_forwards
-from rancher_server.impersonation import Impersonator
 from rancher_server.metrics import make_registry
 from rancher_server.proxy.upstream import UpstreamPool
-from rancher_server.registry import SessionRegistry
 from rancher_server.state import STATE, ServerState
 from rancher_server.store import SQLiteStore
 from rancher_server.tls import load_or_generate
+from rancher_server.tunnel import endpoint as tunnel_endpoint
+from rancher_server.tunnel.dialer import Dialer
+from rancher_server.tunnel.forward import ForwardSpec, start_forward, stop_forwards
+from rancher_server.tunnel.registry import SessionRegistry
 from rancher_tunnel.envlimits import limits_from_env
 from rancher_tunnel.logs import get_logger
 

@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from rancher_server.registry import SessionRegistry
+from rancher_server.tunnel.registry import SessionRegistry
 
 
 class TunnelCollector(Collector):

@@ -9,9 +9,9 @@ from prometheus_client import CollectorRegistry
 
 from rancher_server.config import ServerConfig
 from rancher_server.metrics import TunnelCollector
-from rancher_server.registry import SessionRegistry
 from rancher_server.store import Store
 from rancher_server.tls import TLSMaterial
+from rancher_server.tunnel.registry import SessionRegistry
 from rancher_tunnel.constants import DEFAULT_LIMITS, Limits
 
 

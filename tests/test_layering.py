@@ -52,3 +52,26 @@ def test_the_stand_in_does_not_depend_on_the_product() -> None:
     product = {"rancher_server", "cluster_agent", "node_agent", "kube_api_auth"}
     for path, names in top_levels("kubesim").items():
         assert not names & product, path
+
+
+# The server's folders follow the architecture's paths (docs/architecture.md): a folder never
+# imports the folders that are built on it.
+SERVER_FORBIDDEN = {
+    "store": {"tunnel", "clusters", "access", "auth", "proxy", "api", "cli", "app", "state"},
+    "auth": {"tunnel", "clusters", "access", "proxy", "api", "app"},
+    "tunnel": {"access", "auth", "proxy", "api", "app"},
+    "clusters": {"access", "api", "app"},
+    "access": {"api", "app"},
+    "proxy": {"api", "app"},
+}
+
+
+@pytest.mark.parametrize("folder", sorted(SERVER_FORBIDDEN))
+def test_server_folders_import_only_below_them(folder: str) -> None:
+    for path in (ROOT / "rancher_server" / folder).rglob("*.py"):
+        used = {
+            name.split(".")[1]
+            for name in imports_of(path)
+            if name.startswith("rancher_server.") and name.count(".") >= 1
+        }
+        assert not used & SERVER_FORBIDDEN[folder], (path, used & SERVER_FORBIDDEN[folder])

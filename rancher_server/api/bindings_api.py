@@ -1,6 +1,6 @@
 """Cluster role bindings (``/v3/clusterroletemplatebindings``, Rancher's name): give a user or a
 local group a role on a cluster. Admins manage all; a cluster's owners manage that cluster's.
-Roles and their downstream RBAC: see :mod:`rancher_server.auth.roles`."""
+Roles and their downstream RBAC: see :mod:`rancher_server.access.roles`."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import asyncio
 
 from aiohttp import web
 
+from rancher_server.access.roles import CLUSTER_OWNER, cluster_role, cluster_roles
 from rancher_server.api import schemas
 from rancher_server.api.resources import binding_resource, collection
 from rancher_server.api.spec import Ctx, endpoint
 from rancher_server.auth.audit import audit_now
 from rancher_server.auth.http import ApiError
-from rancher_server.auth.roles import CLUSTER_OWNER, cluster_role, cluster_roles
 from rancher_server.store import Binding, NotFound
 
 GROUP_PRINCIPAL_PREFIX = "local_group://"

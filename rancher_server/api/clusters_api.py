@@ -9,20 +9,20 @@ import contextlib
 
 from aiohttp import web
 
-from rancher_server.ace_config import AceConfig
-from rancher_server.ace_config import get_config as get_ace_config
-from rancher_server.ace_config import set_config as set_ace_config
+from rancher_server.access.endpoint_config import AceConfig
+from rancher_server.access.endpoint_config import get_config as get_ace_config
+from rancher_server.access.endpoint_config import set_config as set_ace_config
+from rancher_server.access.roles import cluster_role, cluster_roles
 from rancher_server.api import schemas
 from rancher_server.api.resources import NO_STORE, cluster_resource, collection
 from rancher_server.api.spec import AUTH_ADMIN, AUTH_PUBLIC, Ctx, endpoint
 from rancher_server.auth.audit import audit_now
 from rancher_server.auth.http import ApiError
-from rancher_server.auth.roles import cluster_role, cluster_roles
-from rancher_server.clusters import create_cluster as create_registration
-from rancher_server.import_manifest import import_manifest
+from rancher_server.clusters.import_manifest import import_manifest
+from rancher_server.clusters.registration import create_cluster as create_registration
 from rancher_server.store import Cluster, NotFound
 from rancher_server.tls import ca_checksum
-from rancher_server.tunnel_auth import hash_token
+from rancher_server.tunnel.agent_auth import hash_token
 
 SESSION_CLOSE_ON_DELETE_TIMEOUT_S = 5.0
 WS_CLOSE_NORMAL = 1000

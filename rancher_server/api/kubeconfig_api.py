@@ -8,15 +8,15 @@ import asyncio
 
 from aiohttp import web
 
-from rancher_server.ace_config import get_config as get_ace_config
+from rancher_server.access.endpoint_config import get_config as get_ace_config
+from rancher_server.access.roles import cluster_roles
 from rancher_server.api.clusters_api import server_url, visible_cluster
 from rancher_server.api.resources import NO_STORE
 from rancher_server.api.spec import Ctx, endpoint
 from rancher_server.auth.audit import audit_now
 from rancher_server.auth.constants import KUBECONFIG_TOKEN_TTL_S
-from rancher_server.auth.roles import cluster_roles
 from rancher_server.auth.tokens import issue_token
-from rancher_server.kubeconfig import KubeconfigCluster, build_kubeconfig
+from rancher_server.clusters.kubeconfig import KubeconfigCluster, build_kubeconfig
 from rancher_server.store import Cluster, NotFound
 
 KUBECONFIG_TOKEN_DESCRIPTION = "kubeconfig"

@@ -8,8 +8,8 @@ from typing import Any
 
 from aiohttp import web
 
-from rancher_server.agent_reports import AgentReport
-from rancher_server.auth.roles import DOWNSTREAM_CLUSTER_ROLE
+from rancher_server.access.roles import DOWNSTREAM_CLUSTER_ROLE
+from rancher_server.clusters.reports import AgentReport
 from rancher_server.store import ApiToken, Binding, Cluster, User
 
 STATE_ACTIVE = "active"  # its agent is connected

@@ -12,7 +12,7 @@ from rancher_server.api.resources import collection, user_resource
 from rancher_server.api.spec import AUTH_ADMIN, Ctx, endpoint
 from rancher_server.auth.audit import audit_now
 from rancher_server.auth.http import ApiError
-from rancher_server.passwords import hash_password_async, verify_password_async
+from rancher_server.auth.passwords import hash_password_async, verify_password_async
 from rancher_server.store import NotFound
 
 

@@ -7,8 +7,8 @@ import asyncio
 import math
 from dataclasses import dataclass
 
+from rancher_server.auth.passwords import dummy_hash, verify_password_async
 from rancher_server.auth.runtime import runtime
-from rancher_server.passwords import dummy_hash, verify_password_async
 from rancher_server.state import ServerState
 from rancher_server.store import User
 

@@ -9,9 +9,9 @@ import time
 from dataclasses import dataclass
 
 from rancher_server.auth.constants import MAX_BEARER_BYTES
+from rancher_server.auth.passwords import hash_token_secret, new_token_secret, verify_token_secret
 from rancher_server.auth.principal import Principal
 from rancher_server.auth.runtime import runtime
-from rancher_server.passwords import hash_token_secret, new_token_secret, verify_token_secret
 from rancher_server.state import ServerState
 from rancher_server.store import ApiToken, Store, User
 from rancher_tunnel.logs import get_logger

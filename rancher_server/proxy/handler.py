@@ -9,9 +9,10 @@ import ssl
 import aiohttp
 from aiohttp import web
 
-from rancher_server.auth import Principal, audit, authenticate_bearer, cluster_role
-from rancher_server.downstream import DownstreamError
-from rancher_server.impersonation import Impersonator
+from rancher_server.access.impersonation import Impersonator
+from rancher_server.access.roles import cluster_role
+from rancher_server.auth import Principal, audit, authenticate_bearer
+from rancher_server.clusters.downstream import DownstreamError
 from rancher_server.proxy.headers import (
     HeaderValueError,
     downstream_request_headers,
@@ -22,9 +23,9 @@ from rancher_server.proxy.lean import Response, UpstreamError, send_request
 from rancher_server.proxy.status import status_response
 from rancher_server.proxy.upgrade import proxy_upgrade
 from rancher_server.proxy.upstream import Upstream, UpstreamPool
-from rancher_server.registry import ClusterUnavailable
 from rancher_server.state import STATE
 from rancher_server.store import NotFound
+from rancher_server.tunnel.registry import ClusterUnavailable
 from rancher_tunnel.errors import DialRefused, SessionClosed
 from rancher_tunnel.logs import get_logger
 

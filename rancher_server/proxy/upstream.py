@@ -11,8 +11,8 @@ import aiohttp
 
 from rancher_server.constants import DIAL_TIMEOUT_S
 from rancher_server.proxy.lean import LeanPool
-from rancher_server.registry import ClusterUnavailable, SessionRegistry
 from rancher_server.store import Store
+from rancher_server.tunnel.registry import ClusterUnavailable, SessionRegistry
 from rancher_tunnel.connector import TunnelConnector
 from rancher_tunnel.errors import SessionClosed
 from rancher_tunnel.session import Session

@@ -6,8 +6,8 @@ import aiohttp
 
 from cluster_agent.config import AgentConfig
 from cluster_agent.reporter import Reporter, node_messages
-from rancher_server.agent_reports import AgentReport
 from rancher_server.api.resources import cluster_state
+from rancher_server.clusters.reports import AgentReport
 from rancher_server.store import Cluster
 from rancher_tunnel.messages import Health, NodeInfo, Stats
 

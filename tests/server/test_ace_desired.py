@@ -7,7 +7,13 @@ import time
 from pathlib import Path
 
 from kube_api_auth import hashing
-from rancher_server.ace import ATTRIBUTES, BINDINGS, SECRETS, TOKENS, desired_objects
+from rancher_server.access.endpoint_sync import (
+    ATTRIBUTES,
+    BINDINGS,
+    SECRETS,
+    TOKENS,
+    desired_objects,
+)
 from rancher_server.store import SQLiteStore
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from rancher_server.store import SQLiteStore
-from rancher_server.tunnel_auth import TunnelAuthError, authenticate, hash_token
+from rancher_server.tunnel.agent_auth import TunnelAuthError, authenticate, hash_token
 
 
 def params(doc: object) -> str:

@@ -11,7 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from rancher_server.app import build_state, create_app
-from rancher_server.bootstrap import ensure_admin_in
+from rancher_server.auth.bootstrap import ensure_admin_in
 from rancher_server.config import ServerConfig
 from rancher_server.state import ServerState
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from rancher_server.auth import authenticate_bearer
-from rancher_server.kubeconfig import KubeconfigCluster, build_kubeconfig
+from rancher_server.clusters.kubeconfig import KubeconfigCluster, build_kubeconfig
 from tests.server_api.conftest import USER_PASSWORD, Api
 
 CA = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"

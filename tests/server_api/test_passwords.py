@@ -7,7 +7,7 @@ import base64
 import hashlib
 
 from kube_api_auth.hashing import verify_hash
-from rancher_server import passwords as pw
+from rancher_server.auth import passwords as pw
 
 
 def test_password_hash_is_salted_memory_hard_and_verifies() -> None:

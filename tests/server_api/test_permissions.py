@@ -7,8 +7,9 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 
-from rancher_server.auth import Principal, cluster_role
-from rancher_server.tunnel_auth import AgentIdentity
+from rancher_server.access.roles import cluster_role
+from rancher_server.auth import Principal
+from rancher_server.tunnel.agent_auth import AgentIdentity
 from tests.server_api.conftest import USER_PASSWORD, Api
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from rancher_server.passwords import generate_password, hash_password
+from rancher_server.auth.passwords import generate_password, hash_password
 from rancher_server.policy import PASSWORD_MIN_CHARS
 from rancher_server.state import ServerState
 from rancher_server.store import Conflict, Store

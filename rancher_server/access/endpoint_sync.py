@@ -27,12 +27,17 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 
 from kube_api_auth.crds import manifests as crd_manifests
-from rancher_server.ace_config import get_config
-from rancher_server.auth.roles import CLUSTER_OWNER, DOWNSTREAM_CLUSTER_ROLE, strongest
-from rancher_server.downstream import DownstreamError, apply_object, delete_object, list_objects
-from rancher_server.registry import ClusterUnavailable
+from rancher_server.access.endpoint_config import get_config
+from rancher_server.access.roles import CLUSTER_OWNER, DOWNSTREAM_CLUSTER_ROLE, strongest
+from rancher_server.clusters.downstream import (
+    DownstreamError,
+    apply_object,
+    delete_object,
+    list_objects,
+)
 from rancher_server.state import ServerState
 from rancher_server.store import ApiToken, Store, User
+from rancher_server.tunnel.registry import ClusterUnavailable
 from rancher_tunnel.errors import DialRefused, SessionClosed
 from rancher_tunnel.logs import get_logger
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from rancher_server.agent_reports import AgentReport
+from rancher_server.clusters.reports import AgentReport
 from rancher_server.state import STATE, ServerState
-from rancher_server.tunnel_auth import AgentIdentity, TunnelAuthError, authenticate
+from rancher_server.tunnel.agent_auth import AgentIdentity, TunnelAuthError, authenticate
 from rancher_tunnel.constants import WS_MAX_MESSAGE_BYTES
 from rancher_tunnel.frames import Role
 from rancher_tunnel.logs import get_logger

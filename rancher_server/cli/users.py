@@ -21,7 +21,7 @@ import re
 import sys
 from typing import Any
 
-from rancher_server.passwords import generate_password, hash_password
+from rancher_server.auth.passwords import generate_password, hash_password
 from rancher_server.policy import (
     DOWNSTREAM_CLUSTER_ROLE,
     GROUP_PATTERN,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from rancher_server.constants import REGISTRATION_TOKEN_BYTES
 from rancher_server.store import Cluster, Store
-from rancher_server.tunnel_auth import hash_token
+from rancher_server.tunnel.agent_auth import hash_token
 
 
 @dataclass(frozen=True)

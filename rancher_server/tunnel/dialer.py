@@ -8,7 +8,7 @@ import ssl
 from typing import TypeVar
 
 from rancher_server.constants import DIAL_TIMEOUT_S
-from rancher_server.registry import SessionRegistry
+from rancher_server.tunnel.registry import SessionRegistry
 from rancher_tunnel.session import Session, format_target
 from rancher_tunnel.stream import TunnelStream
 

@@ -9,8 +9,8 @@ import contextlib
 from dataclasses import dataclass
 
 from rancher_server.constants import FORWARD_BACKLOG, SHUTDOWN_GRACE_S
-from rancher_server.dialer import Dialer
-from rancher_server.registry import ClusterUnavailable
+from rancher_server.tunnel.dialer import Dialer
+from rancher_server.tunnel.registry import ClusterUnavailable
 from rancher_tunnel.errors import SessionClosed
 from rancher_tunnel.logs import get_logger
 from rancher_tunnel.splice import forward_protocol

@@ -11,9 +11,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from rancher_server.agent_reports import AgentReport
+from rancher_server.clusters.reports import AgentReport
 from rancher_server.constants import SESSION_REPLACE_CLOSE_TIMEOUT_S
-from rancher_server.tunnel_auth import AgentIdentity
+from rancher_server.tunnel.agent_auth import AgentIdentity
 from rancher_tunnel.logs import get_logger
 from rancher_tunnel.session import Session
 
