@@ -174,21 +174,69 @@ def strategic_merge(original: Any, patch: Any, path: tuple[str, ...] = ()) -> An
     for k, order in patch.items():
         if k.startswith("$setElementOrder/") and isinstance(order, list):
             field = k.split("/", 1)[1]
-            if isinstance(result.get(field), list):
-                result[field] = _reorder(result[field], order, _merge_key(field, path))
+            merged = result.get(field)
+            if isinstance(merged, list):
+                server = original.get(field)
+                result[field] = _normalize_order(
+                    merged,
+                    order,
+                    server if isinstance(server, list) else [],
+                    _merge_key(field, path),
+                )
     return result
 
 
-def _reorder(items: list[Any], order: list[Any], key: str | None) -> list[Any]:
-    """Put the elements named by a ``$setElementOrder`` list first, in that order."""
+def _ident(item: Any, key: str | None) -> Any:
+    if key and isinstance(item, dict):
+        return item.get(key)
+    return json.dumps(item, sort_keys=True)
 
-    def ident(x: Any) -> Any:
-        return x.get(key) if key and isinstance(x, dict) else json.dumps(x, sort_keys=True)
 
-    wanted = [ident(o) for o in order]
-    rank = {w: i for i, w in enumerate(wanted)}
-    listed = sorted((x for x in items if ident(x) in rank), key=lambda x: rank[ident(x)])
-    return listed + [x for x in items if ident(x) not in rank]
+def _sorted_by(items: list[Any], order: list[Any], key: str | None) -> list[Any]:
+    """``items`` in the order of ``order`` (stable; items it does not name keep their place
+    after those it names), as apimachinery's ``normalizeSliceOrder``."""
+    rank = {_ident(o, key): i for i, o in enumerate(order)}
+    return sorted(items, key=lambda x: rank.get(_ident(x, key), len(rank)))
+
+
+def _merge_sorted(
+    server_only: list[Any], patched: list[Any], server_order: list[Any], key: str | None
+) -> list[Any]:
+    """apimachinery's ``mergeSortedSlice``: insert the server-only items into the patch's items,
+    before the first patch item that comes after them on the server; both keep their order."""
+    rank = {_ident(o, key): i for i, o in enumerate(server_order)}
+    out: list[Any] = []
+    i = j = 0
+    while i < len(server_only) or j < len(patched):
+        if j >= len(patched):
+            out.append(server_only[i])
+            i += 1
+        elif i >= len(server_only):
+            out.append(patched[j])
+            j += 1
+        else:
+            li = rank.get(_ident(server_only[i], key))
+            ri = rank.get(_ident(patched[j], key))
+            if li is not None and ri is not None and li < ri:
+                out.append(server_only[i])
+                i += 1
+            else:
+                out.append(patched[j])
+                j += 1
+    return out
+
+
+def _normalize_order(
+    merged: list[Any], order: list[Any], server: list[Any], key: str | None
+) -> list[Any]:
+    """The items ``order`` names, in its order, with the other (server-only) items merged in by
+    their order on the server (apimachinery's ``normalizeElementOrder``)."""
+    named = {_ident(o, key) for o in order}
+    listed = [x for x in merged if _ident(x, key) in named]
+    others = [x for x in merged if _ident(x, key) not in named]
+    return _merge_sorted(
+        _sorted_by(others, server, key), _sorted_by(listed, order, key), server, key
+    )
 
 
 def _merge_list(cur: list[Any], patch: list[Any], key: str, path: tuple[str, ...]) -> list[Any]:
@@ -210,7 +258,9 @@ def _merge_list(cur: list[Any], patch: list[Any], key: str, path: tuple[str, ...
             out.append({k: v for k, v in copy.deepcopy(item).items() if not k.startswith("$")})
         else:
             out[idx] = strategic_merge(out[idx], item, path)
-    return out
+    # the patch's items first (in its order), then the items only the server had
+    order = [x for x in patch if not (isinstance(x, dict) and x.get("$patch") == "delete")]
+    return _normalize_order(out, order, cur, key)
 
 
 def apply_patch(

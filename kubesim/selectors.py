@@ -116,7 +116,9 @@ _EVENT_V1 = frozenset(
     }
     | {"reason", "reportingController", "type", "deprecatedSource.component"}
 )
-# kube-apiserver's field label conversions: anything else is "field label not supported"
+# The kinds that register a field-label conversion of their own in kube-apiserver, and the fields
+# it accepts besides metadata.name/namespace: anything else is "field label not supported: <f>".
+# Every other built-in kind has the default conversion, whose error names the two metadata fields.
 SUPPORTED_FIELDS: dict[tuple[str, str], frozenset[str]] = {
     ("", "pods"): frozenset(
         {
@@ -142,6 +144,17 @@ SUPPORTED_FIELDS: dict[tuple[str, str], frozenset[str]] = {
 }
 
 
+def _default_conversion_error(label: str) -> str:
+    """apimachinery's ``DefaultMetaV1FieldSelectorConversion``: kinds without a field-label
+    conversion of their own (ConfigMaps, Deployments, ...) know only the metadata fields."""
+    return f'"{label}" is not a known field selector: only "metadata.name", "metadata.namespace"'
+
+
+def _own_conversion_error(label: str) -> str:
+    """The error of the kinds that register a field-label conversion (Pods, Secrets, ...)."""
+    return f"field label not supported: {label}"
+
+
 class Selector:
     """A compiled label + field selector."""
 
@@ -150,14 +163,17 @@ class Selector:
         label_selector: str = "",
         field_selector: str = "",
         allowed_fields: frozenset[str] | None = None,
+        *,
+        own_conversion: bool = True,
     ) -> None:
         self.labels = parse_labels(label_selector) if label_selector else []
         self.fields = parse_fields(field_selector) if field_selector else []
         if allowed_fields is not None:
             allowed = _COMMON_FIELDS | allowed_fields
+            message = _own_conversion_error if own_conversion else _default_conversion_error
             for r in self.fields:
                 if r.key not in allowed:
-                    raise errors.bad_request(f"field label not supported: {r.key}")
+                    raise errors.bad_request(message(r.key))
 
     @property
     def empty(self) -> bool:
@@ -177,9 +193,15 @@ class Selector:
 
 def selector_for(rt: ResourceType, label_selector: str, field_selector: str) -> Selector:
     """A selector for ``rt`` that rejects the field labels kube-apiserver does not support."""
-    allowed = SUPPORTED_FIELDS.get((rt.group, rt.resource), frozenset())
+    own = SUPPORTED_FIELDS.get((rt.group, rt.resource))
+    allowed = own if own is not None else frozenset()
     if rt.crd is not None:
         allowed = frozenset(
             str(f.get("jsonPath", "")).lstrip(".") for f in rt.crd.get("selectableFields") or []
         )
-    return Selector(label_selector, field_selector, allowed)
+    return Selector(
+        label_selector,
+        field_selector,
+        allowed,
+        own_conversion=own is not None or rt.crd is not None,
+    )

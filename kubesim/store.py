@@ -1,4 +1,4 @@
-"""The in-memory object store: one revision counter, bounded watch history, kube semantics.
+"""The in-memory object store: one revision counter, a watch cache, kube semantics.
 
 Objects returned by the store are the stored dicts themselves: treat them as read-only and
 pass a modified copy to :meth:`Store.update_item`.
@@ -7,9 +7,7 @@ pass a modified copy to :meth:`Store.update_item`.
 from __future__ import annotations
 
 import copy
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from . import errors, meta
@@ -18,9 +16,9 @@ from .defaults import NAMESPACE_FINALIZER, apply_defaults
 from .logutil import LazyLogger
 from .resources import Registry, ResourceType
 from .validation import validate_object
+from .watchcache import HistoryEvent, WatchCache
 
 GENERATE_NAME_ATTEMPTS = 16
-HISTORY_EVENTS = 10_000  # watch history kept; older resourceVersions get 410 Expired
 FOREGROUND_FINALIZER = "foregroundDeletion"
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 ROOT_CA_CONFIGMAP = "kube-root-ca.crt"
@@ -31,15 +29,6 @@ EventCallback = Callable[[str, str, str, dict[str, Any]], None]
 Key = tuple[str, str, str, str]  # group, resource, namespace, name
 
 log = LazyLogger(component="kubesim.store")
-
-
-@dataclass(frozen=True)
-class HistoryEvent:
-    revision: int
-    type: str
-    group: str
-    resource: str
-    obj: dict[str, Any]
 
 
 def _untimed(entries: Any) -> Any:
@@ -53,12 +42,11 @@ def _untimed(entries: Any) -> Any:
 class Store:
     """Objects keyed by (group, resource) then (namespace, name); cluster-scoped use ns ''."""
 
-    def __init__(self, registry: Registry | None = None, history_events: int = HISTORY_EVENTS):
+    def __init__(self, registry: Registry | None = None, watch_cache: WatchCache | None = None):
         self.registry = registry or Registry()
         self._data: dict[tuple[str, str], dict[tuple[str, str], dict[str, Any]]] = {}
         self._rev = 0
-        self._history: deque[HistoryEvent] = deque()
-        self._history_max = history_events
+        self._watch_cache = watch_cache or WatchCache()
         self._compacted = 0
         self._subscribers: list[EventCallback] = []
         self._dependents: dict[str, set[Key]] = {}
@@ -78,7 +66,7 @@ class Store:
 
     def compact(self) -> None:
         """Forget the watch history (used after seeding, and by tests)."""
-        self._history.clear()
+        self._watch_cache.reset(self._rev)
         self._compacted = self._rev
 
     def resource_type(self, group: str, resource: str) -> ResourceType:
@@ -102,23 +90,15 @@ class Store:
 
         return unsubscribe
 
-    def history_since(self, rv: int) -> list[HistoryEvent]:
-        """Events after ``rv``; raises 410 Expired when ``rv`` is older than the history."""
-        if rv < self._compacted:
-            raise errors.expired(f"too old resource version: {rv} ({self._compacted})")
-        out: list[HistoryEvent] = []
-        for ev in reversed(self._history):
-            if ev.revision <= rv:
-                break
-            out.append(ev)
-        out.reverse()
-        return out
+    def history_since(
+        self, rv: int, group: str | None = None, resource: str | None = None
+    ) -> list[HistoryEvent]:
+        """Events after ``rv`` (of one resource, or all); 410 Expired when ``rv`` is older than
+        the watch cache's window (see :mod:`kubesim.watchcache`)."""
+        return self._watch_cache.since(rv, group, resource)
 
     def _emit(self, etype: str, group: str, resource: str, obj: dict[str, Any]) -> None:
-        ev = HistoryEvent(self._rev, etype, group, resource, obj)
-        self._history.append(ev)
-        while len(self._history) > self._history_max:
-            self._compacted = self._history.popleft().revision
+        self._watch_cache.record(self._rev, etype, group, resource, obj)
         for cb in list(self._subscribers):
             try:
                 cb(etype, group, resource, obj)

@@ -111,18 +111,18 @@ async def serve_watch(
 
     # ---- everything up to subscribe() runs without awaiting: replay and live are seamless
     initial: list[Event] = []
-    replay: list[Event] = []
+    replay: list[tuple[str, dict[str, Any], dict[str, Any] | None]] = []
     if rv and rv != "0" and not send_initial:
         try:
             rv_int = int(rv)
         except ValueError as exc:
             raise errors.unparsable_resource_version(rv) from exc
         try:
-            hist = store.history_since(rv_int)
+            hist = store.history_since(rv_int, *storage_key)
         except errors.StatusError as err:
             return await _error_stream(request, err)
         replay = [
-            (ev.type, convert(ev.obj)) for ev in hist if (ev.group, ev.resource) == storage_key
+            (ev.type, convert(ev.obj), None if ev.prev is None else convert(ev.prev)) for ev in hist
         ]
     start_rv = store.revision
     if send_initial:
@@ -227,8 +227,8 @@ async def serve_watch(
                     ).encode()
                 ).decode()
                 await send("BOOKMARK", bookmark({INITIAL_EVENTS_END: "true", BLUEPRINT: blueprint}))
-        for etype, obj in replay:
-            t = translate(etype, obj) if filtered else (etype if matches(obj) else None)
+        for etype, obj, prev in replay:
+            t = replayed_type(etype, matches(obj), prev is not None and matches(prev))
             if t:
                 await send(t, obj)
         deadline = time.monotonic() + timeout_s
@@ -281,6 +281,18 @@ async def serve_watch(
         return web.StreamResponse()
     finally:
         unsubscribe()
+
+
+def replayed_type(etype: str, now: bool, before: bool) -> str | None:
+    """The type a replayed event has for a filtered watch, from whether the object matches the
+    filter now and before the event (kube-apiserver's cacheWatcher.convertToWatchEvent)."""
+    if etype == "DELETED":
+        return "DELETED" if before or now else None
+    if now and before:
+        return "MODIFIED"
+    if now:
+        return "ADDED"
+    return "DELETED" if before else None
 
 
 async def _error_stream(request: web.Request, err: errors.StatusError) -> web.StreamResponse:

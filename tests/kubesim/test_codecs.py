@@ -109,7 +109,8 @@ def test_strategic_merge_by_key_and_directives() -> None:
     cs = out["spec"]["containers"]
     assert [c["name"] for c in cs] == ["a", "c"]
     assert cs[0]["image"] == "x2"
-    assert cs[0]["env"] == [{"name": "E", "value": "1"}, {"name": "F", "value": "2"}]
+    # the patch's items first, then the items only the server had (rules/deployment-smp-*.json)
+    assert cs[0]["env"] == [{"name": "F", "value": "2"}, {"name": "E", "value": "1"}]
     assert cs[0]["ports"] == [{"containerPort": 80, "name": "http"}]
     assert out["metadata"]["finalizers"] == ["f1", "f2"]
     svc = strategic_merge(

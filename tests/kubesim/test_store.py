@@ -8,6 +8,7 @@ import pytest
 
 from kubesim import errors
 from kubesim.store import Store
+from kubesim.watchcache import WatchCache
 
 
 def cm(name: str, ns: str = "default", **extra: Any) -> dict[str, Any]:
@@ -174,15 +175,15 @@ def test_subscribe_and_history(store: Store) -> None:
 
 
 def test_bounded_history_expires_old_revisions() -> None:
-    s = Store(history_events=3)
+    s = Store(watch_cache=WatchCache(lower_capacity=3, upper_capacity=3))
     s.seed()
     base = s.revision
     for i in range(5):
         s.create_item("", "configmaps", cm(f"c{i}"))
     with pytest.raises(errors.StatusError) as info:
-        s.history_since(base)
+        s.history_since(base, "", "configmaps")
     assert info.value.message == f"too old resource version: {base} ({base + 2})"
-    assert len(s.history_since(base + 2)) == 3
+    assert len(s.history_since(base + 2, "", "configmaps")) == 3
 
 
 def test_dry_run_changes_nothing(store: Store) -> None:
