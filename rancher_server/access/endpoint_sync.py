@@ -28,13 +28,14 @@ import aiohttp
 
 from kube_api_auth.crds import manifests as crd_manifests
 from rancher_server.access.endpoint_config import get_config
-from rancher_server.access.roles import CLUSTER_OWNER, DOWNSTREAM_CLUSTER_ROLE, strongest
+from rancher_server.access.roles import CLUSTER_OWNER, strongest
 from rancher_server.clusters.downstream import (
     DownstreamError,
     apply_object,
     delete_object,
     list_objects,
 )
+from rancher_server.policy import DOWNSTREAM_CLUSTER_ROLE
 from rancher_server.state import ServerState
 from rancher_server.store import ApiToken, Store, User
 from rancher_server.tunnel.registry import ClusterUnavailable

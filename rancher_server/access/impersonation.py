@@ -18,9 +18,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from rancher_server.access.roles import DOWNSTREAM_CLUSTER_ROLE
 from rancher_server.auth import Principal
 from rancher_server.clusters.downstream import DownstreamError, apply_object, post_json
+from rancher_server.policy import DOWNSTREAM_CLUSTER_ROLE
 from rancher_server.proxy.headers import impersonation_groups, principal_extras
 from rancher_server.proxy.upstream import Upstream
 from rancher_tunnel.logs import get_logger

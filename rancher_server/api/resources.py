@@ -8,8 +8,8 @@ from typing import Any
 
 from aiohttp import web
 
-from rancher_server.access.roles import DOWNSTREAM_CLUSTER_ROLE
 from rancher_server.clusters.reports import AgentReport
+from rancher_server.policy import DOWNSTREAM_CLUSTER_ROLE
 from rancher_server.store import ApiToken, Binding, Cluster, User
 
 STATE_ACTIVE = "active"  # its agent is connected
@@ -92,7 +92,7 @@ def cluster_resource(
 def binding_resource(b: Binding) -> dict[str, Any]:
     out: dict[str, Any] = {
         "type": "clusterRoleTemplateBinding", "id": b.id, "clusterId": b.cluster_id,
-        "roleTemplateId": b.role, "downstreamClusterRole": DOWNSTREAM_CLUSTER_ROLE[b.role],
+        "roleTemplateId": b.role, "downstreamClusterRole": DOWNSTREAM_CLUSTER_ROLE.get(b.role, ""),
         "created": iso(b.created_at),
     }
     if b.subject_kind == "user":

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
+
+TEMPLATE_CONTEXTS = ("global", "cluster", "project")
+SUBJECT_KINDS = ("user", "group")
 
 
 class StoreError(Exception):
@@ -56,13 +59,60 @@ class ApiToken:
 
 @dataclass(frozen=True)
 class Binding:
-    """A cluster role binding: ``subject_kind`` is "user" (subject = user id) or "group"."""
+    """A role template bound to a user or group on a cluster (``project_id`` None: Rancher's
+    ClusterRoleTemplateBinding, id "crtb-xxxxx") or on one project of it (ProjectRoleTemplate
+    Binding, id "prtb-xxxxx"). ``subject_kind`` is "user" (subject = user id) or "group"."""
 
-    id: str  # "crtb-xxxxx"
+    id: str
     cluster_id: str
     subject_kind: str
     subject: str
-    role: str  # "cluster-owner" | "cluster-member" | "read-only"
+    role: str  # a role template id: "cluster-owner", "project-member", "rt-xxxxx", ...
+    created_at: float
+    project_id: str | None = None
+
+
+@dataclass(frozen=True)
+class GlobalBinding:
+    """A global role template bound to a user or group (Rancher's GlobalRoleBinding)."""
+
+    id: str  # "grb-xxxxx"
+    subject_kind: str
+    subject: str
+    role: str  # a global role template id: "admin", "user", "user-base", ...
+    created_at: float
+
+
+@dataclass(frozen=True)
+class RoleTemplate:
+    """A named set of Kubernetes RBAC rules (``rules``: PolicyRule dicts as in a ClusterRole)
+    for one context, optionally built from other templates of the same context (``inherits``).
+    ``external``: the downstream ClusterRole of the same name already exists (Kubernetes'
+    ``cluster-admin``, ``admin``, ``edit``, ``view``) and is bound, never written. ``locked``:
+    no new bindings. ``builtin``: defined by the server, not editable."""
+
+    id: str
+    display_name: str
+    context: str  # one of TEMPLATE_CONTEXTS
+    rules: tuple[dict[str, Any], ...] = ()
+    inherits: tuple[str, ...] = ()
+    external: bool = False
+    locked: bool = False
+    builtin: bool = False
+    hidden: bool = False  # not offered in lists (building blocks such as "edit")
+    description: str = ""
+    created_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class Project:
+    """A named group of namespaces in one cluster (namespaces join it by the annotation
+    ``field.cattle.io/projectId: <cluster>:<project>`` downstream)."""
+
+    id: str  # "p-xxxxx" (every cluster gets a "Default" and a "System" project)
+    cluster_id: str
+    name: str
+    description: str
     created_at: float
 
 
@@ -134,20 +184,72 @@ class Store(Protocol):
 
     def purge_expired_tokens(self, now: float) -> int: ...
 
-    # Cluster role bindings.
+    # Cluster and project role template bindings.
     def create_binding(
-        self, cluster_id: str, subject_kind: str, subject: str, role: str
+        self, cluster_id: str, subject_kind: str, subject: str, role: str,
+        project_id: str | None = None,
     ) -> Binding: ...
 
     def get_binding(self, binding_id: str) -> Binding: ...
 
-    def list_bindings(self, cluster_id: str | None = None) -> list[Binding]: ...
+    def list_bindings(
+        self, cluster_id: str | None = None, project_id: str | None = None
+    ) -> list[Binding]: ...
 
     def bindings_for(
         self, user_id: str, groups: Iterable[str], cluster_id: str | None = None
-    ) -> list[Binding]: ...
+    ) -> list[Binding]:
+        """Cluster and project bindings whose subject is this user or one of these groups."""
+        ...
 
     def delete_binding(self, binding_id: str) -> None: ...
+
+    # Global role bindings.
+    def create_global_binding(
+        self, subject_kind: str, subject: str, role: str
+    ) -> GlobalBinding: ...
+
+    def get_global_binding(self, binding_id: str) -> GlobalBinding: ...
+
+    def list_global_bindings(self) -> list[GlobalBinding]: ...
+
+    def global_bindings_for(self, user_id: str, groups: Iterable[str]) -> list[GlobalBinding]: ...
+
+    def delete_global_binding(self, binding_id: str) -> None: ...
+
+    # Custom role templates (the built-in ones live in code: rancher_server.access.templates).
+    def create_template(self, template: RoleTemplate) -> RoleTemplate: ...
+
+    def get_template(self, template_id: str) -> RoleTemplate: ...
+
+    def list_templates(self) -> list[RoleTemplate]: ...
+
+    def update_template(self, template: RoleTemplate) -> RoleTemplate: ...
+
+    def delete_template(self, template_id: str) -> None: ...
+
+    # Projects.
+    def create_project(
+        self, cluster_id: str, name: str, description: str = "", project_id: str | None = None
+    ) -> Project: ...
+
+    def get_project(self, project_id: str) -> Project: ...
+
+    def list_projects(self, cluster_id: str | None = None) -> list[Project]: ...
+
+    def update_project(self, project_id: str, *, description: str) -> Project: ...
+
+    def delete_project(self, project_id: str) -> None: ...
+
+    # Change feed: ``listener()`` is called (from the writing thread) after every commit.
+    @property
+    def revision(self) -> int:
+        """Grows with every commit this store has seen (a cheap "anything changed?")."""
+        ...
+
+    def add_listener(self, listener: Callable[[], None]) -> None: ...
+
+    def remove_listener(self, listener: Callable[[], None]) -> None: ...
 
     # Audit log (append-only; never a secret) and settings.
     def append_audit(self, entries: Iterable[AuditEntry]) -> None: ...

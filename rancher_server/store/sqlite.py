@@ -10,8 +10,9 @@ import time
 from pathlib import Path
 
 from rancher_server.store.base import Cluster, Conflict, NotFound, StoreError
+from rancher_server.store.sqlite_access import DEFAULT_PROJECTS, AccessMixin
 from rancher_server.store.sqlite_auth import UsersMixin
-from rancher_server.store.sqlite_common import new_id
+from rancher_server.store.sqlite_common import ID_ALLOCATION_ATTEMPTS, new_id
 from rancher_server.store.sqlite_rbac import BindingsMixin
 
 BUSY_TIMEOUT_MS = 5000
@@ -88,6 +89,66 @@ MIGRATIONS: list[str] = [
         value TEXT NOT NULL
     );
     """,
+    # 3: role templates, projects, project bindings, global role bindings. Bindings name any
+    # role template (no fixed list); the old is_admin flag becomes a global "admin" binding and
+    # every user gets Rancher's default global role "user".
+    """
+    CREATE TABLE templates (
+        id TEXT PRIMARY KEY,
+        doc TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE projects (
+        id TEXT PRIMARY KEY,
+        cluster_id TEXT NOT NULL REFERENCES clusters(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        description TEXT NOT NULL DEFAULT '',
+        created_at REAL NOT NULL,
+        UNIQUE (cluster_id, name)
+    );
+    INSERT INTO projects (id, cluster_id, name, description, created_at)
+        SELECT 'p-' || lower(hex(randomblob(4))), id, 'Default', 'Namespaces without a project',
+               created_at FROM clusters;
+    INSERT INTO projects (id, cluster_id, name, description, created_at)
+        SELECT 'p-' || lower(hex(randomblob(4))), id, 'System',
+               'kube-system and the namespaces of the platform', created_at FROM clusters;
+    CREATE TABLE bindings_v3 (
+        id TEXT PRIMARY KEY,
+        cluster_id TEXT NOT NULL REFERENCES clusters(id) ON DELETE CASCADE,
+        project_id TEXT REFERENCES projects(id) ON DELETE CASCADE,
+        user_id TEXT REFERENCES users(id) ON DELETE CASCADE,
+        group_name TEXT,
+        role TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        CHECK ((user_id IS NULL) <> (group_name IS NULL))
+    );
+    INSERT INTO bindings_v3 (id, cluster_id, user_id, group_name, role, created_at)
+        SELECT id, cluster_id, user_id, group_name, role, created_at FROM bindings;
+    DROP TABLE bindings;
+    ALTER TABLE bindings_v3 RENAME TO bindings;
+    CREATE UNIQUE INDEX bindings_unique ON bindings(
+        cluster_id, IFNULL(project_id, ''), IFNULL(user_id, ''), IFNULL(group_name, ''), role);
+    CREATE INDEX bindings_by_user ON bindings(user_id);
+    CREATE INDEX bindings_by_group ON bindings(group_name);
+    CREATE INDEX bindings_by_project ON bindings(project_id);
+    CREATE TABLE global_bindings (
+        id TEXT PRIMARY KEY,
+        user_id TEXT REFERENCES users(id) ON DELETE CASCADE,
+        group_name TEXT,
+        role TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        CHECK ((user_id IS NULL) <> (group_name IS NULL))
+    );
+    CREATE UNIQUE INDEX global_bindings_unique
+        ON global_bindings(IFNULL(user_id, ''), IFNULL(group_name, ''), role);
+    CREATE INDEX global_bindings_by_user ON global_bindings(user_id);
+    CREATE INDEX global_bindings_by_group ON global_bindings(group_name);
+    INSERT INTO global_bindings (id, user_id, role, created_at)
+        SELECT 'grb-' || lower(hex(randomblob(4))), id, 'admin', created_at
+        FROM users WHERE is_admin = 1;
+    INSERT INTO global_bindings (id, user_id, role, created_at)
+        SELECT 'grb-' || lower(hex(randomblob(4))), id, 'user', created_at FROM users;
+    """,
 ]
 
 
@@ -108,13 +169,14 @@ def _connect(path: Path | str) -> sqlite3.Connection:
     return db
 
 
-class SQLiteStore(UsersMixin, BindingsMixin):
+class SQLiteStore(UsersMixin, BindingsMixin, AccessMixin):
     def __init__(self, path: Path | str) -> None:
         if str(path) != ":memory:" and not os.path.exists(path):
             # Password and token hashes live here: readable by the server's user only (SQLite
             # gives the -wal and -shm files the same mode).
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT, DB_FILE_MODE))
         self._lock = threading.Lock()
+        self._listeners = []
         self._db = _connect(path)
         try:
             self._migrate()
@@ -162,11 +224,12 @@ class SQLiteStore(UsersMixin, BindingsMixin):
         )
 
     def create_cluster(self, name: str, token_hash: str) -> Cluster:
-        with self._lock:
-            for _ in range(10):
+        """The cluster with its ``Default`` and ``System`` projects, in one transaction."""
+        with self._tx() as db:
+            for _ in range(ID_ALLOCATION_ATTEMPTS):
                 cid = new_cluster_id()
                 try:
-                    self._db.execute(
+                    db.execute(
                         "INSERT INTO clusters (id, name, token_hash, created_at) VALUES (?,?,?,?)",
                         (cid, name, token_hash, time.time()),
                     )
@@ -174,7 +237,9 @@ class SQLiteStore(UsersMixin, BindingsMixin):
                     if "clusters.name" in str(e):
                         raise Conflict(f"a cluster named {name!r} already exists") from e
                     continue
-                row = self._db.execute("SELECT * FROM clusters WHERE id=?", (cid,)).fetchone()
+                for project, description in DEFAULT_PROJECTS:
+                    self._insert_project(db, cid, project, description, None)
+                row = db.execute("SELECT * FROM clusters WHERE id=?", (cid,)).fetchone()
                 return self._cluster(row)
         raise StoreError("could not allocate a cluster id")
 
@@ -189,8 +254,8 @@ class SQLiteStore(UsersMixin, BindingsMixin):
         return [self._cluster(r) for r in rows]
 
     def delete_cluster(self, cluster_id: str) -> None:
-        with self._lock:
-            cur = self._db.execute("DELETE FROM clusters WHERE id=?", (cluster_id,))
+        with self._tx() as db:
+            cur = db.execute("DELETE FROM clusters WHERE id=?", (cluster_id,))
         if cur.rowcount == 0:
             raise NotFound(f"cluster {cluster_id!r} not found")
 
@@ -199,20 +264,20 @@ class SQLiteStore(UsersMixin, BindingsMixin):
         return None if row is None else self._cluster(row)
 
     def set_cluster_token_hash(self, cluster_id: str, token_hash: str) -> None:
-        with self._lock:
-            cur = self._db.execute(
+        with self._tx() as db:
+            cur = db.execute(
                 "UPDATE clusters SET token_hash=? WHERE id=?", (token_hash, cluster_id)
             )
         if cur.rowcount == 0:
             raise NotFound(f"cluster {cluster_id!r} not found")
 
     def record_registration(self, cluster_id: str, api_endpoint: str, ca_cert: str) -> Cluster:
-        with self._lock:
-            self._db.execute(
+        with self._tx() as db:
+            db.execute(
                 "UPDATE clusters SET api_endpoint=?, ca_cert=?, registered_at=? WHERE id=?",
                 (api_endpoint, ca_cert, time.time(), cluster_id),
             )
-            row = self._db.execute("SELECT * FROM clusters WHERE id=?", (cluster_id,)).fetchone()
+            row = db.execute("SELECT * FROM clusters WHERE id=?", (cluster_id,)).fetchone()
         if row is None:
             raise NotFound(f"cluster {cluster_id!r} not found")
         return self._cluster(row)

@@ -9,10 +9,14 @@ from collections.abc import Iterable, Mapping
 from rancher_server.store.base import ApiToken, Conflict, NotFound, StoreError, User
 from rancher_server.store.sqlite_common import ID_ALLOCATION_ATTEMPTS, SQLiteBase, new_id
 
+ADMIN_GLOBAL_ROLE = "admin"
+DEFAULT_GLOBAL_ROLE = "user"
+
 GROUP_SEP = "\n"  # group names never contain a newline (the API validates them)
 _USER_COLS = (
     "u.id AS u_id, u.username, u.display_name, u.password_hash, u.enabled AS u_enabled, "
-    "u.is_admin, u.created_at AS u_created_at, "
+    "EXISTS (SELECT 1 FROM global_bindings g WHERE g.user_id = u.id AND g.role = 'admin')"
+    " AS is_admin, u.created_at AS u_created_at, "
     "(SELECT group_concat(group_name, char(10)) FROM "
     "(SELECT group_name FROM user_groups WHERE user_id = u.id ORDER BY group_name)) AS groups"
 )
@@ -37,6 +41,16 @@ def _token(row: sqlite3.Row) -> ApiToken:
     )
 
 
+def _set_global_role(db: sqlite3.Connection, user_id: str, role: str, present: bool) -> None:
+    if not present:
+        db.execute("DELETE FROM global_bindings WHERE user_id=? AND role=?", (user_id, role))
+        return
+    db.execute(
+        "INSERT OR IGNORE INTO global_bindings (id, user_id, role, created_at) VALUES (?,?,?,?)",
+        (new_id("grb-"), user_id, role, time.time()),
+    )
+
+
 class UsersMixin(SQLiteBase):
     # Users ---------------------------------------------------------------------------------
 
@@ -58,14 +72,19 @@ class UsersMixin(SQLiteBase):
                 uid = new_id("u-")
                 try:
                     db.execute(
-                        "INSERT INTO users (id, username, display_name, password_hash, is_admin,"
-                        " created_at) VALUES (?,?,?,?,?,?)",
-                        (uid, username, display_name, password_hash, int(is_admin), time.time()),
+                        "INSERT INTO users (id, username, display_name, password_hash,"
+                        " created_at) VALUES (?,?,?,?,?)",
+                        (uid, username, display_name, password_hash, time.time()),
                     )
                 except sqlite3.IntegrityError as e:
                     if "users.username" in str(e):
                         raise Conflict(f"a user named {username!r} already exists") from e
                     continue
+                # Rancher gives every new user the global role "user"; "admin" is a binding too.
+                for role in (DEFAULT_GLOBAL_ROLE, ADMIN_GLOBAL_ROLE) if is_admin else (
+                    DEFAULT_GLOBAL_ROLE,
+                ):
+                    _set_global_role(db, uid, role, True)
                 db.executemany(
                     "INSERT INTO user_groups (user_id, group_name) VALUES (?,?)",
                     [(uid, g) for g in group_list],
@@ -102,9 +121,10 @@ class UsersMixin(SQLiteBase):
             fields["enabled"] = int(enabled)
         if password_hash is not None:
             fields["password_hash"] = password_hash
-        if is_admin is not None:
-            fields["is_admin"] = int(is_admin)
         with self._tx() as db:
+            if is_admin is not None:
+                self._get_user_locked(user_id)
+                _set_global_role(db, user_id, ADMIN_GLOBAL_ROLE, is_admin)
             if fields:
                 sets = ", ".join(f"{k}=?" for k in fields)
                 db.execute(

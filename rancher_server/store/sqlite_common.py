@@ -33,6 +33,24 @@ class SQLiteBase:
     _rlock: threading.Lock
     _cache: dict[Hashable, Any]
     _cache_version: int = -1
+    _listeners: list[Callable[[], None]]
+
+    @property
+    def revision(self) -> int:
+        """Changes whenever any connection (our writer, the CLI in another process) commits."""
+        with self._rlock:
+            return int(self._rdb.execute("PRAGMA data_version").fetchone()[0])
+
+    def add_listener(self, listener: Callable[[], None]) -> None:
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Callable[[], None]) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def _notify(self) -> None:
+        for listener in list(self._listeners):
+            listener()
 
     def _cached(self, key: Hashable, load: Callable[[sqlite3.Connection], T]) -> T:
         """``load(reader)``, remembered until anything commits to the database.
@@ -65,6 +83,7 @@ class SQLiteBase:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+        self._notify()
 
     def _read(self, sql: str, args: tuple[object, ...] = ()) -> list[sqlite3.Row]:
         with self._rlock:

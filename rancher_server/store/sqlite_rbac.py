@@ -6,10 +6,15 @@ import sqlite3
 import time
 from collections.abc import Iterable
 
-from rancher_server.store.base import AuditEntry, Binding, Conflict, NotFound, StoreError
+from rancher_server.store.base import (
+    SUBJECT_KINDS,
+    AuditEntry,
+    Binding,
+    Conflict,
+    NotFound,
+    StoreError,
+)
 from rancher_server.store.sqlite_common import ID_ALLOCATION_ATTEMPTS, SQLiteBase, new_id
-
-SUBJECT_KINDS = ("user", "group")
 
 
 def _binding(row: sqlite3.Row) -> Binding:
@@ -18,7 +23,7 @@ def _binding(row: sqlite3.Row) -> Binding:
         id=row["id"], cluster_id=row["cluster_id"],
         subject_kind="user" if user_id is not None else "group",
         subject=user_id if user_id is not None else row["group_name"],
-        role=row["role"], created_at=row["created_at"],
+        role=row["role"], created_at=row["created_at"], project_id=row["project_id"],
     )
 
 
@@ -31,20 +36,27 @@ def _audit(row: sqlite3.Row) -> AuditEntry:
 
 class BindingsMixin(SQLiteBase):
     def create_binding(
-        self, cluster_id: str, subject_kind: str, subject: str, role: str
+        self, cluster_id: str, subject_kind: str, subject: str, role: str,
+        project_id: str | None = None,
     ) -> Binding:
         if subject_kind not in SUBJECT_KINDS:
             raise StoreError(f"subject kind must be one of {SUBJECT_KINDS}")
         user_id = subject if subject_kind == "user" else None
         group = subject if subject_kind == "group" else None
         with self._tx() as db:
+            if project_id is not None:
+                row = db.execute(
+                    "SELECT cluster_id FROM projects WHERE id=?", (project_id,)
+                ).fetchone()
+                if row is None or row[0] != cluster_id:
+                    raise NotFound(f"project {project_id!r} not found in cluster {cluster_id!r}")
             for _ in range(ID_ALLOCATION_ATTEMPTS):
-                bid = new_id("crtb-")
+                bid = new_id("prtb-" if project_id else "crtb-")
                 try:
                     db.execute(
-                        "INSERT INTO bindings (id, cluster_id, user_id, group_name, role,"
-                        " created_at) VALUES (?,?,?,?,?,?)",
-                        (bid, cluster_id, user_id, group, role, time.time()),
+                        "INSERT INTO bindings (id, cluster_id, project_id, user_id, group_name,"
+                        " role, created_at) VALUES (?,?,?,?,?,?,?)",
+                        (bid, cluster_id, project_id, user_id, group, role, time.time()),
                     )
                 except sqlite3.IntegrityError as e:
                     msg = str(e)
@@ -65,13 +77,20 @@ class BindingsMixin(SQLiteBase):
             raise NotFound(f"binding {binding_id!r} not found")
         return _binding(row)
 
-    def list_bindings(self, cluster_id: str | None = None) -> list[Binding]:
-        if cluster_id is None:
-            rows = self._read("SELECT * FROM bindings ORDER BY created_at")
-        else:
-            rows = self._read(
-                "SELECT * FROM bindings WHERE cluster_id=? ORDER BY created_at", (cluster_id,)
-            )
+    def list_bindings(
+        self, cluster_id: str | None = None, project_id: str | None = None
+    ) -> list[Binding]:
+        where, args = [], []
+        if cluster_id is not None:
+            where.append("cluster_id=?")
+            args.append(cluster_id)
+        if project_id is not None:
+            where.append("project_id=?")
+            args.append(project_id)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = self._read(
+            f"SELECT * FROM bindings {clause} ORDER BY created_at", tuple(args)  # noqa: S608
+        )
         return [_binding(r) for r in rows]
 
     def bindings_for(
