@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import errors, meta
+from . import errors
 from .crdvalidation import validate_custom_resource
+from .gofmt import go_quote
+from .names import name_rule
 from .resources import ResourceType
 
 _CONFIG_KEY_MSG = (
@@ -38,13 +40,21 @@ def validate_object(rt: ResourceType, obj: dict[str, Any], name: str) -> None:
                 ],
             },
         )
-    if rt.group in ("", "apps", "coordination.k8s.io") and not meta.valid_subdomain(name):
-        msg = f'Invalid value: "{name}": {meta.SUBDOMAIN_MSG}'
+    rule = name_rule(rt.group, rt.resource)
+    problems = rule(name) if rule is not None else []
+    if problems:
         raise errors.invalid(
             rt.group,
             rt.kind,
             name,
-            [{"reason": "FieldValueInvalid", "message": msg, "field": "metadata.name"}],
+            [
+                {
+                    "reason": "FieldValueInvalid",
+                    "message": f"Invalid value: {go_quote(name)}: {problem}",
+                    "field": "metadata.name",
+                }
+                for problem in problems
+            ],
         )
     if rt.group == "" and rt.resource in ("configmaps", "secrets"):
         causes = []
