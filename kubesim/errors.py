@@ -91,8 +91,13 @@ def bad_request(message: str) -> StatusError:
 
 
 def invalid(group: str, kind: str, name: str, causes: list[dict[str, str]]) -> StatusError:
-    """422 Invalid with field causes (``reason``, ``message``, ``field``)."""
-    parts = [f"{c['field']}: {c['message']}" if c.get("field") else c["message"] for c in causes]
+    """422 Invalid with field causes (``reason``, ``message``, ``field``); the message names each
+    distinct problem once (field.ErrorList.ToAggregate), the causes keep every one."""
+    parts = list(
+        dict.fromkeys(
+            f"{c['field']}: {c['message']}" if c.get("field") else c["message"] for c in causes
+        )
+    )
     joined = parts[0] if len(parts) == 1 else "[" + ", ".join(parts) + "]"
     d = _details(name, group, kind)
     d["causes"] = causes
@@ -121,6 +126,25 @@ def expired(message: str) -> StatusError:
 
 def forbidden(group: str, resource: str, name: str, message: str) -> StatusError:
     return StatusError(403, "Forbidden", message, _details(name, group, resource))
+
+
+def namespace_terminating(group: str, resource: str, name: str, namespace: str) -> StatusError:
+    """The NamespaceLifecycle admission plugin's answer to a create in a Terminating namespace."""
+    details = _details(name, group, resource)
+    details["causes"] = [
+        {
+            "reason": "NamespaceTerminating",
+            "message": f"namespace {namespace} is being terminated",
+            "field": "metadata.namespace",
+        }
+    ]
+    return StatusError(
+        403,
+        "Forbidden",
+        f'{_qualified(group, resource)} "{name}" is forbidden: unable to create new content in '
+        f"namespace {namespace} because it is being terminated",
+        details,
+    )
 
 
 def method_not_allowed() -> StatusError:

@@ -13,6 +13,7 @@ from typing import Any
 from . import errors, meta
 from .conversion import ALIASES
 from .defaults import NAMESPACE_FINALIZER, apply_defaults
+from .immutable import check_update
 from .logutil import LazyLogger
 from .resources import Registry, ResourceType
 from .validation import validate_object
@@ -282,6 +283,7 @@ class Store:
             raise errors.conflict(group, resource, name, errors.STALE_RV)
         new = self._merge_update(rt, old, obj, subresource)
         if subresource is None:
+            check_update(rt, old, new)
             validate_object(rt, new, name)
             if old_md.get("deletionTimestamp"):
                 added = [
@@ -485,23 +487,7 @@ class Store:
         if nsobj is None:
             raise errors.not_found("", "namespaces", ns)
         if nsobj["metadata"].get("deletionTimestamp"):
-            raise errors.StatusError(
-                403,
-                "Forbidden",
-                f'{rt.resource} "{name}" is forbidden: unable to create new content in namespace '
-                f"{ns} because it is being terminated",
-                {
-                    "name": name,
-                    "kind": rt.resource,
-                    "causes": [
-                        {
-                            "reason": "NamespaceTerminating",
-                            "message": f"namespace {ns} is being terminated",
-                            "field": "metadata.namespace",
-                        }
-                    ],
-                },
-            )
+            raise errors.namespace_terminating(rt.group, rt.resource, name, ns)
 
     def _delete_namespace(self, old: dict[str, Any]) -> dict[str, Any]:
         name = old["metadata"]["name"]
