@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from . import codec, discovery, errors, openapi
+from .admission import USER_KEY
 from .authhooks import AuthHooks, forbidden_message
 from .authtypes import RequestAttributes
 from .crd import CrdController
@@ -73,6 +74,7 @@ class Api(ResourceVerbs):
         watch_q = request.query.get("watch", "") in ("1", "true", "True")
         info = parse(request.method, request.path, watch_q)
         user = await self.auth.authenticate(request)
+        request[USER_KEY] = user
         attrs = RequestAttributes(
             user=user,
             verb=info.verb,

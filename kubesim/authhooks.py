@@ -75,6 +75,12 @@ class AuthHooks:
             res = await res
         return res  # type: ignore[no-any-return]
 
+    def admit_rbac_write(self, resource: str, obj: dict[str, Any], user: UserInfo) -> None:
+        """Escalation prevention for an RBAC write (403 StatusError), when the plug-in has it."""
+        if self.authorizer is None or not hasattr(self._mod, "admit_rbac_write"):
+            return
+        self._mod.admit_rbac_write(resource, obj, user, self.authorizer)
+
 
 def forbidden_message(attrs: RequestAttributes, reason: str) -> errors.StatusError:
     user = attrs.user.name

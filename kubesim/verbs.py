@@ -9,6 +9,8 @@ from typing import Any
 from aiohttp import web
 
 from . import codec, errors, openapi, tables
+from .admission import admit_write
+from .authhooks import AuthHooks
 from .authtypes import UserInfo
 from .conversion import as_version
 from .listing import paginate
@@ -34,6 +36,7 @@ class ResourceVerbs(SubresourceHandlers):
 
     fields: FieldManager
     closing: asyncio.Event
+    auth: AuthHooks
 
     # ---------------------------------------------------------------- resources
     def _resolve(self, info: RequestInfo) -> ResourceType:
@@ -259,6 +262,7 @@ class ResourceVerbs(SubresourceHandlers):
             obj.pop("status", None)  # PrepareForCreate resets status
         self.fields.record_update(obj, None, self._manager(request), rt.api_version)
         validate_workload(rt, obj)
+        admit_write(request, self.auth, rt, obj, None)
         created = self.store.create_item(rt.group, rt.resource, obj, dry_run=self._dry_run(request))
         return self._respond_object(request, rt, created, status=201)
 
@@ -282,6 +286,8 @@ class ResourceVerbs(SubresourceHandlers):
         if not info.subresource:
             validate_workload(rt, obj)
         self.fields.record_update(obj, old, self._manager(request), rt.api_version)
+        if not info.subresource:
+            admit_write(request, self.auth, rt, obj, old)
         updated = self.store.update_item(
             rt.group, rt.resource, obj, info.subresource or None, dry_run=self._dry_run(request)
         )
@@ -318,11 +324,13 @@ class ResourceVerbs(SubresourceHandlers):
                 md["name"] = info.name
                 if rt.namespaced:
                     md["namespace"] = ns
+                admit_write(request, self.auth, rt, new, None)
                 validate_workload(rt, new)
                 created = self.store.create_item(rt.group, rt.resource, new, dry_run=dry)
                 return self._respond_object(request, rt, created, status=201)
             if not info.subresource:
                 validate_workload(rt, new)
+                admit_write(request, self.auth, rt, new, old)
             result = self.store.update_item(
                 rt.group, rt.resource, new, info.subresource or None, dry_run=dry
             )
@@ -343,6 +351,8 @@ class ResourceVerbs(SubresourceHandlers):
         if not info.subresource:
             validate_workload(rt, new)
         self.fields.record_update(new, old, self._manager(request), rt.api_version)
+        if not info.subresource:
+            admit_write(request, self.auth, rt, new, old)
         result = self.store.update_item(
             rt.group, rt.resource, new, info.subresource or None, dry_run=dry
         )

@@ -15,6 +15,7 @@ RBAC_GROUP = "rbac.authorization.k8s.io"
 AGG = "rbac.authorization.k8s.io/aggregate-to-"
 READ = ["get", "list", "watch"]
 WRITE = ["create", "delete", "deletecollection", "patch", "update"]
+READ_WRITE = sorted(READ + WRITE)  # PolicyRuleBuilder sorts the verbs of a rule
 
 
 def _rule(verbs: list[str], groups: list[str], resources: list[str]) -> dict[str, Any]:
@@ -78,6 +79,17 @@ _APPS_VIEW = [
     "statefulsets/scale", "statefulsets/status",
 ]  # fmt: skip
 
+# the extensions group is no longer served, but the bootstrap roles still name it
+_EXTENSIONS_EDIT = [
+    "daemonsets", "deployments", "deployments/rollback", "deployments/scale", "ingresses",
+    "networkpolicies", "replicasets", "replicasets/scale", "replicationcontrollers/scale",
+]  # fmt: skip
+_EXTENSIONS_VIEW = [
+    "daemonsets", "daemonsets/status", "deployments", "deployments/scale", "deployments/status",
+    "ingresses", "ingresses/status", "networkpolicies", "replicasets", "replicasets/scale",
+    "replicasets/status", "replicationcontrollers/scale",
+]  # fmt: skip
+
 
 def cluster_roles() -> list[dict[str, Any]]:
     view_rules = [
@@ -91,8 +103,8 @@ def cluster_roles() -> list[dict[str, Any]]:
         ),
         _rule(READ, ["batch"], ["cronjobs", "cronjobs/status", "jobs", "jobs/status"]),
         _rule(READ, ["policy"], ["poddisruptionbudgets", "poddisruptionbudgets/status"]),
+        _rule(READ, ["extensions"], _EXTENSIONS_VIEW),
         _rule(READ, ["networking.k8s.io"], ["ingresses", "ingresses/status", "networkpolicies"]),
-        _rule(READ, ["events.k8s.io"], ["events"]),
     ]
     edit_rules = [
         _rule(
@@ -115,6 +127,7 @@ def cluster_roles() -> list[dict[str, Any]]:
             [""],
             [
                 "configmaps",
+                "endpoints",
                 "events",
                 "persistentvolumeclaims",
                 "replicationcontrollers",
@@ -139,14 +152,14 @@ def cluster_roles() -> list[dict[str, Any]]:
         ),
         _rule(WRITE, ["autoscaling"], ["horizontalpodautoscalers"]),
         _rule(WRITE, ["batch"], ["cronjobs", "jobs"]),
+        _rule(WRITE, ["extensions"], _EXTENSIONS_EDIT),
         _rule(WRITE, ["policy"], ["poddisruptionbudgets"]),
         _rule(WRITE, ["networking.k8s.io"], ["ingresses", "networkpolicies"]),
-        _rule(WRITE, ["coordination.k8s.io"], ["leases"]),
-        _rule(WRITE, ["events.k8s.io"], ["events"]),
+        _rule(READ_WRITE, ["coordination.k8s.io"], ["leases"]),
     ]
     admin_rules = [
         _rule(["create"], ["authorization.k8s.io"], ["localsubjectaccessreviews"]),
-        _rule([*WRITE, *READ], [RBAC_GROUP], ["rolebindings", "roles"]),
+        _rule(READ_WRITE, [RBAC_GROUP], ["rolebindings", "roles"]),
     ]
     return [
         _role(
