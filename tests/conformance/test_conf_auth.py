@@ -1,18 +1,31 @@
 """Conformance: authentication, impersonation, RBAC and the review APIs, driven by real kubectl
-and kubernetes_asyncio. Runs against the stand-in, or the server CONFORMANCE_KUBECONFIG names."""
+and kubernetes_asyncio. Runs against the stand-in, or the server CONFORMANCE_KUBECONFIG names.
+
+Against another server, two more variables let the static-token and webhook scenarios run there
+too (each is skipped, naming its variable, when it is not set):
+
+- ``CONFORMANCE_STATIC_TOKEN_KUBECONFIG``: a kubeconfig for that server whose user is a static
+  token of its ``--token-auth-file``, from the line ``<token>,alice,alice-uid,"devs"``; alice
+  holds no RBAC grants.
+- ``CONFORMANCE_TOKEN_WEBHOOK_CONFIG``: the file that server was started with as
+  ``--authentication-token-webhook-config-file``, as written by
+  ``python -m tests.kubesim_auth.webhook_server <dir>`` (keep it running): it authenticates
+  ``webhook-token-bob`` and ``webhook-token-carol``, the users of the reference captures.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import json
+import os
 import ssl
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,21 +45,29 @@ from .conftest import (
     Kubectl,
     against_other_server,
     kubectl_argv,
+    wait_for,
 )
 
 RBAC = "rbac.authorization.k8s.io"
 HTTP_TIMEOUT_S = 10.0
 REVOCATION_WAIT_S = 20.0  # kube-apiserver caches a successful token lookup for 10 s
+RBAC_PROPAGATION_S = 10.0  # a binding reaches a real authorizer in ms; allow a loaded machine
 POLL_INTERVAL_S = 0.2
+STATIC_TOKEN_ENV = "CONFORMANCE_STATIC_TOKEN_KUBECONFIG"
+TOKEN_WEBHOOK_ENV = "CONFORMANCE_TOKEN_WEBHOOK_CONFIG"
+STAND_IN_ALICE_TOKEN = "alice-token"
 STOP_TIMEOUT_S = 10.0
 
 
 def _cluster(kubeconfig: str) -> dict[str, Any]:
+    """The kubeconfig's cluster with its CA inline: certificate-authority-data and never also
+    a certificate-authority file (kubectl refuses a cluster that has both)."""
     doc = yaml.safe_load(Path(kubeconfig).read_text())
-    cluster: dict[str, Any] = doc["clusters"][0]["cluster"]
-    if "certificate-authority" in cluster and "certificate-authority-data" not in cluster:
-        ca = Path(cluster["certificate-authority"]).read_bytes()
-        cluster = {**cluster, "certificate-authority-data": base64.b64encode(ca).decode()}
+    cluster: dict[str, Any] = dict(doc["clusters"][0]["cluster"])
+    ca_file = cluster.pop("certificate-authority", None)
+    if ca_file and "certificate-authority-data" not in cluster:
+        ca = (Path(kubeconfig).parent / ca_file).read_bytes()
+        cluster["certificate-authority-data"] = base64.b64encode(ca).decode()
     return cluster
 
 
@@ -73,6 +94,20 @@ def _kubectl_as(kubeconfig: str, cache_dir: str, *args: str) -> subprocess.Compl
         timeout=KUBECTL_TIMEOUT_S,
         check=False,
     )
+
+
+def _once_allowed(
+    run: Callable[[], subprocess.CompletedProcess[str]], what: str
+) -> subprocess.CompletedProcess[str]:
+    """Repeat ``run`` until it succeeds: a new binding reaches the authorizer a few ms after the
+    write is acknowledged (its informer), so no reader sees it at once."""
+
+    def attempt() -> subprocess.CompletedProcess[str] | None:
+        out = run()
+        return out if out.returncode == 0 else None
+
+    result: subprocess.CompletedProcess[str] = wait_for(attempt, what, RBAC_PROPAGATION_S)
+    return result
 
 
 def _apply(kubectl: Kubectl, *objs: dict[str, Any]) -> None:
@@ -163,8 +198,12 @@ def test_impersonation_refused_then_allowed_after_bindings(
             [{"kind": "ServiceAccount", "name": "imp", "namespace": namespace}],
         ),
     )
-    allowed = _kubectl_as(as_imp, kubectl_cache_dir, "auth", "whoami", "--as", target, "-o", "json")
-    assert allowed.returncode == 0, allowed.stderr
+    allowed = _once_allowed(
+        lambda: _kubectl_as(
+            as_imp, kubectl_cache_dir, "auth", "whoami", "--as", target, "-o", "json"
+        ),
+        "the impersonation grant",
+    )
     info = json.loads(allowed.stdout)["status"]["userInfo"]
     assert info == {"username": target, "groups": ["system:authenticated"]}
     other = _kubectl_as(as_imp, kubectl_cache_dir, "get", "configmaps", "--as", "someone-else")
@@ -197,10 +236,12 @@ def test_impersonation_refused_then_allowed_after_bindings(
             namespace,
         ),
     )
-    allowed = _kubectl_as(
-        as_imp, kubectl_cache_dir, "auth", "whoami", "--as", sa_target, "-o", "json"
+    allowed = _once_allowed(
+        lambda: _kubectl_as(
+            as_imp, kubectl_cache_dir, "auth", "whoami", "--as", sa_target, "-o", "json"
+        ),
+        "the service account impersonation grant",
     )
-    assert allowed.returncode == 0, allowed.stderr
     info = json.loads(allowed.stdout)["status"]["userInfo"]
     assert info["username"] == sa_target
     assert info["groups"] == [
@@ -231,8 +272,11 @@ def test_whoami_and_can_i_as_impersonated_user(kubectl: Kubectl, namespace: str)
             namespace,
         ),
     )
-    granted = kubectl("auth", "can-i", "list", "pods", "-n", namespace, user=user, check=False)
-    assert (granted.returncode, granted.stdout.strip()) == (0, "yes")
+    granted = _once_allowed(
+        lambda: kubectl("auth", "can-i", "list", "pods", "-n", namespace, user=user, check=False),
+        "the view binding",
+    )
+    assert granted.stdout.strip() == "yes"
     assert (
         kubectl(
             "auth", "can-i", "delete", "pods", "-n", namespace, user=user, check=False
@@ -333,13 +377,21 @@ async def _raw_get(
 def _admin_credentials(
     kubeconfig: str, ctx: ssl.SSLContext, headers: list[tuple[str, str]]
 ) -> None:
-    """Load the admin kubeconfig's client certificate into ``ctx`` or its token into headers."""
+    """Load the admin kubeconfig's client certificate (inline or files) into ``ctx``, or its
+    token into headers."""
     user = yaml.safe_load(Path(kubeconfig).read_text())["users"][0]["user"]
     if user.get("token"):
         headers.append(("Authorization", f"Bearer {user['token']}"))
         return
+    base = Path(kubeconfig).parent
+    if user.get("client-certificate") and user.get("client-key"):
+        ctx.load_cert_chain(base / user["client-certificate"], base / user["client-key"])
+        return
     if not user.get("client-certificate-data"):
-        pytest.skip("the admin kubeconfig has neither a token nor inline client certificate")
+        pytest.skip(
+            "needs an admin kubeconfig with a token or a client certificate (not an exec or "
+            "auth-provider plugin)"
+        )
     with tempfile.TemporaryDirectory() as tmp:
         cert, key = Path(tmp, "c.pem"), Path(tmp, "k.pem")
         cert.write_bytes(base64.b64decode(user["client-certificate-data"]))
@@ -471,15 +523,17 @@ async def test_self_subject_access_review_through_kubernetes_asyncio(
 
 
 @pytest.fixture(scope="module")
-def token_file_server() -> Iterator[str]:
-    """A second stand-in started with ``--token-auth-file`` (the admin kubeconfig of another
-    server does not tell us its static tokens, so this part only runs against the stand-in)."""
+def stand_in_with_tokens() -> Iterator[str | None]:
+    """Against the stand-in, the admin kubeconfig of a second stand-in started with a static
+    token file (alice) and the demo token webhook; None against another server, whose tokens
+    and webhook the variables in the module docstring describe."""
     if against_other_server():
-        pytest.skip("static token users are configured on the stand-in only")
+        yield None
+        return
     with tempfile.TemporaryDirectory(prefix="conf-auth-tokens-") as tmp:
         work = Path(tmp)
         tokens = work / "tokens.csv"
-        tokens.write_text('alice-token,alice,alice-uid,"devs"\n')
+        tokens.write_text(f'{STAND_IN_ALICE_TOKEN},alice,alice-uid,"devs"\n')
         webhook, webhook_ready = start_ready(
             [sys.executable, "-m", "tests.kubesim_auth.webhook_server", tmp],
             work / "webhook.log",
@@ -508,8 +562,40 @@ def token_file_server() -> Iterator[str]:
             stop(webhook, STOP_TIMEOUT_S)
 
 
-def test_static_token_user(token_file_server: str, kubectl_cache_dir: str, scratch: Path) -> None:
-    as_alice = _token_kubeconfig(token_file_server, "alice-token", scratch)
+@pytest.fixture
+def static_token_kubeconfig(stand_in_with_tokens: str | None, scratch: Path) -> str:
+    """A kubeconfig whose user is the static-token user alice."""
+    if stand_in_with_tokens is not None:
+        return _token_kubeconfig(stand_in_with_tokens, STAND_IN_ALICE_TOKEN, scratch)
+    path = os.environ.get(STATIC_TOKEN_ENV)
+    if not path:
+        pytest.skip(
+            f"{STATIC_TOKEN_ENV} is not set: the server's --token-auth-file needs the line "
+            '<token>,alice,alice-uid,"devs" and this variable a kubeconfig with that token'
+        )
+    return path
+
+
+@pytest.fixture
+def token_webhook_server(stand_in_with_tokens: str | None, kubeconfig: str) -> str:
+    """An admin kubeconfig of a server whose token webhook is tests.kubesim_auth.webhook_server."""
+    if stand_in_with_tokens is not None:
+        return stand_in_with_tokens
+    config = os.environ.get(TOKEN_WEBHOOK_ENV)
+    if not config:
+        pytest.skip(
+            f"{TOKEN_WEBHOOK_ENV} is not set: the server needs "
+            "--authentication-token-webhook-config-file from "
+            "python -m tests.kubesim_auth.webhook_server, and this variable that file"
+        )
+    assert Path(config).is_file(), f"{TOKEN_WEBHOOK_ENV}={config} is not a file"
+    return kubeconfig
+
+
+def test_static_token_user(
+    static_token_kubeconfig: str, kubectl_cache_dir: str, scratch: Path
+) -> None:
+    as_alice = static_token_kubeconfig
     whoami = _kubectl_as(as_alice, kubectl_cache_dir, "auth", "whoami", "-o", "json")
     assert whoami.returncode == 0, whoami.stderr
     assert json.loads(whoami.stdout)["status"]["userInfo"] == {
@@ -525,9 +611,7 @@ def test_static_token_user(token_file_server: str, kubectl_cache_dir: str, scrat
     )
     can_i = _kubectl_as(as_alice, kubectl_cache_dir, "auth", "can-i", "create", "pods")
     assert (can_i.returncode, can_i.stdout.strip()) == (1, "no")
-    bad = _kubectl_as(
-        _token_kubeconfig(token_file_server, "wrong", scratch), kubectl_cache_dir, "get", "ns"
-    )
+    bad = _kubectl_as(_token_kubeconfig(as_alice, "wrong", scratch), kubectl_cache_dir, "get", "ns")
     assert bad.stderr.strip() == "error: You must be logged in to the server (Unauthorized)"
 
 
@@ -567,14 +651,16 @@ async def test_legacy_service_account_token_secret(
     assert review.status.user.username == f"system:serviceaccount:{namespace}:legacy"
 
 
-def test_token_webhook_users(token_file_server: str, kubectl_cache_dir: str, scratch: Path) -> None:
+def test_token_webhook_users(
+    token_webhook_server: str, kubectl_cache_dir: str, scratch: Path
+) -> None:
     golden = load_reference("webhook/kubectl-auth-whoami-webhook-users.json")
     cases = {
         "webhook-token-bob": next(v for k, v in golden.items() if k.startswith("bob")),
         "webhook-token-carol": next(v for k, v in golden.items() if k.startswith("carol")),
     }
     for token, expected in cases.items():
-        kc = _token_kubeconfig(token_file_server, token, scratch)
+        kc = _token_kubeconfig(token_webhook_server, token, scratch)
         for command, want in expected.items():
             args = command.split()[1:]
             if args[:2] == ["get", "ns"]:
@@ -589,6 +675,9 @@ def test_token_webhook_users(token_file_server: str, kubectl_cache_dir: str, scr
             elif want["exit_code"]:
                 assert out.stderr == want["stderr"]
     unknown = _kubectl_as(
-        _token_kubeconfig(token_file_server, "nope", scratch), kubectl_cache_dir, "auth", "whoami"
+        _token_kubeconfig(token_webhook_server, "nope", scratch),
+        kubectl_cache_dir,
+        "auth",
+        "whoami",
     )
     assert unknown.stderr == "error: You must be logged in to the server (Unauthorized)\n"

@@ -13,7 +13,7 @@ import pytest
 from kubernetes_asyncio import client, watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from .conftest import WAIT_S, Kubectl, get_json, kubectl_argv, namespace_manifest, wait_for
+from .conftest import POLL_S, WAIT_S, Kubectl, get_json, kubectl_argv, namespace_manifest, wait_for
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -243,6 +243,11 @@ async def test_update_with_stale_resource_version_is_409(
 
 async def test_list_pagination(api_client: client.ApiClient, namespace: str) -> None:
     core = client.CoreV1Api(api_client)
+    # the root CA ConfigMap comes from a controller, a little after the namespace
+    deadline = time.monotonic() + WAIT_S
+    while not (await core.list_namespaced_config_map(namespace)).items:
+        assert time.monotonic() < deadline, "no kube-root-ca.crt in the new namespace"
+        await asyncio.sleep(POLL_S)
     for i in range(5):
         await core.create_namespaced_config_map(namespace, {"metadata": {"name": f"page-{i}"}})
     names: list[str] = []
@@ -316,7 +321,12 @@ def test_crd_round_trip(kubectl: Kubectl, namespace: str, scope: str) -> None:
             lambda: plural in kubectl("api-resources", f"--api-group={group}").stdout,
             "the CRD in discovery",
         )
-        explained = kubectl("explain", f"{plural}.{group}.spec").stdout
+        # the OpenAPI document serves a new CRD's schema some 0.4-0.7 s after discovery does
+        # (a real kube-apiserver): explain, like any client, retries until it is there
+        explained = wait_for(
+            lambda: kubectl("explain", f"{plural}.{group}.spec", check=False).stdout,
+            "the CRD's schema in the OpenAPI document",
+        )
         assert f"KIND:       {kind}" in explained and "size\t<integer>" in explained
         md: dict[str, Any] = {"name": "one"}
         ns_args: list[str] = []
