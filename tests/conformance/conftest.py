@@ -60,8 +60,10 @@ def against_other_server() -> bool:
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    if item.get_closest_marker("simcluster") and against_other_server():
-        pytest.skip("needs the stand-in's simulated cluster")
+    marker = item.get_closest_marker("simcluster")
+    if marker is not None and against_other_server():
+        need = str(marker.args[0]) if marker.args else "needs the stand-in's simulated cluster"
+        pytest.skip(f"{need}; run against the stand-in")
 
 
 def _start_kubesim(workdir: Path) -> tuple[subprocess.Popen[str], str]:

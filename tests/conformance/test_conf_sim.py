@@ -1,6 +1,7 @@
-"""Scenarios that need the stand-in's simulated cluster (running pods, logs, exec, attach,
-port-forward, node heartbeats), driven with real kubectl. Marked ``simcluster``: skipped when
-CONFORMANCE_KUBECONFIG names another API server. Nodes and pod logs are driven through the
+"""Scenarios about running pods (logs, exec, attach, port-forward, node heartbeats), driven with
+real kubectl. Those that need the stand-in's simulated cluster are marked ``simcluster`` with the
+reason: skipped, with that reason, when CONFORMANCE_KUBECONFIG names another API server (a
+control plane without kubelets); the others run there too. Nodes and pod logs are driven through the
 stand-in's admin command line (``python -m kubesim.sim.admin``)."""
 
 from __future__ import annotations
@@ -32,7 +33,20 @@ import yaml
 
 from .conftest import POLL_S, WAIT_S, Kubectl, get_json, kubectl_argv, wait_for
 
-pytestmark = [pytest.mark.simcluster, pytest.mark.timeout(120)]
+pytestmark = pytest.mark.timeout(120)
+
+# What a real API server would need for each ``simcluster`` scenario (the skip reason there)
+NEEDS_KUBELET_NODES = "needs Ready nodes with a kubelet that runs pods (the server has none)"
+NEEDS_KUBELET_EXEC = "needs a kubelet running the pod to exec into its container"
+NEEDS_KUBELET_LOGS = (
+    "needs a kubelet running the pod and a way to make its container write log lines "
+    "(the stand-in's pod-log admin command)"
+)
+NEEDS_KUBELET_PORT_FORWARD = "needs a kubelet running the pod to port-forward to it"
+NEEDS_STOPPABLE_KUBELET = (
+    "needs a node whose kubelet the test can stop and remove (the stand-in's node admin command)"
+)
+STAND_IN_ONLY = "checks the stand-in's own /_kubesim admin endpoints, which a real server has not"
 
 LINE_TIMEOUT_S = 10.0
 HEARTBEAT_WAIT_S = 30.0  # kubelet renews its Lease every 10 s
@@ -193,6 +207,7 @@ def echo_server() -> Iterator[int]:
         t.join(timeout=SOCKET_TIMEOUT_S + 1)
 
 
+@pytest.mark.simcluster(NEEDS_KUBELET_NODES)
 def test_deployment_runs_pods_and_emits_events(kubectl: Kubectl, namespace: str) -> None:
     kubectl("apply", "-f", "-", input=deployment("web", namespace, 3))
     kubectl("rollout", "status", "deployment/web", "-n", namespace, "--timeout=30s")
@@ -235,6 +250,7 @@ def test_deployment_runs_pods_and_emits_events(kubectl: Kubectl, namespace: str)
     )
 
 
+@pytest.mark.simcluster(NEEDS_KUBELET_EXEC)
 def test_exec_reports_exit_code_and_streams(kubectl: Kubectl, namespace: str) -> None:
     running_pod(kubectl, "box", namespace)
     out = kubectl("exec", "box", "-n", namespace, "--", "sh", "-c", "echo hi; exit 3", check=False)
@@ -258,6 +274,7 @@ def test_exec_reports_exit_code_and_streams(kubectl: Kubectl, namespace: str) ->
     assert kubectl("exec", "box", "-n", namespace, "--", "cat", "f.txt").stdout == "kept\n"
 
 
+@pytest.mark.simcluster(NEEDS_KUBELET_LOGS)
 def test_logs_and_follow(
     kubectl: Kubectl, kubeconfig: str, namespace: str, kubectl_bg: Callable[..., Lines]
 ) -> None:
@@ -283,6 +300,7 @@ def test_logs_of_an_unscheduled_pod_is_empty(kubectl: Kubectl, namespace: str) -
     assert "pod lonely does not have a host assigned" in refused.stderr
 
 
+@pytest.mark.simcluster(NEEDS_KUBELET_LOGS)
 def test_attach_sees_container_output(
     kubectl: Kubectl, kubeconfig: str, namespace: str, kubectl_bg: Callable[..., Lines]
 ) -> None:
@@ -301,6 +319,7 @@ def test_attach_sees_container_output(
     assert line == "second\n"
 
 
+@pytest.mark.simcluster(NEEDS_KUBELET_PORT_FORWARD)
 def test_port_forward_to_local_echo_server(
     kubectl: Kubectl, namespace: str, echo_server: int, kubectl_bg: Callable[..., Lines]
 ) -> None:
@@ -320,6 +339,7 @@ def test_port_forward_to_local_echo_server(
             assert got == payload
 
 
+@pytest.mark.simcluster(NEEDS_STOPPABLE_KUBELET)
 def test_node_heartbeats_notready_and_removal(kubectl: Kubectl, kubeconfig: str) -> None:
     name = f"conf-node-{uuid.uuid4().hex[:6]}"
     admin(kubeconfig, "node", "add", name)
@@ -360,6 +380,7 @@ def test_node_heartbeats_notready_and_removal(kubectl: Kubectl, kubeconfig: str)
     assert gone.returncode == 1 and "NotFound" in gone.stderr
 
 
+@pytest.mark.simcluster(STAND_IN_ONLY)
 def test_admin_endpoints_need_an_admin_client(kubeconfig: str) -> None:
     cfg = yaml.safe_load(Path(kubeconfig).read_text())
     cluster = cfg["clusters"][0]["cluster"]
@@ -387,6 +408,7 @@ def admin_get(kubeconfig: str, path: str) -> bytes:
     return body
 
 
+@pytest.mark.simcluster(NEEDS_KUBELET_NODES)
 def test_daemonset_and_service_endpoints(kubectl: Kubectl, namespace: str) -> None:
     labels = {"app": "agent"}
     kubectl(
@@ -452,6 +474,7 @@ def test_daemonset_and_service_endpoints(kubectl: Kubectl, namespace: str) -> No
     assert ep["subsets"][0]["ports"] == [{"name": "m", "port": 9100, "protocol": "TCP"}]
 
 
+@pytest.mark.simcluster(NEEDS_KUBELET_EXEC)
 def test_exec_with_a_terminal(
     kubectl: Kubectl, kubeconfig: str, kubectl_cache_dir: str, namespace: str
 ) -> None:
@@ -507,6 +530,7 @@ def test_exec_with_a_terminal(
     assert "got:hello" in text and "command terminated with exit code 5" in text
 
 
+@pytest.mark.simcluster(NEEDS_KUBELET_LOGS)
 def test_container_restart_keeps_previous_logs(
     kubectl: Kubectl, kubeconfig: str, namespace: str
 ) -> None:
