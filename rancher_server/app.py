@@ -13,8 +13,8 @@ from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from rancher_server import api, proxy
-from rancher_server.access.endpoint_sync import AceSyncer
 from rancher_server.access.impersonation import Impersonator
+from rancher_server.access.manager import AccessCollector, AccessManager
 from rancher_server.auth import authenticate_bearer, error_response, unauthorized
 from rancher_server.auth.bootstrap import ensure_admin
 from rancher_server.config import ServerConfig
@@ -105,7 +105,10 @@ def create_app(state: ServerState) -> web.Application:
     api.setup(app)
     app.add_routes(proxy.routes())
     app[proxy.POOL] = UpstreamPool(state.sessions, state.store)
-    app[proxy.IMPERSONATOR] = Impersonator()
+    manager = AccessManager(state.store, state.sessions, app[proxy.POOL])
+    app[proxy.ACCESS] = manager
+    app[proxy.IMPERSONATOR] = Impersonator(manager)
+    state.metrics.register(AccessCollector(manager))
 
     async def on_shutdown(app: web.Application) -> None:
         st = app[STATE]
@@ -118,12 +121,11 @@ def create_app(state: ServerState) -> web.Application:
     app.on_shutdown.append(on_shutdown)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        stop_sync = asyncio.Event()
-        syncer = AceSyncer(app[STATE], app[proxy.POOL])
-        sync_task = asyncio.create_task(syncer.run(stop_sync), name="ace-sync")
+        stop_access = asyncio.Event()
+        access_task = asyncio.create_task(app[proxy.ACCESS].run(stop_access), name="access")
         yield
-        stop_sync.set()
-        await sync_task
+        stop_access.set()
+        await access_task
         await app[proxy.POOL].close()
         app[STATE].store.close()
 

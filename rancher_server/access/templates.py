@@ -21,6 +21,7 @@ from rancher_server.store import NotFound, RoleTemplate, Store
 
 MANAGEMENT_GROUP = "management.cattle.io"
 CLUSTER_ROLE_PREFIX = "cattle-rt-"
+KUBE_PREFIX = "kube-"  # external templates: "kube-edit" binds Kubernetes' ClusterRole "edit"
 MAX_INHERITANCE_DEPTH = 16
 TEMPLATE_ID_PATTERN = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
 ALL = ["*"]
@@ -64,10 +65,12 @@ def _t(
 
 BUILTIN_TEMPLATES: tuple[RoleTemplate, ...] = (
     # Kubernetes' own ClusterRoles, bound by the templates below (never written downstream).
-    _t("cluster-admin", "Kubernetes cluster-admin", CLUSTER, external=True, hidden=True),
-    _t("admin", "Kubernetes admin", PROJECT, external=True, hidden=True),
-    _t("edit", "Kubernetes edit", PROJECT, external=True, hidden=True),
-    _t("view", "Kubernetes view", PROJECT, external=True, hidden=True),
+    # Their ids carry a prefix: "admin" is also the global administrator role.
+    _t(KUBE_PREFIX + "cluster-admin", "Kubernetes cluster-admin", CLUSTER, external=True,
+       hidden=True),
+    _t(KUBE_PREFIX + "admin", "Kubernetes admin", PROJECT, external=True, hidden=True),
+    _t(KUBE_PREFIX + "edit", "Kubernetes edit", PROJECT, external=True, hidden=True),
+    _t(KUBE_PREFIX + "view", "Kubernetes view", PROJECT, external=True, hidden=True),
     # Global roles: what the server's REST API allows.
     _t(ADMIN, "Admin", GLOBAL, [_mgmt(ALL, ALL), {"nonResourceURLs": ALL, "verbs": ALL}],
        description="Everything, on every cluster (cluster-owner of each)"),
@@ -94,10 +97,11 @@ BUILTIN_TEMPLATES: tuple[RoleTemplate, ...] = (
     _t(CLUSTER_OWNER, "Cluster Owner", CLUSTER,
        [_mgmt(["clusterroletemplatebindings", "projects", "projectroletemplatebindings",
                "namespaces", "clusters"], ALL)],
-       ["cluster-admin"], description="Everything in the cluster, including its members"),
+       [KUBE_PREFIX + "cluster-admin"],
+       description="Everything in the cluster, including its members"),
     _t(CLUSTER_MEMBER, "Cluster Member", CLUSTER,
        [_rule("", ["persistentvolumes"], READ), _rule("storage.k8s.io", ["storageclasses"], READ)],
-       ["edit", "nodes-view", "projects-view", "projects-create",
+       [KUBE_PREFIX + "edit", "nodes-view", "projects-view", "projects-create",
         "clusterroletemplatebindings-view"],
        description="Read and write workloads in every namespace, read nodes and storage, "
                    "create projects; no RBAC"),
@@ -124,12 +128,12 @@ BUILTIN_TEMPLATES: tuple[RoleTemplate, ...] = (
     _t("projectroletemplatebindings-manage", "Manage Project Members", PROJECT,
        [_mgmt(["projectroletemplatebindings"], ALL)]),
     _t(PROJECT_OWNER, "Project Owner", PROJECT, [],
-       ["admin", CREATE_NS, "projectroletemplatebindings-manage"],
+       [KUBE_PREFIX + "admin", CREATE_NS, "projectroletemplatebindings-manage"],
        description="Everything in the project's namespaces, including its members"),
     _t(PROJECT_MEMBER, "Project Member", PROJECT, [],
-       ["edit", CREATE_NS, "projectroletemplatebindings-view"],
+       [KUBE_PREFIX + "edit", CREATE_NS, "projectroletemplatebindings-view"],
        description="Read and write workloads in the project's namespaces"),
-    _t(READ_ONLY, "Read-only", PROJECT, [], ["view"],
+    _t(READ_ONLY, "Read-only", PROJECT, [], [KUBE_PREFIX + "view"],
        description="Read most objects, no Secrets (bound on a cluster: in every namespace)"),
 )
 
@@ -138,6 +142,11 @@ BUILTIN_BY_ID: dict[str, RoleTemplate] = {t.id: t for t in BUILTIN_TEMPLATES}
 
 class TemplateError(ValueError):
     """A role template (or a binding of one) is invalid; the message says why."""
+
+
+def external_role_name(template: RoleTemplate) -> str:
+    """The Kubernetes ClusterRole an external template binds."""
+    return template.id.removeprefix(KUBE_PREFIX)
 
 
 def cluster_role_name(template_id: str) -> str:
@@ -151,7 +160,7 @@ def downstream_rules(template: RoleTemplate) -> list[dict[str, Any]]:
         groups = rule.get("apiGroups")
         if groups is not None and list(groups) == [MANAGEMENT_GROUP]:
             continue
-        out.append(rule)
+        out.append({k: list(v) for k, v in rule.items() if v})  # the API server drops []
     return out
 
 
@@ -204,7 +213,7 @@ class Catalog:
         names = set()
         for t in self.closure(template_id):
             if t.external:
-                names.add(t.id)
+                names.add(external_role_name(t))
             elif downstream_rules(t):
                 names.add(cluster_role_name(t.id))
         return tuple(sorted(names))

@@ -9,10 +9,10 @@ import ssl
 import aiohttp
 from aiohttp import web
 
-from rancher_server.access.impersonation import Impersonator
-from rancher_server.access.roles import cluster_role
+from rancher_server.access.impersonation import AccessNotReady, Impersonator
+from rancher_server.access.manager import AccessManager
+from rancher_server.access.roles import Access, access_of
 from rancher_server.auth import Principal, audit, authenticate_bearer
-from rancher_server.clusters.downstream import DownstreamError
 from rancher_server.proxy.headers import (
     HeaderValueError,
     downstream_request_headers,
@@ -20,6 +20,7 @@ from rancher_server.proxy.headers import (
     request_head,
 )
 from rancher_server.proxy.lean import Response, UpstreamError, send_request
+from rancher_server.proxy.namespaces import create_in_project, is_namespace_create
 from rancher_server.proxy.status import status_response
 from rancher_server.proxy.upgrade import proxy_upgrade
 from rancher_server.proxy.upstream import Upstream, UpstreamPool
@@ -36,6 +37,7 @@ MAX_BUFFERED_RESPONSE_BYTES = 256 * 1024  # answers up to this size are sent in 
 
 POOL: web.AppKey[UpstreamPool] = web.AppKey("upstream_pool", UpstreamPool)
 IMPERSONATOR: web.AppKey[Impersonator] = web.AppKey("impersonator", Impersonator)
+ACCESS: web.AppKey[AccessManager] = web.AppKey("access", AccessManager)
 
 log = get_logger(component="proxy")
 
@@ -67,8 +69,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
         return status_response(401, "Unauthorized")
     remote = request.remote
     target = f"{cluster_id} {request.method} {path_qs.split('?', 1)[0]}"
-    role = cluster_role(state, principal, cluster_id)
-    if role is None:
+    access = access_of(state.store, principal, cluster_id)
+    if not access.any:
         audit(state, principal, "proxy", target, "forbidden", remote)
         return status_response(
             403, f'user "{principal.username}" may not access cluster "{cluster_id}"'
@@ -78,7 +80,13 @@ async def handle(request: web.Request) -> web.StreamResponse:
         audit(state, principal, "proxy", target, "too-large", remote)
         return status_response(413, f"request body exceeds {MAX_PROXY_BODY_BYTES} bytes")
     try:
-        return await _forward(request, principal, role, cluster_id, path_qs, target)
+        if is_namespace_create(request, path_qs, access, state.store):
+            # Project members create namespaces in their projects through us (the API server
+            # would refuse them: they hold no cluster-wide right to create namespaces).
+            return await create_in_project(
+                request, principal, access, cluster_id, path_qs, request.app[ACCESS]
+            )
+        return await _forward(request, principal, access, cluster_id, path_qs, target)
     except ClusterUnavailable as e:
         try:
             state.store.get_cluster(cluster_id)
@@ -94,7 +102,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
 async def _forward(
     request: web.Request,
     principal: Principal,
-    role: str,
+    access: Access,
     cluster_id: str,
     path_qs: str,
     target: str,
@@ -102,9 +110,12 @@ async def _forward(
     state = request.app[STATE]
     pool = request.app[POOL]
     up = pool.get(cluster_id)
+    fingerprint = (access.cluster_templates, tuple(sorted(access.project_templates.items())))
     try:
-        token = await request.app[IMPERSONATOR].token_for(up, principal, role)
-    except (DownstreamError, aiohttp.ClientError, DialRefused, SessionClosed) as e:
+        token = await request.app[IMPERSONATOR].token_for(
+            cluster_id, up.key, principal, fingerprint
+        )
+    except (AccessNotReady, aiohttp.ClientError, DialRefused, SessionClosed) as e:
         log.warning("impersonation setup failed", cluster=cluster_id, error=str(e))
         audit(state, principal, "proxy", target, "upstream-error", request.remote)
         return status_response(502, f"cannot set up access to cluster {cluster_id}: {e}")

@@ -12,6 +12,10 @@ from urllib.parse import quote
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from rancher_server.auth import Principal
+from rancher_server.auth.impersonation import (
+    impersonation_groups,
+    principal_extras,
+)
 
 HOP_BY_HOP = frozenset(
     h.lower()
@@ -29,10 +33,6 @@ HOP_BY_HOP = frozenset(
         "Content-Length",
     )
 )
-AUTHENTICATED_GROUP = "system:authenticated"
-EXTRA_PRINCIPAL_ID = "principalid"
-EXTRA_USERNAME = "username"
-EXTRA_REQUEST_TOKEN_ID = "requesttokenid"
 
 
 def _connection_tokens(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> set[str]:
@@ -40,21 +40,6 @@ def _connection_tokens(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> set
     for value in headers.getall("Connection", []):
         tokens.update(t.strip().lower() for t in value.split(",") if t.strip())
     return tokens
-
-
-def impersonation_groups(principal: Principal) -> list[str]:
-    groups = [g for g in principal.groups if g]
-    if AUTHENTICATED_GROUP not in groups:
-        groups.append(AUTHENTICATED_GROUP)
-    return groups
-
-
-def principal_extras(principal: Principal) -> dict[str, str]:
-    return {
-        EXTRA_PRINCIPAL_ID: f"local://{principal.user_id}",
-        EXTRA_USERNAME: principal.username,
-        EXTRA_REQUEST_TOKEN_ID: principal.token_id,
-    }
 
 
 def downstream_request_headers(

@@ -19,21 +19,21 @@ REASONS = {
 }
 
 
-def status_body(code: int, message: str) -> dict[str, object]:
+def status_body(code: int, message: str, reason: str = "") -> dict[str, object]:
     return {
         "kind": "Status",
         "apiVersion": "v1",
         "metadata": {},
         "status": "Failure",
         "message": message,
-        "reason": REASONS.get(code, "InternalError"),
+        "reason": reason or REASONS.get(code, "InternalError"),
         "code": code,
     }
 
 
-def status_response(code: int, message: str) -> web.Response:
+def status_response(code: int, message: str, reason: str = "") -> web.Response:
     return web.Response(
         status=code,
-        body=json.dumps(status_body(code, message)).encode(),
+        body=json.dumps(status_body(code, message, reason)).encode(),
         content_type="application/json",
     )

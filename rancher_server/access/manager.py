@@ -1,0 +1,179 @@
+"""Runs one :class:`ClusterReconciler` per connected cluster: started when the cluster's agent
+reports its API server and credential, restarted when those change, stopped when the cluster is
+gone. Store changes wake every reconciler (a listener for our own writes, a revision poll for
+other processes')."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from rancher_server.access.reconciler import ClusterReconciler
+from rancher_server.clusters.kube import Kube
+from rancher_server.store import Store
+from rancher_server.tunnel.registry import ClusterUnavailable, SessionRegistry
+from rancher_tunnel.logs import get_logger
+
+if TYPE_CHECKING:
+    from rancher_server.proxy.upstream import UpstreamPool
+
+SUPERVISE_INTERVAL_S = 0.5
+STOP_TIMEOUT_S = 5.0
+
+log = get_logger(component="access")
+
+
+@dataclass
+class _Running:
+    reconciler: ClusterReconciler
+    task: asyncio.Task[None]
+    key: tuple[str, str]
+
+
+class AccessManager:
+    def __init__(self, store: Store, sessions: SessionRegistry, pool: UpstreamPool) -> None:
+        self._store = store
+        self._sessions = sessions
+        self._pool = pool
+        self._running: dict[str, _Running] = {}
+        self._revision = -1
+
+    # What the proxy and the API use --------------------------------------------------------
+
+    def reconciler(self, cluster_id: str) -> ClusterReconciler:
+        """The cluster's reconciler, started now if it was not running.
+        Raises ClusterUnavailable when the cluster has no agent or no credential."""
+        self._start_or_refresh(cluster_id)
+        running = self._running.get(cluster_id)
+        if running is None:
+            raise ClusterUnavailable(
+                f"cluster {cluster_id}: the agent reported no credential to manage access"
+            )
+        return running.reconciler
+
+    def status(self, cluster_id: str) -> dict[str, Any] | None:
+        running = self._running.get(cluster_id)
+        return None if running is None else running.reconciler.status()
+
+    def reconcilers(self) -> list[tuple[str, ClusterReconciler]]:
+        return [(cid, r.reconciler) for cid, r in sorted(self._running.items())]
+
+    def wake_all(self) -> None:
+        for running in self._running.values():
+            running.reconciler.wake()
+
+    # Supervision ---------------------------------------------------------------------------
+
+    def _start_or_refresh(self, cluster_id: str) -> None:
+        up = self._pool.get(cluster_id)  # ClusterUnavailable when no agent is connected
+        running = self._running.get(cluster_id)
+        if running is not None and running.key == up.key and not running.task.done():
+            if up.admin_token:
+                running.reconciler.kube.set_token(up.admin_token)
+            return
+        if running is not None:
+            self._stop(cluster_id)
+        if not up.admin_token:
+            return
+        reconciler = ClusterReconciler(self._store, Kube(up))
+        task = asyncio.get_running_loop().create_task(
+            self._guarded(reconciler), name=f"access-{cluster_id}"
+        )
+        self._running[cluster_id] = _Running(reconciler, task, up.key)
+        log.info("reconciler started", cluster=cluster_id)
+
+    async def _guarded(self, reconciler: ClusterReconciler) -> None:
+        try:
+            await reconciler.run()
+        except asyncio.CancelledError:
+            raise
+        except BaseException:  # the supervisor restarts it on its next round
+            log.exception("reconciler stopped unexpectedly", cluster=reconciler.cluster_id)
+        finally:
+            await reconciler.kube.close()
+
+    def _stop(self, cluster_id: str) -> asyncio.Task[None] | None:
+        running = self._running.pop(cluster_id, None)
+        if running is None:
+            return None
+        running.task.cancel()
+        log.info("reconciler stopped", cluster=cluster_id)
+        return running.task
+
+    def supervise(self) -> None:
+        connected = set()
+        for cluster in self._store.list_clusters():
+            if not self._sessions.is_connected(cluster.id):
+                continue
+            connected.add(cluster.id)
+            try:
+                self._start_or_refresh(cluster.id)
+            except ClusterUnavailable:
+                continue
+        for cluster_id in list(self._running):
+            if cluster_id not in connected:
+                self._stop(cluster_id)
+        revision = self._store.revision
+        if revision != self._revision:  # another process (the CLI) wrote to the store
+            self._revision = revision
+            self.wake_all()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+
+        def on_commit() -> None:
+            loop.call_soon_threadsafe(self.wake_all)
+
+        self._store.add_listener(on_commit)
+        try:
+            while not stop.is_set():
+                try:
+                    self.supervise()
+                except Exception:  # never let one bad round stop supervision
+                    log.exception("access supervision round failed")
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(SUPERVISE_INTERVAL_S):
+                        await stop.wait()
+        finally:
+            self._store.remove_listener(on_commit)
+            tasks = [t for cid in list(self._running) if (t := self._stop(cid)) is not None]
+            if tasks:
+                await asyncio.wait(tasks, timeout=STOP_TIMEOUT_S)
+
+
+class AccessCollector(Collector):
+    """Prometheus view of the reconcilers, read at scrape time."""
+
+    def __init__(self, manager: AccessManager) -> None:
+        self._manager = manager
+
+    def collect(self) -> Iterator[Metric]:
+        passes = CounterMetricFamily("rancher_rbac_reconcile_passes",
+                                     "Reconcile passes per cluster", labels=["cluster"])
+        writes = CounterMetricFamily("rancher_rbac_writes",
+                                     "Downstream writes (create, replace, delete)",
+                                     labels=["cluster"])
+        failures = CounterMetricFamily("rancher_rbac_object_failures",
+                                       "Failed downstream writes", labels=["cluster"])
+        failing = GaugeMetricFamily("rancher_rbac_failing_objects",
+                                    "Objects that are failing now, per kind",
+                                    labels=["cluster", "kind"])
+        objects = GaugeMetricFamily("rancher_rbac_desired_objects",
+                                    "Objects the server keeps in the cluster", labels=["cluster"])
+        for cid, r in self._manager.reconcilers():
+            passes.add_metric([cid], r.counters.passes)
+            writes.add_metric([cid], r.counters.writes)
+            failures.add_metric([cid], r.counters.failures)
+            objects.add_metric([cid], r.desired_count)
+            by_kind: dict[str, int] = {}
+            for kind, _, _ in r.failures:
+                by_kind[kind] = by_kind.get(kind, 0) + 1
+            for kind, n in sorted(by_kind.items()):
+                failing.add_metric([cid, kind], n)
+        yield from (passes, writes, failures, failing, objects)
