@@ -1,5 +1,7 @@
-"""The JSON REST API (``/v3``, ``/v3-public``): users, tokens, clusters, cluster role bindings,
-kubeconfigs, the audit log, and its OpenAPI description at ``/v3/openapi.json``.
+"""The JSON REST API (``/v3``, ``/v3-public``): users, tokens, clusters, role templates, global
+roles and their bindings, projects, cluster and project role template bindings, kubeconfigs, the
+audit log, and its OpenAPI description at ``/v3/openapi.json``. Authorization comes from role
+templates (:mod:`rancher_server.api.authz`).
 
 Every operation is declared once in the endpoint table (:mod:`rancher_server.api.spec`); the
 routes and the OpenAPI document are both built from it."""
@@ -11,8 +13,13 @@ from aiohttp import web
 from rancher_server.api import (  # noqa: F401 - importing them registers their endpoints
     bindings_api,
     clusters_api,
+    globalroles_api,
     kubeconfig_api,
     meta_api,
+    namespaces_api,
+    project_bindings_api,
+    projects_api,
+    roletemplates_api,
     tokens_api,
     users_api,
 )

@@ -1,6 +1,8 @@
-"""Clusters (``/v3/clusters``): admins create (getting the agent's registration command once)
-and delete; everyone lists the clusters they have a role on, with a state derived from the agent
-session (active / disconnected / pending)."""
+"""Clusters (``/v3/clusters``): a global role allowing ``clusters/create`` (``user``, ``admin``)
+creates one (getting the agent's registration command once) and becomes its ``cluster-owner``, as
+in Rancher; its owners edit and delete it; everyone lists the clusters they have a cluster or
+project binding on, with a state derived from the agent session (active / disconnected /
+pending)."""
 
 from __future__ import annotations
 
@@ -12,10 +14,11 @@ from aiohttp import web
 from rancher_server.access.endpoint_config import AceConfig
 from rancher_server.access.endpoint_config import get_config as get_ace_config
 from rancher_server.access.endpoint_config import set_config as set_ace_config
-from rancher_server.access.roles import cluster_role, cluster_roles
+from rancher_server.access.roles import CLUSTER_OWNER, cluster_role, cluster_roles
 from rancher_server.api import schemas
+from rancher_server.api.authz import require_on
 from rancher_server.api.resources import NO_STORE, cluster_resource, collection
-from rancher_server.api.spec import AUTH_ADMIN, AUTH_PUBLIC, Ctx, endpoint
+from rancher_server.api.spec import AUTH_PUBLIC, Ctx, endpoint
 from rancher_server.auth.audit import audit_now
 from rancher_server.auth.http import ApiError
 from rancher_server.clusters.import_manifest import import_manifest
@@ -52,23 +55,35 @@ def visible_cluster(ctx: Ctx, cluster_id: str) -> tuple[Cluster, str]:
 
 
 @endpoint("POST", "/v3/clusters", "Create a cluster; the answer carries its agent's registration "
-          "token and command (shown once)", auth=AUTH_ADMIN, body=schemas.CLUSTER_CREATE,
-          status=201, returns="Cluster")
+          "token and command (shown once); the creator becomes its cluster-owner",
+          needs=("clusters", "create"), body=schemas.CLUSTER_CREATE, status=201,
+          returns="Cluster")
 async def create_cluster(ctx: Ctx) -> web.Response:
-    reg = await asyncio.to_thread(create_registration, ctx.state.store, ctx.body["name"])
+    store = ctx.state.store
+    reg = await asyncio.to_thread(create_registration, store, ctx.body["name"])
+    try:
+        owner = await asyncio.to_thread(
+            store.create_binding, reg.cluster.id, "user", ctx.user.user_id, CLUSTER_OWNER)
+    except BaseException:
+        await asyncio.to_thread(store.delete_cluster, reg.cluster.id)
+        raise
     url = server_url(ctx)
     checksum = ca_checksum(ctx.state.tls.ca_pem)
-    out = cluster_resource(reg.cluster, False, "cluster-owner")
+    out = cluster_resource(reg.cluster, False, CLUSTER_OWNER)
     out.update({"registrationToken": reg.token, "serverUrl": url, "caChecksum": checksum,
                 "command": reg.agent_command(url, checksum),
                 "manifestUrl": f"{url}/v3/import/{reg.token}.yaml",
                 "importCommand": f"kubectl apply -f {url}/v3/import/{reg.token}.yaml"})
     await audit_now(ctx.state, ctx.user, "cluster.create", f"cluster:{reg.cluster.id}",
                     "success", ctx.remote)
+    await audit_now(ctx.state, ctx.user, "binding.create", f"binding:{owner.id}",
+                    f"success user:{ctx.user.user_id} {CLUSTER_OWNER}@{reg.cluster.id} (creator)",
+                    ctx.remote)
     return web.json_response(out, status=201, headers=NO_STORE)
 
 
-@endpoint("GET", "/v3/clusters", "List the clusters the caller has a role on, with state",
+@endpoint("GET", "/v3/clusters", "List the clusters the caller has a cluster or project binding "
+          "on, with state",
           response="collection of clusters", returns="collection:Cluster")
 async def list_clusters(ctx: Ctx) -> web.Response:
     roles = cluster_roles(ctx.state, ctx.user)
@@ -90,10 +105,11 @@ async def get_cluster(ctx: Ctx) -> web.Response:
 
 
 @endpoint("DELETE", "/v3/clusters/{id}", "Delete a cluster (its bindings go with it; its agents "
-          "are disconnected)", auth=AUTH_ADMIN, response="the deleted cluster", returns="Cluster")
+          "are disconnected); its owners", response="the deleted cluster", returns="Cluster")
 async def delete_cluster(ctx: Ctx) -> web.Response:
-    cluster_id = ctx.request.match_info["id"]
-    cluster = ctx.state.store.get_cluster(cluster_id)
+    cluster, _ = visible_cluster(ctx, ctx.request.match_info["id"])
+    cluster_id = cluster.id
+    require_on(ctx.state, ctx.user, cluster_id, "clusters", "delete")
     await asyncio.to_thread(ctx.state.store.delete_cluster, cluster_id)
     ctx.state.sessions.reports.pop(cluster_id, None)
     for entry in ctx.state.sessions.sessions_of(cluster_id):
@@ -102,7 +118,7 @@ async def delete_cluster(ctx: Ctx) -> web.Response:
                                    SESSION_CLOSE_ON_DELETE_TIMEOUT_S)
     await audit_now(ctx.state, ctx.user, "cluster.delete", f"cluster:{cluster_id}", "success",
                     ctx.remote)
-    return web.json_response(cluster_resource(cluster, False, "cluster-owner"))
+    return web.json_response(cluster_resource(cluster, False, CLUSTER_OWNER))
 
 
 def _endpoint_resource(cluster_id: str, cfg: AceConfig) -> dict[str, object]:
@@ -121,11 +137,11 @@ async def get_authorized_endpoint(ctx: Ctx) -> web.Response:
 
 @endpoint("PUT", "/v3/clusters/{id}/authorizedendpoint", "Enable or disable the authorized "
           "endpoint: the server then syncs users' token hashes into the cluster for kube-api-auth, "
-          "and kubeconfigs gain a <cluster>-direct context", auth=AUTH_ADMIN,
+          "and kubeconfigs gain a <cluster>-direct context (its owners)",
           body=schemas.AUTHORIZED_ENDPOINT, response="the setting")
 async def put_authorized_endpoint(ctx: Ctx) -> web.Response:
-    cluster_id = ctx.request.match_info["id"]
-    ctx.state.store.get_cluster(cluster_id)
+    cluster_id = visible_cluster(ctx, ctx.request.match_info["id"])[0].id
+    require_on(ctx.state, ctx.user, cluster_id, "clusters", "update")
     cfg = AceConfig(enabled=bool(ctx.body["enabled"]), fqdn=str(ctx.body.get("fqdn", "")),
                     ca_cert=str(ctx.body.get("caCerts", "")))
     await asyncio.to_thread(set_ace_config, ctx.state.store, cluster_id, cfg)

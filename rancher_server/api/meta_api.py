@@ -1,4 +1,4 @@
-"""The API's own description (OpenAPI) and the audit log (admins)."""
+"""The API's own description (OpenAPI) and the audit log (a global role allowing auditlogs)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from aiohttp import web
 
 from rancher_server.api.openapi import document
 from rancher_server.api.resources import collection, iso
-from rancher_server.api.spec import AUTH_ADMIN, AUTH_PUBLIC, REGISTRY, Ctx, endpoint
+from rancher_server.api.spec import AUTH_PUBLIC, REGISTRY, Ctx, endpoint
 from rancher_server.auth.runtime import runtime
 
 AUDIT_PAGE_DEFAULT = 100
@@ -19,7 +19,7 @@ async def openapi(_: Ctx) -> web.Response:
     return web.json_response(document(REGISTRY))
 
 
-@endpoint("GET", "/v3/auditlogs", "Audit log, newest first", auth=AUTH_ADMIN,
+@endpoint("GET", "/v3/auditlogs", "Audit log, newest first", needs=("auditlogs", "list"),
           query={"limit": f"entries per page (default {AUDIT_PAGE_DEFAULT}, max {AUDIT_PAGE_MAX})",
                  "before": "only entries with an id below this (paging)"},
           response="collection of audit entries", returns="collection:AuditEntry")

@@ -75,6 +75,11 @@ def _operation(eps: list[Endpoint]) -> dict[str, Any]:
     if any(ep.auth == AUTH_ADMIN for ep in eps):
         op["description"] = "Administrators only" + (
             " (for the actions marked so)" if len(eps) > 1 else "") + "."
+    needs = [f"{ep.needs[1]} {ep.needs[0]}" + (f" (?action={ep.action})" if ep.action else "")
+             for ep in eps if ep.needs is not None]
+    if needs:
+        op["description"] = ("Needs a global role that allows (management.cattle.io): "
+                             + "; ".join(needs) + ".")
     return op
 
 

@@ -9,7 +9,6 @@ from typing import Any
 from aiohttp import web
 
 from rancher_server.clusters.reports import AgentReport
-from rancher_server.policy import DOWNSTREAM_CLUSTER_ROLE
 from rancher_server.store import ApiToken, Binding, Cluster, User
 
 STATE_ACTIVE = "active"  # its agent is connected
@@ -89,10 +88,12 @@ def cluster_resource(
     return out
 
 
-def binding_resource(b: Binding) -> dict[str, Any]:
+def binding_resource(b: Binding, downstream_roles: Iterable[str]) -> dict[str, Any]:
+    """A cluster role template binding; ``downstream_roles``: the ClusterRoles it binds in the
+    cluster (``Catalog.downstream_roles`` of its template)."""
     out: dict[str, Any] = {
         "type": "clusterRoleTemplateBinding", "id": b.id, "clusterId": b.cluster_id,
-        "roleTemplateId": b.role, "downstreamClusterRole": DOWNSTREAM_CLUSTER_ROLE.get(b.role, ""),
+        "roleTemplateId": b.role, "downstreamClusterRoles": list(downstream_roles),
         "created": iso(b.created_at),
     }
     if b.subject_kind == "user":

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from rancher_server.api.spec import Schema
-from rancher_server.policy import ROLES
 
 _str: Schema = {"type": "string"}
 _opt_time: Schema = {"type": "string", "format": "date-time", "nullable": True}
@@ -28,18 +27,47 @@ CLUSTER: Schema = {"type": "object", "properties": {
     "agentReport": {"type": "object", "description": "health, nodes and stats the agent "
                     "reported last (healthy, detail, checkedAt, stats, nodes)"},
     "connected": _bool, "created": _opt_time, "registeredAt": _opt_time, "apiEndpoint": _str,
-    "myRole": {"type": "string", "enum": list(ROLES), "nullable": True},
+    "myRole": {"type": "string", "nullable": True,
+               "description": "the strongest role template the caller holds there"},
     "registrationToken": {"type": "string", "description": "only in the create answer"},
     "command": {"type": "string", "description": "the agent's command; only in the create answer"},
     "manifestUrl": {"type": "string", "description": "the import manifest; create answer only"},
     "importCommand": {"type": "string", "description": "kubectl apply of the import manifest"},
     "caChecksum": _str, "serverUrl": _str,
 }}
+_strs: Schema = {"type": "array", "items": _str}
+_subject: Schema = {"userId": _str, "userPrincipalId": _str, "groupName": _str,
+                    "groupPrincipalId": _str}
+_downstream: Schema = {"type": "array", "items": _str,
+                       "description": "the ClusterRoles the binding binds downstream"}
 BINDING: Schema = {"type": "object", "properties": {
     "type": {"type": "string", "enum": ["clusterRoleTemplateBinding"]}, "id": _str,
-    "clusterId": _str, "roleTemplateId": {"type": "string", "enum": list(ROLES)},
-    "downstreamClusterRole": {"type": "string", "enum": ["cluster-admin", "edit", "view"]},
-    "userId": _str, "groupName": _str, "created": _opt_time,
+    "clusterId": _str, "roleTemplateId": _str, "downstreamClusterRoles": _downstream,
+    "created": _opt_time, **_subject,
+}}
+PROJECT_BINDING: Schema = {"type": "object", "properties": {
+    "type": {"type": "string", "enum": ["projectRoleTemplateBinding"]}, "id": _str,
+    "clusterId": _str, "projectId": {"type": "string", "description": "<cluster>:<project>"},
+    "roleTemplateId": _str, "downstreamClusterRoles": _downstream, "created": _opt_time,
+    **_subject,
+}}
+GLOBAL_BINDING: Schema = {"type": "object", "properties": {
+    "type": {"type": "string", "enum": ["globalRoleBinding"]}, "id": _str,
+    "globalRoleId": _str, "created": _opt_time, **_subject,
+}}
+ROLE_TEMPLATE: Schema = {"type": "object", "properties": {
+    "type": {"type": "string", "enum": ["roleTemplate", "globalRole"]}, "id": _str,
+    "name": _str, "context": {"type": "string", "enum": ["global", "cluster", "project"]},
+    "rules": {"type": "array", "items": {"type": "object"}},
+    "roleTemplateIds": {"type": "array", "items": _str, "description": "inherited templates"},
+    "builtin": _bool, "external": _bool, "locked": _bool, "hidden": _bool,
+    "description": _str, "downstreamClusterRoles": _downstream, "created": _opt_time,
+}}
+PROJECT: Schema = {"type": "object", "properties": {
+    "type": {"type": "string", "enum": ["project"]},
+    "id": {"type": "string", "description": "<cluster>:<project>"},
+    "projectId": _str, "clusterId": _str, "name": _str, "description": _str,
+    "created": _opt_time,
 }}
 KUBECONFIG: Schema = {"type": "object", "properties": {
     "config": {"type": "string", "description": "kubeconfig YAML"}, "tokenId": _str,
@@ -52,6 +80,8 @@ EMPTY: Schema = {"type": "object"}
 
 RESOURCES: dict[str, Schema] = {
     "Token": TOKEN, "User": USER, "Cluster": CLUSTER, "Binding": BINDING,
+    "ProjectBinding": PROJECT_BINDING, "GlobalBinding": GLOBAL_BINDING,
+    "RoleTemplate": ROLE_TEMPLATE, "Project": PROJECT,
     "Kubeconfig": KUBECONFIG, "AuditEntry": AUDIT_ENTRY, "Empty": EMPTY,
 }
 COLLECTION_PREFIX = "collection:"

@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from rancher_server.api.authz import require_global
 from rancher_server.api.spec import AUTH_ADMIN, AUTH_PUBLIC, Ctx, Endpoint
 from rancher_server.api.validate import InvalidBody, validate
 from rancher_server.auth.http import ApiError, request_principal, unauthorized
@@ -50,6 +51,8 @@ async def _run(ep: Endpoint, request: web.Request) -> web.StreamResponse:
             return unauthorized()
         if ep.auth == AUTH_ADMIN and not principal.is_admin:
             raise ApiError(403, "only administrators may do this")
+        if ep.needs is not None:
+            require_global(state, principal, *ep.needs)
     body: dict[str, Any] = {}
     if ep.body is not None:
         try:

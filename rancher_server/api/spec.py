@@ -18,7 +18,7 @@ from rancher_server.state import ServerState
 Schema = dict[str, Any]
 AUTH_PUBLIC = "public"  # no token needed
 AUTH_USER = "user"  # any valid token
-AUTH_ADMIN = "admin"  # a global administrator's token
+AUTH_ADMIN = "admin"  # a global administrator's token (prefer ``needs``: a global role decides)
 PATH_PARAM_RE = re.compile(r"\{(\w+)\}")
 
 
@@ -52,6 +52,9 @@ class Endpoint:
     handler: Handler
     summary: str
     auth: str = AUTH_USER
+    # (resource, verb) of the management API group a global role of the caller must allow;
+    # checks that depend on a cluster or project are made by the handler.
+    needs: tuple[str, str] | None = None
     action: str | None = None
     body: Schema | None = None
     query: dict[str, str] = field(default_factory=dict)  # name -> description

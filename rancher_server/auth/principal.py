@@ -14,4 +14,5 @@ class Principal:
     display_name: str
     groups: tuple[str, ...]
     token_id: str  # e.g. "token-abcde"
-    is_admin: bool
+    is_admin: bool  # the global roles' inheritance closure includes the template "admin"
+    global_roles: tuple[str, ...] = ()  # the global role templates bound to the user or a group

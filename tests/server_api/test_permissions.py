@@ -28,11 +28,17 @@ async def test_admin_creates_cluster_and_gets_registration_command_once(api: Api
     assert (await api.call("POST", "/v3/clusters", admin, json={"name": "prod"}))[0] == 409
 
 
-async def test_non_admin_cannot_create_or_delete_and_sees_only_bound_clusters(api: Api) -> None:
+async def test_user_base_cannot_create_or_delete_and_sees_only_bound_clusters(api: Api) -> None:
     admin = await api.admin()
     bob = await api.new_user(admin, "bob")
+    store = api.state.store
+    for g in store.global_bindings_for(bob["id"], []):
+        store.delete_global_binding(g.id)
+    store.create_global_binding("user", bob["id"], "user-base")
     bob_token = await api.login("bob", USER_PASSWORD)
-    assert (await api.call("POST", "/v3/clusters", bob_token, json={"name": "x"}))[0] == 403
+    status, err = await api.call("POST", "/v3/clusters", bob_token, json={"name": "x"})
+    assert status == 403 and "create clusters" in err["message"]
+    assert "user-base" in err["message"]
     ids = [(await api.call("POST", "/v3/clusters", admin, json={"name": n}))[1]["id"]
            for n in ("one", "two")]
     status, listed = await api.call("GET", "/v3/clusters", bob_token)
@@ -40,14 +46,20 @@ async def test_non_admin_cannot_create_or_delete_and_sees_only_bound_clusters(ap
     assert (await api.call("GET", f"/v3/clusters/{ids[0]}", bob_token))[0] == 404
     status, b = await api.call("POST", "/v3/clusterroletemplatebindings", admin, json={
         "clusterId": ids[0], "userId": bob["id"], "roleTemplateId": "read-only"})
-    assert status == 201 and b["downstreamClusterRole"] == "view"
+    assert status == 201 and b["downstreamClusterRoles"] == ["view"]
     status, listed = await api.call("GET", "/v3/clusters", bob_token)
     assert [c["id"] for c in listed["data"]] == [ids[0]]
     assert listed["data"][0]["myRole"] == "read-only"
-    assert (await api.call("DELETE", f"/v3/clusters/{ids[0]}", bob_token))[0] == 403
-    # A read-only member cannot grant roles on the cluster.
-    status, _ = await api.call("POST", "/v3/clusterroletemplatebindings", bob_token, json={
+    status, err = await api.call("DELETE", f"/v3/clusters/{ids[0]}", bob_token)
+    assert status == 403 and "delete clusters" in err["message"]
+    # A read-only member cannot grant roles on the cluster (and is told what is missing).
+    status, err = await api.call("POST", "/v3/clusterroletemplatebindings", bob_token, json={
         "clusterId": ids[0], "userId": bob["id"], "roleTemplateId": "cluster-owner"})
+    assert status == 403 and "create clusterroletemplatebindings" in err["message"]
+    assert "read-only" in err["message"]
+    # On a cluster they cannot see, they cannot tell it exists.
+    status, _ = await api.call("POST", "/v3/clusterroletemplatebindings", bob_token, json={
+        "clusterId": ids[1], "userId": bob["id"], "roleTemplateId": "read-only"})
     assert status == 404
 
 
@@ -85,10 +97,12 @@ async def test_cluster_owner_manages_its_clusters_bindings(api: Api) -> None:
     assert status == 201, b
     status, listed = await api.call("GET", f"/v3/clusterroletemplatebindings?clusterId={cid}",
                                     olga)
-    assert len(listed["data"]) == 2
+    # The creator's (admin's) cluster-owner binding, olga's and otto's.
+    assert len(listed["data"]) == 3
     otto = await api.login("otto", USER_PASSWORD)
-    assert (await api.call("DELETE", f"/v3/clusterroletemplatebindings/{b['id']}", otto))[0] \
-        == 404
+    # A cluster member sees the cluster's bindings but may not delete one (not even their own).
+    status, err = await api.call("DELETE", f"/v3/clusterroletemplatebindings/{b['id']}", otto)
+    assert status == 403 and "delete clusterroletemplatebindings" in err["message"]
     assert (await api.call("DELETE", f"/v3/clusterroletemplatebindings/{b['id']}", olga))[0] \
         == 200
     assert (await api.call("GET", "/v3/clusters", otto))[1]["data"] == []
@@ -129,7 +143,14 @@ async def test_bad_input_gets_clear_4xx(api: Api) -> None:
         ("POST", "/v3/users", {"username": "u2", "password": "p" * 16, "admin": "yes"}, 422,
          "true or false"),
         ("POST", "/v3/clusterroletemplatebindings", {"clusterId": "c-x",
-                                                     "roleTemplateId": "god"}, 422, "one of"),
+                                                     "roleTemplateId": "god"}, 422,
+         "'roleTemplateId': role template 'god' not found"),
+        ("POST", "/v3/clusterroletemplatebindings", {"clusterId": "c-x",
+                                                     "roleTemplateId": "God!"}, 422,
+         "roleTemplateId"),
+        ("POST", "/v3/clusterroletemplatebindings", {"clusterId": "c-x",
+                                                     "roleTemplateId": "user"}, 422,
+         "global template, not for a cluster binding"),
         ("POST", "/v3/tokens?action=fly", {}, 400, "unknown action"),
         ("POST", "/v3/tokens", {"ttl": -5}, 422, ">= 0"),
     ]
