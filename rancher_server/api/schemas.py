@@ -110,10 +110,14 @@ GLOBAL_BINDING_CREATE: Schema = {
     "type": "object", "required": ["globalRoleId"],
     "properties": {"globalRoleId": _template_id, **_subject},
 }
+RULE_ITEM_MAX_CHARS = 253
 _strings: Schema = {"type": "array", "maxItems": MAX_RULE_ITEMS,
-                    "items": {"type": "string", "minLength": 1, "maxLength": 253}}
+                    "items": {"type": "string", "minLength": 1, "maxLength": RULE_ITEM_MAX_CHARS}}
+_api_groups: Schema = {"type": "array", "maxItems": MAX_RULE_ITEMS,
+                       "items": {"type": "string", "maxLength": RULE_ITEM_MAX_CHARS},
+                       "description": "API groups ('' is the core group)"}
 _rule: Schema = {"type": "object", "properties": {
-    "apiGroups": _strings, "resources": _strings, "verbs": _strings, "resourceNames": _strings,
+    "apiGroups": _api_groups, "resources": _strings, "verbs": _strings, "resourceNames": _strings,
     "nonResourceURLs": _strings}}
 _template_fields: Schema = {
     "name": {"type": "string", "minLength": 1, "maxLength": TEMPLATE_NAME_MAX_CHARS},
