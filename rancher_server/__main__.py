@@ -6,7 +6,10 @@
     rancher-server cluster delete ID
     rancher-server user create|list|disable|enable|delete|passwd|groups ...   # local users
     rancher-server token list|revoke ...
-    rancher-server binding create --cluster ID (--user U | --group G) --role ROLE
+    rancher-server binding create --cluster ID [--project P] (--user U | --group G) --role T
+    rancher-server role-template list|create|delete ...          # role templates
+    rancher-server project list|create|delete ...                # projects of a cluster
+    rancher-server global-role bind|unbind (--user U | --group G) --role T
     rancher-server kubeconfig --server URL --username U --password-stdin [--cluster ID] [-o F]
 """
 
@@ -20,6 +23,7 @@ import resource
 import sys
 from pathlib import Path
 
+from rancher_server.cli import access as cli_access
 from rancher_server.cli import kubeconfig as cli_kubeconfig
 from rancher_server.cli import users as cli_users
 from rancher_server.clusters.registration import create_cluster, rotate_token
@@ -84,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     cr = csub.add_parser("rotate-token", help="issue a new registration token")
     cr.add_argument("id")
     cli_users.add_parsers(sub)
+    cli_access.add_parsers(sub)
     cli_kubeconfig.add_parser(sub)
     return p
 
@@ -161,11 +166,12 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(run_demo(args.dir.resolve(), args.demo_listen))
     if args.command == "cluster":
         sys.exit(_cluster_command(args, config))
-    if args.command in cli_users.COMMANDS:
+    store_commands = {**cli_users.COMMANDS, **cli_access.COMMANDS}
+    if args.command in store_commands:
         config.data_dir.mkdir(parents=True, exist_ok=True)
         store = SQLiteStore(config.db_path)
         try:
-            sys.exit(cli_users.run(args, store))
+            sys.exit(cli_users.run(args, store, store_commands))
         finally:
             store.close()
     if args.command == "kubeconfig":

@@ -18,9 +18,9 @@ from rancher_server.api.resources import collection
 from rancher_server.api.spec import Ctx, endpoint
 from rancher_server.api.subjects import bindable_template, names_caller, subject_of
 from rancher_server.auth.audit import audit_now
-from rancher_server.auth.global_roles import includes_admin
+from rancher_server.auth.global_roles import administrators_without, includes_admin
 from rancher_server.auth.http import ApiError
-from rancher_server.store import GlobalBinding, NotFound, Store
+from rancher_server.store import GlobalBinding, NotFound
 
 RESOURCE = "globalrolebindings"
 KIND = "globalRole"
@@ -78,23 +78,6 @@ async def create_global_binding(ctx: Ctx) -> web.Response:
     await audit_now(ctx.state, ctx.user, "globalrolebinding.create", f"globalrolebinding:{g.id}",
                     f"success {kind}:{subject} {g.role}", ctx.remote)
     return web.json_response(global_binding_resource(g), status=201)
-
-
-def administrators_without(store: Store, binding_id: str) -> set[str]:
-    """The enabled users who would still be administrators without this global binding."""
-    bindings = [g for g in store.list_global_bindings() if g.id != binding_id]
-    admins = set()
-    for user in store.list_users():
-        if not user.enabled:
-            continue
-        roles = tuple(sorted({
-            g.role for g in bindings
-            if (g.subject_kind == "user" and g.subject == user.id)
-            or (g.subject_kind == "group" and g.subject in user.groups)
-        }))
-        if includes_admin(store, roles):
-            admins.add(user.id)
-    return admins
 
 
 @endpoint("DELETE", "/v3/globalrolebindings/{id}", "Remove a global role binding (never the "

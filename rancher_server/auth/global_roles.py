@@ -43,3 +43,21 @@ def global_roles_of(store: Store, user: User) -> tuple[tuple[str, ...], bool]:
     """(the user's global role template ids, sorted; whether they include "admin")."""
     roles = tuple(sorted({g.role for g in store.global_bindings_for(user.id, user.groups)}))
     return roles, includes_admin(store, roles)
+
+
+def administrators_without(store: Store, binding_id: str) -> set[str]:
+    """The enabled users who would still be administrators without this global binding (the
+    server refuses to remove the last one: nobody locks it out)."""
+    bindings = [g for g in store.list_global_bindings() if g.id != binding_id]
+    admins = set()
+    for user in store.list_users():
+        if not user.enabled:
+            continue
+        roles = tuple(sorted({
+            g.role for g in bindings
+            if (g.subject_kind == "user" and g.subject == user.id)
+            or (g.subject_kind == "group" and g.subject in user.groups)
+        }))
+        if includes_admin(store, roles):
+            admins.add(user.id)
+    return admins

@@ -6,7 +6,7 @@
     rancher-server user passwd NAME [--password-stdin]     # prints a generated one without stdin
     rancher-server user groups NAME G...
     rancher-server token list [--user NAME] | revoke ID
-    rancher-server binding create --cluster ID (--user NAME | --group G) --role ROLE
+    rancher-server binding create --cluster ID [--project P] (--user NAME | --group G) --role T
     rancher-server binding list [--cluster ID] | delete ID
 
 A generated password is printed once (JSON on stdout); a password read from stdin is never echoed.
@@ -19,18 +19,20 @@ import dataclasses
 import json
 import re
 import sys
+from collections.abc import Callable
 from typing import Any
 
+from rancher_server.access.templates import CLUSTER, PROJECT, Catalog, TemplateError
 from rancher_server.auth.passwords import generate_password, hash_password
 from rancher_server.policy import (
-    DOWNSTREAM_CLUSTER_ROLE,
     GROUP_PATTERN,
     PASSWORD_MAX_CHARS,
     PASSWORD_MIN_CHARS,
-    ROLES,
     USERNAME_PATTERN,
 )
 from rancher_server.store import SQLiteStore, StoreError, User
+
+PROJECT_REF_SEP = ":"  # Rancher's "<cluster>:<project>"
 
 
 class CliError(Exception):
@@ -61,15 +63,17 @@ def add_parsers(sub: Any) -> None:
     ts.add_parser("list", help="list tokens (never secrets)").add_argument("--user")
     ts.add_parser("revoke", help="revoke a token").add_argument("id")
 
-    b = sub.add_parser("binding", help="cluster role bindings: " + ", ".join(
-        f"{r} (downstream {c})" for r, c in DOWNSTREAM_CLUSTER_ROLE.items()))
+    b = sub.add_parser("binding", help="cluster and project role template bindings")
     bs = b.add_subparsers(dest="binding_command", required=True)
-    bc = bs.add_parser("create", help="bind a user or group to a role on a cluster")
-    bc.add_argument("--cluster", required=True)
+    bc = bs.add_parser("create", help="bind a user or group to a role template on a cluster or "
+                       "one project of it (see: role-template list)")
+    bc.add_argument("--cluster", help="cluster id (optional with --project <cluster>:<project>)")
+    bc.add_argument("--project", help="project id, or <cluster>:<project>")
     who = bc.add_mutually_exclusive_group(required=True)
     who.add_argument("--user", help="username or user id")
     who.add_argument("--group")
-    bc.add_argument("--role", required=True, choices=ROLES)
+    bc.add_argument("--role", required=True, help="role template id, e.g. cluster-owner, "
+                    "project-member, read-only")
     bs.add_parser("list", help="list bindings").add_argument("--cluster")
     bs.add_parser("delete", help="delete a binding").add_argument("id")
 
@@ -140,27 +144,56 @@ def _token_command(args: argparse.Namespace, store: SQLiteStore) -> Any:
     return None
 
 
+def subject_args(args: argparse.Namespace, store: SQLiteStore) -> tuple[str, str]:
+    """("user", id) from --user NAME|ID, or ("group", name) from --group."""
+    if args.user:
+        return "user", _user(store, args.user).id
+    return "group", _check_groups([args.group])[0]
+
+
+def _scope(args: argparse.Namespace) -> tuple[str, str | None]:
+    """(cluster id, project id or None) from --cluster and --project."""
+    cluster, project = args.cluster, args.project
+    if project and PROJECT_REF_SEP in project:
+        ref_cluster, _, project = project.partition(PROJECT_REF_SEP)
+        if cluster and cluster != ref_cluster:
+            raise CliError(f"--project {args.project} is not in cluster {cluster}")
+        cluster = ref_cluster
+    if not cluster:
+        raise CliError("give --cluster, or --project <cluster>:<project>")
+    return cluster, project or None
+
+
 def _binding_command(args: argparse.Namespace, store: SQLiteStore) -> Any:
     cmd = args.binding_command
     if cmd == "create":
-        store.get_cluster(args.cluster)
-        if args.user:
-            kind, subject = "user", _user(store, args.user).id
-        else:
-            kind, subject = "group", _check_groups([args.group])[0]
-        return dataclasses.asdict(store.create_binding(args.cluster, kind, subject, args.role))
+        cluster, project = _scope(args)
+        store.get_cluster(cluster)
+        try:
+            Catalog.load(store).bindable(args.role, PROJECT if project else CLUSTER)
+        except TemplateError as e:
+            raise CliError(str(e)) from e
+        kind, subject = subject_args(args, store)
+        return dataclasses.asdict(
+            store.create_binding(cluster, kind, subject, args.role, project_id=project))
     if cmd == "list":
         return [dataclasses.asdict(b) for b in store.list_bindings(args.cluster)]
     store.delete_binding(args.id)
     return None
 
 
-COMMANDS = {"user": _user_command, "token": _token_command, "binding": _binding_command}
+Command = Callable[[argparse.Namespace, SQLiteStore], Any]
+COMMANDS: dict[str, Command] = {
+    "user": _user_command, "token": _token_command, "binding": _binding_command,
+}
 
 
-def run(args: argparse.Namespace, store: SQLiteStore) -> int:
+def run(args: argparse.Namespace, store: SQLiteStore, commands: dict[str, Command] | None = None,
+        ) -> int:
+    """Run one store command (``commands``: this module's by default); JSON out, errors on
+    stderr with exit code 1."""
     try:
-        out = COMMANDS[args.command](args, store)
+        out = (commands or COMMANDS)[args.command](args, store)
     except (StoreError, CliError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
