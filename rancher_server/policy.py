@@ -1,14 +1,14 @@
 """Names and rules shared by the API, the CLI and the proxy, with no heavy imports (the CLI loads
-this without aiohttp): cluster roles and their downstream RBAC, name patterns, password bounds."""
+this without aiohttp): name patterns, password bounds. Roles are role templates now
+(:mod:`rancher_server.access.templates`)."""
 
 from __future__ import annotations
 
-# Cluster roles, weakest to strongest, and the downstream ClusterRole each one maps to.
+# Deprecated: the three old cluster roles' downstream ClusterRoles (Catalog.downstream_roles
+# replaces it); kept until nothing imports it.
 CLUSTER_OWNER = "cluster-owner"
 CLUSTER_MEMBER = "cluster-member"
 READ_ONLY = "read-only"
-ROLES = (CLUSTER_OWNER, CLUSTER_MEMBER, READ_ONLY)
-ROLE_RANK = {READ_ONLY: 1, CLUSTER_MEMBER: 2, CLUSTER_OWNER: 3}
 DOWNSTREAM_CLUSTER_ROLE = {
     CLUSTER_OWNER: "cluster-admin", CLUSTER_MEMBER: "edit", READ_ONLY: "view",
 }

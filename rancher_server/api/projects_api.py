@@ -82,8 +82,12 @@ async def create_project(ctx: Ctx) -> web.Response:
     require_on(ctx.state, ctx.user, cluster_id, RESOURCE, "create")
     project = await asyncio.to_thread(
         store.create_project, cluster_id, ctx.body["name"], ctx.body.get("description", ""))
-    owner = await asyncio.to_thread(
-        store.create_binding, cluster_id, "user", ctx.user.user_id, PROJECT_OWNER, project.id)
+    try:
+        owner = await asyncio.to_thread(
+            store.create_binding, cluster_id, "user", ctx.user.user_id, PROJECT_OWNER, project.id)
+    except BaseException:
+        await asyncio.to_thread(store.delete_project, project.id)
+        raise
     ref = project_ref(cluster_id, project.id)
     await audit_now(ctx.state, ctx.user, "project.create", f"project:{ref}",
                     f"success {project.name}", ctx.remote)
