@@ -1,11 +1,12 @@
 """RBAC evaluation over the store's Roles, ClusterRoles and bindings, plus role aggregation.
 
 The index maps each subject (``("user", name)`` or ``("group", name)``) to the rules its
-bindings grant, cluster-wide and per namespace. It is rebuilt lazily after any change to an
-RBAC object (the store tells us through ``subscribe``), so ``authorize`` costs a few dict
-lookups and rule matches. ClusterRoles with an ``aggregationRule`` are evaluated with the
-union of the rules of the roles their selectors pick, and a small controller also writes
-those rules back into the store, as kube-controller-manager's clusterrole-aggregation does.
+bindings grant, cluster-wide and per namespace. It is kept current one store event at a time
+(the store tells us through ``subscribe``; a change under role aggregation rebuilds it whole),
+so ``authorize`` costs a few dict lookups and rule matches. ClusterRoles with an
+``aggregationRule`` are evaluated with the union of the rules of the roles their selectors
+pick, and a small controller also writes those rules back into the store, as
+kube-controller-manager's clusterrole-aggregation does.
 """
 
 from __future__ import annotations
@@ -39,12 +40,116 @@ class Grant:
     rules: tuple[dict[str, Any], ...]
     description: str
     error: str = ""
+    source: tuple[str, str] = ("", "")  # (namespace, name) of the binding
+
+
+BindingKey = tuple[str, str]  # (namespace or "", name)
 
 
 @dataclass
 class RuleIndex:
     cluster: dict[SubjectKey, list[Grant]] = field(default_factory=dict)
     namespaced: dict[str, dict[SubjectKey, list[Grant]]] = field(default_factory=dict)
+    cluster_rules: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    roles: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
+    bindings: dict[BindingKey, dict[str, Any]] = field(default_factory=dict)
+    # Selectors of the ClusterRoles that aggregate others, and every ClusterRole's labels: a
+    # change that aggregation may see rebuilds the index whole.
+    selectors: list[dict[str, Any]] = field(default_factory=list)
+    role_labels: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def _aggregation_sees(self, name: str, obj: dict[str, Any]) -> bool:
+        if obj.get("aggregationRule"):
+            return True
+        for labels in (self.role_labels.get(name, {}), _labels(obj)):
+            if any(r.selector_matches(sel, labels) for sel in self.selectors):
+                return True
+        return False
+
+    def add_binding(self, binding: dict[str, Any]) -> None:
+        ns = str(binding.get("metadata", {}).get("namespace", ""))
+        source = (ns, _name(binding))
+        self.bindings[source] = binding
+        target = self.cluster if not ns else self.namespaced.setdefault(ns, {})
+        ref = binding.get("roleRef") or {}
+        kind, role_name = str(ref.get("kind", "")), str(ref.get("name", ""))
+        found: list[dict[str, Any]] | None
+        if kind == "ClusterRole":
+            found = self.cluster_rules.get(role_name)
+            error = f'clusterrole.rbac.authorization.k8s.io "{role_name}" not found'
+        elif kind == "Role" and ns:
+            found = self.roles.get((ns, role_name))
+            error = f'role.rbac.authorization.k8s.io "{role_name}" not found'
+        else:
+            found, error = None, f"unsupported role reference kind: {kind!r}"
+        what = "ClusterRoleBinding" if not ns else "RoleBinding"
+        shown = _name(binding) if not ns else f"{_name(binding)}/{ns}"
+        for subject in binding.get("subjects") or []:
+            key = r.subject_key(subject, ns)
+            if key is None:
+                continue
+            desc = f'{what} "{shown}" of {kind} "{role_name}" to {r.describe_subject(subject, ns)}'
+            grant = (Grant(tuple(found), desc, "", source) if found is not None
+                     else Grant((), desc, error, source))
+            target.setdefault(key, []).append(grant)
+
+    def remove_binding(self, source: BindingKey) -> None:
+        binding = self.bindings.pop(source, None)
+        if binding is None:
+            return
+        ns = source[0]
+        target = self.cluster if not ns else self.namespaced.get(ns, {})
+        for subject in binding.get("subjects") or []:
+            key = r.subject_key(subject, ns)
+            grants = target.get(key) if key is not None else None
+            if grants is None:
+                continue
+            kept = [g for g in grants if g.source != source]
+            if kept:
+                target[key] = kept  # type: ignore[index]
+            else:
+                target.pop(key, None)  # type: ignore[arg-type]
+
+    def _rebind(self, kind: str, namespace: str, role_name: str) -> None:
+        """Re-resolve every binding that references this role (its rules changed)."""
+        for source, binding in list(self.bindings.items()):
+            ref = binding.get("roleRef") or {}
+            if ref.get("kind") != kind or ref.get("name") != role_name:
+                continue
+            if kind == "Role" and source[0] != namespace:
+                continue
+            self.remove_binding(source)
+            self.add_binding(binding)
+
+    def apply(self, event_type: str, resource: str, obj: dict[str, Any]) -> bool:
+        """Update the index for one store event; False: it cannot, rebuild it whole."""
+        ns = str(obj.get("metadata", {}).get("namespace", ""))
+        name = _name(obj)
+        deleted = event_type == "DELETED"
+        if resource in ("clusterrolebindings", "rolebindings"):
+            self.remove_binding((ns, name))
+            if not deleted:
+                self.add_binding(obj)
+            return True
+        if resource == "clusterroles":
+            if self._aggregation_sees(name, obj):
+                return False
+            if deleted:
+                self.cluster_rules.pop(name, None)
+                self.role_labels.pop(name, None)
+            else:
+                self.cluster_rules[name] = list(obj.get("rules") or [])
+                self.role_labels[name] = _labels(obj)
+            self._rebind("ClusterRole", "", name)
+            return True
+        if resource == "roles":
+            if deleted:
+                self.roles.pop((ns, name), None)
+            else:
+                self.roles[(ns, name)] = list(obj.get("rules") or [])
+            self._rebind("Role", ns, name)
+            return True
+        return False
 
     def grants(self, user: UserInfo, namespace: str) -> list[Grant]:
         keys = r.user_keys(user)
@@ -98,40 +203,20 @@ def effective_cluster_rules(roles: list[dict[str, Any]]) -> dict[str, list[dict[
 
 def build_index(store: Store) -> RuleIndex:
     cluster_roles = store.list_items(RBAC_GROUP, "clusterroles")
-    cluster_rules = effective_cluster_rules(cluster_roles)
-    roles = {
-        (str(x["metadata"].get("namespace", "")), _name(x)): list(x.get("rules") or [])
-        for x in store.list_items(RBAC_GROUP, "roles")
-    }
-    index = RuleIndex()
-
-    def add(target: dict[SubjectKey, list[Grant]], binding: dict[str, Any], ns: str) -> None:
-        ref = binding.get("roleRef") or {}
-        kind, role_name = str(ref.get("kind", "")), str(ref.get("name", ""))
-        found: list[dict[str, Any]] | None
-        if kind == "ClusterRole":
-            found = cluster_rules.get(role_name)
-            error = f'clusterrole.rbac.authorization.k8s.io "{role_name}" not found'
-        elif kind == "Role" and ns:
-            found = roles.get((ns, role_name))
-            error = f'role.rbac.authorization.k8s.io "{role_name}" not found'
-        else:
-            found, error = None, f"unsupported role reference kind: {kind!r}"
-        what = "ClusterRoleBinding" if not ns else "RoleBinding"
-        shown = _name(binding) if not ns else f"{_name(binding)}/{ns}"
-        for subject in binding.get("subjects") or []:
-            key = r.subject_key(subject, ns)
-            if key is None:
-                continue
-            desc = f'{what} "{shown}" of {kind} "{role_name}" to {r.describe_subject(subject, ns)}'
-            grant = Grant(tuple(found), desc) if found is not None else Grant((), desc, error)
-            target.setdefault(key, []).append(grant)
-
+    index = RuleIndex(
+        cluster_rules=effective_cluster_rules(cluster_roles),
+        roles={
+            (str(x["metadata"].get("namespace", "")), _name(x)): list(x.get("rules") or [])
+            for x in store.list_items(RBAC_GROUP, "roles")
+        },
+        selectors=[sel for c in cluster_roles
+                   for sel in (c.get("aggregationRule") or {}).get("clusterRoleSelectors") or []],
+        role_labels={_name(c): _labels(c) for c in cluster_roles},
+    )
     for crb in store.list_items(RBAC_GROUP, "clusterrolebindings"):
-        add(index.cluster, crb, "")
+        index.add_binding(crb)
     for rb in store.list_items(RBAC_GROUP, "rolebindings"):
-        ns = str(rb["metadata"].get("namespace", ""))
-        add(index.namespaced.setdefault(ns, {}), rb, ns)
+        index.add_binding(rb)
     return index
 
 
@@ -189,7 +274,11 @@ class Authorizer:
     def _on_event(self, event_type: str, group: str, resource: str, obj: dict[str, Any]) -> None:
         if group != RBAC_GROUP:
             return
-        self._index = None
+        # Kept current one event at a time (kube-apiserver's authorizer reads informer caches;
+        # a full rebuild per write made thousands of RBAC writes quadratic).
+        self._decisions = {}
+        if self._index is not None and not self._index.apply(event_type, resource, obj):
+            self._index = None
         if resource == "clusterroles" and not self._aggregation_pending:
             try:
                 loop = asyncio.get_running_loop()

@@ -51,6 +51,7 @@ WRITE_CONCURRENCY = 16
 RETRY_BASE_S = 0.5
 RETRY_CAP_S = 30.0
 INITIAL_SYNC_TIMEOUT_S = 30.0
+SLOW_PASS_S = 1.0  # a pass this long is logged even when it wrote nothing
 KINDS_BY_NAME: dict[str, Kind] = {k.name: k for k in (*MANAGED_KINDS, NAMESPACES, CRDS)}
 
 log = get_logger(component="reconciler")
@@ -167,12 +168,18 @@ class ClusterReconciler:
             self._wake.clear()
             target = self._requested
             started = time.monotonic()
+            writes_before = self.counters.writes
             try:
                 await self._pass()
             except Exception:  # a bug here must not stop the cluster's reconciliation for good
                 log.exception("reconcile pass failed", cluster=self.cluster_id)
             self.counters.passes += 1
             self.counters.last_pass_s = time.monotonic() - started
+            writes = self.counters.writes - writes_before
+            if writes or self.counters.last_pass_s > SLOW_PASS_S:
+                log.info("reconcile pass", cluster=self.cluster_id, writes=writes,
+                         objects=self.desired_count, failing=len(self.failures),
+                         seconds=round(self.counters.last_pass_s, 3))
             async with self._done:
                 self._completed = max(self._completed, target)
                 self._done.notify_all()
@@ -371,6 +378,7 @@ class ClusterReconciler:
             "synced": not self.failures and self.last_synced_at is not None,
             "lastSyncedAt": self.last_synced_at,
             "objects": self.desired_count,
+            "present": sum(len(inf.items) for inf in self.informers.values()),
             "passes": self.counters.passes,
             "failures": [
                 {"kind": k[0], "namespace": k[1], "name": k[2], **f.to_json()}

@@ -285,7 +285,10 @@ def _validate_rule(rule: Any) -> None:
         raise TemplateError(f"unknown rule field(s): {', '.join(sorted(unknown))}")
     for key in RULE_KEYS & set(rule):
         value = rule[key]
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        # "" is the core API group (pods, secrets, configmaps); elsewhere names are non-empty.
+        if not isinstance(value, list) or not all(
+            isinstance(v, str) and (v or key == "apiGroups") for v in value
+        ):
             raise TemplateError(f"rule field {key} must be a list of non-empty strings")
     if not rule.get("verbs"):
         raise TemplateError("each rule needs verbs")

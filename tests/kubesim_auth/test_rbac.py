@@ -8,12 +8,13 @@ from typing import Any
 import pytest
 
 from kubesim.auth import Authorizer, forbidden_error, reconcile_aggregation, seed_bootstrap_rbac
+from kubesim.auth.rbac import build_index
 from kubesim.auth.rules import rule_allows, selector_matches
 from kubesim.authtypes import RequestAttributes, UserInfo
 from kubesim.store import Store
 
 from .captures import load
-from .rbac import RBAC, create_binding, create_role
+from .rbac import RBAC, create_binding, create_role, group_subject, user_subject
 
 ALICE = UserInfo("alice", groups=["devs", "system:authenticated"])
 
@@ -282,12 +283,29 @@ def test_authorization_mode_lists(store: Store) -> None:
         Authorizer(store, "Webhook")
 
 
-def test_rule_index_is_rebuilt_only_after_rbac_changes(store: Store) -> None:
+def _grants(index: Any) -> tuple[Any, ...]:
+    cluster = {k: sorted(g.description for g in v) for k, v in index.cluster.items()}
+    spaced = {ns: {k: sorted(g.description for g in v) for k, v in per.items() if v}
+              for ns, per in index.namespaced.items()}
+    return cluster, {ns: per for ns, per in spaced.items() if per}
+
+
+def test_rule_index_follows_rbac_changes_one_event_at_a_time(store: Store) -> None:
     az = Authorizer(store)
     first = az.index()
-    assert az.index() is first
     store.create_item("", "configmaps", {"metadata": {"name": "c", "namespace": "st"}})
     assert az.index() is first
-    create_role(store, "x", [{"verbs": ["get"], "apiGroups": [""], "resources": ["pods"]}], ns="st")
-    assert az.index() is not first
+    rules = [{"verbs": ["get"], "apiGroups": [""], "resources": ["pods"]}]
+    create_role(store, "x", rules, ns="st")
+    create_role(store, "cx", rules)
+    create_binding(store, "bx", "x", [user_subject("ann")], ns="st")
+    create_binding(store, "cbx", "cx", [group_subject("devs")])
+    create_binding(store, "dangling", "later", [user_subject("bo")])
+    create_role(store, "later", rules)  # the dangling binding resolves when its role appears
+    store.delete_item(RBAC, "rolebindings", "st", "bx")
+    create_binding(store, "bx2", "x", [user_subject("cy")], ns="st")
+    assert az.index() is first  # kept current, not rebuilt
+    assert _grants(az.index()) == _grants(build_index(store))
+    pods = RequestAttributes(UserInfo("bo", []), "get", resource="pods", namespace="st", name="p")
+    assert az.authorize(pods)[0]
     az.close()
