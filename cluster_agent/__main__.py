@@ -12,6 +12,8 @@ cluster's API server for it. Configured from the environment:
     CATTLE_KUBECONFIG       import from outside: take the API server and CA from this kubeconfig
     CATTLE_ALLOWED_TARGETS  comma-separated HOST:PORT the server may dial (default: the API server)
     CATTLE_HEALTH_LISTEN    HOST:PORT for /healthz and /metrics of the agent (off by default)
+    CATTLE_CREDENTIAL_FILE  where the agent keeps the credential the server issues it (0600)
+    CATTLE_CREDENTIAL_SECRET  or this Secret in CATTLE_NAMESPACE (default cattle-system)
     TUNNEL_PING_INTERVAL_S, TUNNEL_PONG_TIMEOUT_S  keepalive tuning
 
 ``cluster-agent import --kubeconfig FILE`` runs the agent from outside the cluster, with the API
@@ -49,7 +51,7 @@ def main() -> None:
 
         args = parse_args(sys.argv[2:])
         try:
-            os.environ.update(prepare_env(args.kubeconfig))
+            os.environ.update(prepare_env(args.kubeconfig, args.credential_file))
         except ConfigError as e:
             print(f"cluster-agent import: {e}", file=sys.stderr)
             sys.exit(2)

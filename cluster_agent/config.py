@@ -9,6 +9,7 @@ from pathlib import Path
 
 SA_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 DEFAULT_REPORT_INTERVAL_S = 15.0  # how often the cluster agent reports health (Rancher: 15 s)
+DEFAULT_NAMESPACE = "cattle-system"
 
 
 class ConfigError(Exception):
@@ -48,6 +49,9 @@ class AgentConfig:
     node_name: str = ""
     health_listen: str = ""
     report_interval_s: float = DEFAULT_REPORT_INTERVAL_S
+    credential_file: str = ""  # where the agent keeps its own credential (cluster-agent import)
+    credential_secret: str = ""  # or this Secret in ``namespace`` (in the cluster)
+    namespace: str = DEFAULT_NAMESPACE
 
     def allows(self, host: str, port: int) -> bool:
         return any(t.matches(host, port) for t in self.allowed)
@@ -115,4 +119,7 @@ def from_env(env: Mapping[str, str] | None = None) -> AgentConfig:
         report_interval_s=_positive_float(
             env, "CATTLE_HEALTH_INTERVAL_S", DEFAULT_REPORT_INTERVAL_S
         ),
+        credential_file=env.get("CATTLE_CREDENTIAL_FILE", ""),
+        credential_secret=env.get("CATTLE_CREDENTIAL_SECRET", ""),
+        namespace=env.get("CATTLE_NAMESPACE", "") or DEFAULT_NAMESPACE,
     )

@@ -20,6 +20,7 @@ from cluster_agent.constants import (
     RECONNECT_INITIAL_S,
     STABLE_SESSION_S,
 )
+from cluster_agent.credential import AgentCredential
 from rancher_tunnel.backoff import backoff
 from rancher_tunnel.constants import WS_MAX_MESSAGE_BYTES
 from rancher_tunnel.envlimits import limits_from_env
@@ -49,8 +50,10 @@ class AgentConnection:
         ssl_context: Any,
         name: str,
         on_session: Callable[[Session], Coroutine[Any, Any, None]] | None = None,
+        credential: AgentCredential | None = None,
     ) -> None:
         self._config = config
+        self._credential = credential
         self._on_session = on_session
         self._headers = tunnel_headers(config, params)
         self._on_stream = on_stream
@@ -78,14 +81,21 @@ class AgentConnection:
         registered = False
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT_S)
         connector = aiohttp.TCPConnector(ssl=self._ssl, limit=1, force_close=True)
-        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as http:
+        # The agent's own credential (issued at first registration) rides on every attempt.
+        traces = [self._credential.trace_config()] if self._credential is not None else []
+        async with aiohttp.ClientSession(
+            timeout=timeout, connector=connector, trace_configs=traces
+        ) as http:
             while not self._stop.is_set():
                 path = "/v3/connect" if registered else "/v3/connect/register"
                 started = time.monotonic()
                 try:
                     async with http.ws_connect(
                         self._config.server + path,
-                        headers=self._headers,
+                        headers={
+                            **self._headers,
+                            **(self._credential.headers() if self._credential else {}),
+                        },
                         max_msg_size=WS_MAX_MESSAGE_BYTES,
                         compress=0,
                         autoping=True,

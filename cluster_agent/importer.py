@@ -15,8 +15,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import atexit
+import hashlib
 import os
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,7 @@ BINDING = "cattle-admin-binding"
 TOKEN_EXPIRATION_S = 365 * 24 * 3600
 REQUEST_TIMEOUT_S = 30.0
 MAX_ERROR_CHARS = 300
+CREDENTIAL_KEY_CHARS = 16
 
 
 def identity_objects() -> list[tuple[str, dict[str, Any]]]:
@@ -107,18 +110,58 @@ def _write_private(path: Path, data: str) -> None:
         f.write(data)
 
 
-def prepare_env(kubeconfig: str) -> dict[str, str]:
-    """Provision the agent's identity and return the environment the agent runs with."""
+def _memory_file(name: str, data: str) -> str | None:
+    """A file that exists only in this process's memory (Linux memfd): nothing on disk, gone
+    with the process however it ends (kill -9 included). Its path is ``/proc/self/fd/N``."""
+    create = getattr(os, "memfd_create", None)
+    if create is None or not os.path.isdir("/proc/self/fd"):
+        return None
+    fd: int = create(name, 0)  # no MFD_CLOEXEC: the agent reads it in this process only
+    os.write(fd, data.encode())
+    return f"/proc/self/fd/{fd}"
+
+
+def _remove_on_signals(path: Path) -> None:
+    """Remove ``path`` at exit and on SIGTERM/SIGINT/SIGHUP arriving before the agent installs its
+    own handlers (the agent then exits normally on those, and ``atexit`` removes it)."""
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+
+    def on_signal(signum: int, _: object) -> None:
+        shutil.rmtree(path, ignore_errors=True)
+        raise SystemExit(128 + signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+
+
+def default_credential_file(kubeconfig: str, server: str, api_address: str) -> str:
+    """Beside the kubeconfig, one file per (server, cluster API server)."""
+    key = hashlib.sha256(f"{server}\n{api_address}".encode()).hexdigest()[:CREDENTIAL_KEY_CHARS]
+    return str(Path(kubeconfig).resolve().parent / f"rancher-agent-{key}.credential")
+
+
+def prepare_env(kubeconfig: str, credential_file: str = "") -> dict[str, str]:
+    """Provision the agent's identity and return the environment the agent runs with. The
+    service-account token never touches the disk where memfd exists; elsewhere it is in a private
+    temporary directory removed at exit and on signals."""
     target = load(kubeconfig)
     token = asyncio.run(provision(target))
-    d = Path(tempfile.mkdtemp(prefix="cattle-import-"))  # 0700; removed when the agent exits
-    atexit.register(shutil.rmtree, d, ignore_errors=True)
+    env = {
+        "CATTLE_K8S_API": target.address,
+        "CATTLE_CREDENTIAL_FILE": credential_file or os.environ.get("CATTLE_CREDENTIAL_FILE")
+        or default_credential_file(
+            kubeconfig, os.environ.get("CATTLE_SERVER", ""), target.address),
+    }
+    token_path = _memory_file("cattle-token", token)
+    ca_path = _memory_file("cattle-ca", target.ca_pem)
+    if token_path is not None and ca_path is not None:
+        return {**env, "CATTLE_K8S_TOKEN_FILE": token_path, "CATTLE_K8S_CA_FILE": ca_path}
+    d = Path(tempfile.mkdtemp(prefix="cattle-import-"))  # 0700
+    _remove_on_signals(d)
     _write_private(d / "token", token)
     (d / "ca.crt").write_text(target.ca_pem)
     return {
-        "CATTLE_K8S_API": target.address,
-        "CATTLE_K8S_CA_FILE": str(d / "ca.crt"),
-        "CATTLE_K8S_TOKEN_FILE": str(d / "token"),
+        **env, "CATTLE_K8S_CA_FILE": str(d / "ca.crt"), "CATTLE_K8S_TOKEN_FILE": str(d / "token"),
     }
 
 
@@ -131,5 +174,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument(
         "--kubeconfig",
         default=os.environ.get("KUBECONFIG") or str(Path.home() / ".kube" / "config"),
+    )
+    p.add_argument(
+        "--credential-file", default="",
+        help="where the agent keeps the credential the server issues it (mode 0600; default: "
+             "beside the kubeconfig, one per server and cluster; env CATTLE_CREDENTIAL_FILE)",
     )
     return p.parse_args(argv)

@@ -12,6 +12,7 @@ from cluster_agent.cacert import CAChecksumMismatch, server_ssl_context
 from cluster_agent.config import AgentConfig, ConfigError, from_env
 from cluster_agent.connection import AgentConnection
 from cluster_agent.constants import EXIT_CA_MISMATCH, EXIT_CONFIG_ERROR
+from cluster_agent.credential import AgentCredential, store_for
 from cluster_agent.dial import make_dial_handler
 from cluster_agent.health import start_health
 from cluster_agent.reporter import Reporter
@@ -23,6 +24,8 @@ async def run_agent(
     config: AgentConfig, params: Mapping[str, Any], name: str, stop: asyncio.Event
 ) -> None:
     ctx = await server_ssl_context(config)
+    credential = AgentCredential(store_for(config))
+    await credential.load()
     reporter = (
         Reporter(config, config.report_interval_s) if params.get("role") == "cluster" else None
     )
@@ -33,6 +36,7 @@ async def run_agent(
         ctx,
         name=name,
         on_session=reporter.run if reporter is not None else None,
+        credential=credential,
     )
     health = await start_health(conn, config.health_listen) if config.health_listen else None
     task = asyncio.create_task(conn.run(), name="agent-connection")

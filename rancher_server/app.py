@@ -28,6 +28,7 @@ from rancher_server.tunnel import endpoint as tunnel_endpoint
 from rancher_server.tunnel.dialer import Dialer
 from rancher_server.tunnel.forward import ForwardSpec, start_forward, stop_forwards
 from rancher_server.tunnel.registry import SessionRegistry
+from rancher_server.tunnel.revalidate import revalidation_ctx
 from rancher_tunnel.envlimits import limits_from_env
 from rancher_tunnel.logs import get_logger
 
@@ -130,6 +131,7 @@ def create_app(state: ServerState) -> web.Application:
         app[STATE].store.close()
 
     app.cleanup_ctx.append(lifecycle)
+    app.cleanup_ctx.append(revalidation_ctx)
     return app
 
 

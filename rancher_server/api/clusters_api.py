@@ -26,6 +26,7 @@ from rancher_server.clusters.registration import create_cluster as create_regist
 from rancher_server.store import Cluster, NotFound
 from rancher_server.tls import ca_checksum
 from rancher_server.tunnel.agent_auth import hash_token
+from rancher_server.tunnel.revalidate import close_revoked
 
 SESSION_CLOSE_ON_DELETE_TIMEOUT_S = 5.0
 WS_CLOSE_NORMAL = 1000
@@ -119,6 +120,22 @@ async def delete_cluster(ctx: Ctx) -> web.Response:
     await audit_now(ctx.state, ctx.user, "cluster.delete", f"cluster:{cluster_id}", "success",
                     ctx.remote)
     return web.json_response(cluster_resource(cluster, False, CLUSTER_OWNER))
+
+
+@endpoint("POST", "/v3/clusters/{id}", "Reset the cluster agent's own credential (a lost or "
+          "leaked one): its sessions are closed and the next agent to register with the "
+          "registration token is issued a new one; rotate the token first if it leaked too "
+          "(its owners)", action="resetAgentCredential", body=schemas.EMPTY,
+          returns="Cluster", response="the cluster")
+async def reset_agent_credential(ctx: Ctx) -> web.Response:
+    cluster, role = visible_cluster(ctx, ctx.request.match_info["id"])
+    require_on(ctx.state, ctx.user, cluster.id, "clusters", "update")
+    await asyncio.to_thread(ctx.state.store.clear_agent_credential, cluster.id)
+    await close_revoked(ctx.state.store, ctx.state.sessions)
+    await audit_now(ctx.state, ctx.user, "cluster.resetAgentCredential", f"cluster:{cluster.id}",
+                    "success", ctx.remote)
+    return web.json_response(
+        cluster_resource(cluster, ctx.state.sessions.is_connected(cluster.id), role))
 
 
 def _endpoint_resource(cluster_id: str, cfg: AceConfig) -> dict[str, object]:

@@ -5,7 +5,8 @@ What it creates, all in namespace ``cattle-system``:
 - ServiceAccount ``cattle`` bound to ``cluster-admin``: the cluster agent manages per-user
   impersonation accounts and role bindings for the server, which needs it (as Rancher's does);
 - ServiceAccount ``cattle-node`` with no rights at all: node agents never call the API;
-- Secret ``cattle-credentials-<hash>`` with the server URL and registration token;
+- Secret ``cattle-credentials-<hash>`` with the server URL and registration token; the cluster
+  agent adds its own credential to it (``agentCredential``) at its first registration;
 - Deployment ``cattle-cluster-agent`` (one replica, probes on the agent's /healthz) and
   DaemonSet ``cattle-node-agent`` (every node, the fallback tunnel), both as non-root with a
   read-only root filesystem and no privilege escalation."""
@@ -115,7 +116,10 @@ def import_manifest(
                     "metadata": {"labels": labels},
                     "spec": {
                         "serviceAccountName": "cattle",
-                        "containers": [_container("cluster-agent", "cluster-agent", env, image)],
+                        "containers": [_container(
+                            "cluster-agent", "cluster-agent",
+                            [*env, {"name": "CATTLE_CREDENTIAL_SECRET", "value": secret}], image,
+                        )],
                     },
                 },
             },

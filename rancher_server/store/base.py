@@ -143,6 +143,17 @@ class Store(Protocol):
 
     def record_registration(self, cluster_id: str, api_endpoint: str, ca_cert: str) -> Cluster: ...
 
+    # The cluster agent's own credential (a hash; issued once, at its first registration).
+    def cluster_by_agent_credential_hash(self, credential_hash: str) -> Cluster | None: ...
+
+    def has_agent_credential(self, cluster_id: str) -> bool: ...
+
+    def issue_agent_credential(self, cluster_id: str, credential_hash: str) -> bool:
+        """Store the hash if the cluster has no credential yet; False if it already has one."""
+        ...
+
+    def clear_agent_credential(self, cluster_id: str) -> None: ...
+
     # Users and their local groups.
     def create_user(
         self, username: str, display_name: str, password_hash: str, *, is_admin: bool = False,

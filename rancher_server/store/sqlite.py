@@ -149,6 +149,12 @@ MIGRATIONS: list[str] = [
     INSERT INTO global_bindings (id, user_id, role, created_at)
         SELECT 'grb-' || lower(hex(randomblob(4))), id, 'user', created_at FROM users;
     """,
+    # 4: the cluster agent's own credential (SHA-256 of a 256-bit secret issued at its first
+    # registration); NULL until then. Only that credential opens the cluster agent's session.
+    """
+    ALTER TABLE clusters ADD COLUMN agent_credential_hash TEXT;
+    CREATE UNIQUE INDEX clusters_by_agent_credential ON clusters(agent_credential_hash);
+    """,
 ]
 
 
@@ -267,6 +273,38 @@ class SQLiteStore(UsersMixin, BindingsMixin, AccessMixin):
         with self._tx() as db:
             cur = db.execute(
                 "UPDATE clusters SET token_hash=? WHERE id=?", (token_hash, cluster_id)
+            )
+        if cur.rowcount == 0:
+            raise NotFound(f"cluster {cluster_id!r} not found")
+
+    def cluster_by_agent_credential_hash(self, credential_hash: str) -> Cluster | None:
+        row = self._read_one(
+            "SELECT * FROM clusters WHERE agent_credential_hash=?", (credential_hash,)
+        )
+        return None if row is None else self._cluster(row)
+
+    def has_agent_credential(self, cluster_id: str) -> bool:
+        row = self._read_one(
+            "SELECT agent_credential_hash FROM clusters WHERE id=?", (cluster_id,)
+        )
+        if row is None:
+            raise NotFound(f"cluster {cluster_id!r} not found")
+        return row[0] is not None
+
+    def issue_agent_credential(self, cluster_id: str, credential_hash: str) -> bool:
+        """Set the agent credential only if the cluster has none yet (first registration wins)."""
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE clusters SET agent_credential_hash=? "
+                "WHERE id=? AND agent_credential_hash IS NULL",
+                (credential_hash, cluster_id),
+            )
+        return cur.rowcount == 1
+
+    def clear_agent_credential(self, cluster_id: str) -> None:
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE clusters SET agent_credential_hash=NULL WHERE id=?", (cluster_id,)
             )
         if cur.rowcount == 0:
             raise NotFound(f"cluster {cluster_id!r} not found")

@@ -3,11 +3,23 @@ otherwise), then one :class:`Session` runs over the websocket until either side 
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+
 from aiohttp import web
 
 from rancher_server.clusters.reports import AgentReport
 from rancher_server.state import STATE, ServerState
-from rancher_server.tunnel.agent_auth import AgentIdentity, TunnelAuthError, authenticate
+from rancher_server.store import StoreError
+from rancher_server.tunnel.agent_auth import (
+    CREDENTIAL_HEADER,
+    VIA_CREDENTIAL,
+    AgentIdentity,
+    TunnelAuthError,
+    authenticate,
+    hash_token,
+    new_agent_credential,
+)
 from rancher_tunnel.constants import WS_MAX_MESSAGE_BYTES
 from rancher_tunnel.frames import Role
 from rancher_tunnel.logs import get_logger
@@ -27,14 +39,36 @@ async def _serve(request: web.Request, register: bool) -> web.StreamResponse:
     state: ServerState = request.app[STATE]
     if state.shutting_down:
         return web.json_response({"message": "server is shutting down"}, status=503)
+    ws = web.WebSocketResponse(
+        max_msg_size=WS_MAX_MESSAGE_BYTES, compress=False, autoping=True, heartbeat=None
+    )
     try:
-        identity: AgentIdentity = authenticate(state.store, request.headers)
+        identity: AgentIdentity = authenticate(state.store, request.headers, register)
+        if identity.issue_credential:
+            credential = new_agent_credential()
+            digest = hash_token(credential)
+            issued = await asyncio.to_thread(
+                state.store.issue_agent_credential, identity.cluster.id, digest
+            )
+            if not issued:  # another agent registered first
+                raise TunnelAuthError("this cluster's agent has already registered")
+            identity = dataclasses.replace(
+                identity, via=VIA_CREDENTIAL, secret_hash=digest, issue_credential=False
+            )
+            ws.headers[CREDENTIAL_HEADER] = credential
+            log.info("agent credential issued", cluster=identity.cluster.id)
     except TunnelAuthError as e:
         log.warning("agent refused", reason=str(e), peer=request.remote)
         return _unauthorized(str(e))
+    except StoreError as e:
+        log.warning("agent refused: storage failed", error=str(e), peer=request.remote)
+        return web.json_response(
+            {"type": "error", "status": 503, "code": "ServiceUnavailable",
+             "message": "storage is unavailable; retry later"}, status=503)
     if (
         register
         and identity.role == "cluster"
+        and identity.via == VIA_CREDENTIAL
         and (
             identity.api_address != identity.cluster.api_endpoint
             or identity.ca_cert_pem != identity.cluster.ca_cert
@@ -43,9 +77,6 @@ async def _serve(request: web.Request, register: bool) -> web.StreamResponse:
         state.store.record_registration(
             identity.cluster.id, identity.api_address, identity.ca_cert_pem
         )
-    ws = web.WebSocketResponse(
-        max_msg_size=WS_MAX_MESSAGE_BYTES, compress=False, autoping=True, heartbeat=None
-    )
     await ws.prepare(request)
     on_message: MessageHandler | None = None
     if identity.role == "cluster":

@@ -31,7 +31,9 @@ def test_cluster_agent_identity(store: SQLiteStore) -> None:
                 {"role": "cluster", "cluster": {"address": "10.43.0.1:443", "caCert": ca}}
             ),
         },
+        register=True,
     )
+    assert ident.issue_credential
     assert ident.role == "cluster" and ident.session_key == ident.cluster.id
     assert ident.api_address == "10.43.0.1:443"
     assert ident.ca_cert_pem.startswith("-----BEGIN")
