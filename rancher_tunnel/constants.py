@@ -38,6 +38,14 @@ SHARED_WINDOW_BUDGET_BYTES = 32 * 1024 * 1024
 # hard bound on bytes buffered (received, not yet consumed) by one session
 MAX_SESSION_BUFFER_BYTES = MAX_STREAMS * MIN_STREAM_WINDOW_BYTES + SHARED_WINDOW_BUDGET_BYTES
 
+# --- per-peer bounds (a peer that exceeds one is disconnected: GOAWAY LIMIT_EXCEEDED, 1008) ----
+# control frames queued to a peer that does not read (pongs are coalesced: at most one is owed)
+MAX_CONTROL_QUEUE_BYTES = 1024 * 1024
+# stream data queued to a peer that does not read: a conforming peer never grants more credit
+# than its whole receive buffer, so more than this queued means it granted credit it cannot hold
+MAX_DATA_QUEUE_BYTES = MAX_SESSION_BUFFER_BYTES + MAX_BATCH_BYTES
+MAX_PENDING_OPENS = 256  # our dials waiting for the peer's ACCEPT / REFUSE; more are refused here
+
 # --- timers --------------------------------------------------------------------------------
 PING_INTERVAL_S = 5.0
 PONG_TIMEOUT_S = 15.0  # no pong for this long: the peer is dead, the session is torn down
@@ -77,6 +85,9 @@ class Limits:
     close_timeout_s: float = CLOSE_TIMEOUT_S
     stream_linger_s: float = STREAM_LINGER_S
     open_timeout_s: float = OPEN_TIMEOUT_S
+    max_control_queue_bytes: int = MAX_CONTROL_QUEUE_BYTES
+    max_data_queue_bytes: int = MAX_DATA_QUEUE_BYTES
+    max_pending_opens: int = MAX_PENDING_OPENS
 
     def __post_init__(self) -> None:
         if not MIN_FRAME_PAYLOAD_BYTES <= self.max_frame_payload_bytes <= MAX_FRAME_PAYLOAD_BYTES:
@@ -87,6 +98,12 @@ class Limits:
             raise ValueError("need 0 < min_stream_window_bytes <= stream_window_bytes")
         if self.shared_window_budget_bytes < 0:
             raise ValueError("shared_window_budget_bytes must be >= 0")
+        if self.max_control_queue_bytes < MIN_FRAME_PAYLOAD_BYTES:
+            raise ValueError("max_control_queue_bytes must be >= MIN_FRAME_PAYLOAD_BYTES")
+        if self.max_data_queue_bytes < self.max_batch_bytes:
+            raise ValueError("max_data_queue_bytes must be >= max_batch_bytes")
+        if self.max_pending_opens < 1:
+            raise ValueError("max_pending_opens must be >= 1")
 
     @property
     def max_session_buffer_bytes(self) -> int:

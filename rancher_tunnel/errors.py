@@ -27,6 +27,15 @@ class FlowControlError(RemoteProtocolError):
     """The peer sent more bytes than the credit it was granted."""
 
 
+class LimitExceeded(RemoteProtocolError):
+    """The peer exceeded a per-peer bound; ``bound`` names it (a metric label: ``streams``,
+    ``control_queue``, ``data_queue``, ...)."""
+
+    def __init__(self, bound: str, reason: str) -> None:
+        super().__init__(reason)
+        self.bound = bound
+
+
 class DialRefused(TunnelError):
     """The peer refused to open a stream (target not allowed, connect failed, ...)."""
 

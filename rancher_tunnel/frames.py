@@ -114,6 +114,7 @@ class GoAwayCode(enum.IntEnum):
     PROTOCOL_ERROR = 1
     INTERNAL_ERROR = 2
     TIMEOUT = 3
+    LIMIT_EXCEEDED = 4  # the peer exceeded a per-peer bound (rancher_tunnel.constants)
 
 
 class Frame(NamedTuple):

@@ -7,11 +7,17 @@ aiohttp or websockets in here.
 Output is two queues: control frames (HELLO, OPEN, ACCEPT, REFUSE, RESET, WINDOW, PING, PONG) go out
 before stream data, so a ping or a credit grant never waits behind a stream's bytes; order-sensitive
 frames (DATA, END, SYNC, MESSAGE, GOAWAY) share the data queue in the order they were produced.
+
+Both queues are bounded (``Limits.max_control_queue_bytes``, ``max_data_queue_bytes``): a peer that
+makes us queue more than that (it does not read what it asks for) fails the connection with GOAWAY
+LIMIT_EXCEEDED and a :class:`ConnectionTerminated` of kind ``"limit"``. Pongs are coalesced, not
+queued: at most one is owed, the answer to the newest ping (RFC 6455 5.5.3 does the same).
 """
 
 from __future__ import annotations
 
 import enum
+import secrets
 import struct
 import time
 from collections import deque
@@ -29,7 +35,7 @@ from .constants import (
     PROTOCOL_VERSION,
     Limits,
 )
-from .errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+from .errors import LimitExceeded, LocalProtocolError, ProtocolError, RemoteProtocolError
 from .events import (
     ConnectionTerminated,
     DataReceived,
@@ -181,6 +187,7 @@ class Connection:
         self._next_id = 2 if role is Role.SERVER else 1
         self._highest_peer_id = 0
         self._peer_stream_count = 0
+        self._over_limit_opens = 0  # OPENs refused since the peer's streams were last below max
         self._own_stream_count = 0
         self._send_frame_max = min(limits.max_frame_payload_bytes, MIN_FRAME_PAYLOAD_BYTES)
         self._grant_threshold = min(
@@ -193,6 +200,11 @@ class Connection:
         self._events: list[Event] = []
         self._pings: dict[bytes, float] = {}
         self._ping_counter = 0
+        self._owed_pong: bytes | None = None  # the newest peer PING's payload, not answered yet
+        self._max_control = limits.max_control_queue_bytes + headroom_bytes
+        # every data batch but the last is at least _batch_limit bytes long
+        self._max_data_batches = limits.max_data_queue_bytes // self._batch_limit + 1
+        self.limit_exceeded: str | None = None  # the bound the peer exceeded, if it did
         self._emit_control(
             0,
             FrameType.HELLO,
@@ -272,6 +284,9 @@ class Connection:
         ``offset`` (= headroom) bytes before them are free for the caller; None when nothing is
         due. Control frames come first; a small data batch rides along with them."""
         h = self._headroom
+        if self._owed_pong is not None:
+            self._emit_control(0, FrameType.PONG, self._owed_pong)
+            self._owed_pong = None
         if len(self._control) > h:
             out, self._control = self._control, bytearray(h)
             if self._data and len(self._data[0]) - h <= MERGE_DATA_BYTES:
@@ -296,7 +311,18 @@ class Connection:
 
     @property
     def has_data_to_send(self) -> bool:
-        return len(self._control) > self._headroom or bool(self._data)
+        return (
+            len(self._control) > self._headroom
+            or bool(self._data)
+            or self._owed_pong is not None
+        )
+
+    @property
+    def queued_bytes(self) -> int:
+        """Bytes waiting to be written (control and data queues)."""
+        pong = 0 if self._owed_pong is None else FRAME_HEADER_BYTES + PING_PAYLOAD_BYTES
+        data = sum(len(b) - self._headroom for b in self._data)
+        return len(self._control) - self._headroom + data + pong
 
     def events(self) -> list[Event]:
         """Events produced since the last call."""
@@ -480,7 +506,11 @@ class Connection:
         if self.state is ConnectionState.CLOSED:
             raise LocalProtocolError("connection closed")
         self._ping_counter += 1
-        payload = _PING_COUNTER.pack(self._ping_counter)
+        # unpredictable, so a peer that does not read cannot keep the session alive by
+        # answering pings it never saw (a counter alone would be easy to forge)
+        payload = _PING_COUNTER.pack(self._ping_counter ^ secrets.randbits(64))
+        while payload in self._pings:
+            payload = _PING_COUNTER.pack(secrets.randbits(64))
         if len(self._pings) >= MAX_OUTSTANDING_PINGS:
             del self._pings[next(iter(self._pings))]
         self._pings[payload] = self._clock() if now is None else now
@@ -522,15 +552,36 @@ class Connection:
                 handle(frame)
                 if self.closed:
                     break
+            if not self.closed:
+                self._check_queues()
+        except LimitExceeded as exc:
+            self.limit_exceeded = exc.bound
+            self._fail(exc.reason, GoAwayCode.LIMIT_EXCEEDED, "limit")
         except RemoteProtocolError as exc:
             self._fail(exc.reason)
         except LocalProtocolError as exc:  # a bug of ours surfaced by the peer's input
             self._fail(f"internal error: {exc.reason}", GoAwayCode.INTERNAL_ERROR, "local")
 
+    def _check_queues(self) -> None:
+        """The peer's input made us queue output: a peer that does not read it is cut off."""
+        if len(self._control) > self._max_control:
+            raise LimitExceeded(
+                "control_queue",
+                f"peer does not read: over {self.limits.max_control_queue_bytes} bytes "
+                "of control frames queued",
+            )
+        if len(self._data) > self._max_data_batches:
+            raise LimitExceeded(
+                "data_queue",
+                f"peer does not read: over {self.limits.max_data_queue_bytes} bytes "
+                "of stream data queued",
+            )
+
     def _fail(
         self, reason: str, code: GoAwayCode = GoAwayCode.PROTOCOL_ERROR, kind: str = "remote"
     ) -> None:
         self._data.clear()
+        self._owed_pong = None
         self._control = bytearray(self._headroom)
         self._emit_data(0, FrameType.GOAWAY, fr.goaway_payload(code, reason))
         self.state = ConnectionState.CLOSED
@@ -597,6 +648,7 @@ class Connection:
             self._own_stream_count -= 1
         else:
             self._peer_stream_count -= 1
+            self._over_limit_opens = 0
         rw = st.recv
         if keep_buffered and rw.buffered:
             rw.granted = rw.unsent = 0
@@ -627,6 +679,14 @@ class Connection:
         credit, target = fr.decode_open(payload)
         self._highest_peer_id = stream_id
         if self._peer_stream_count >= self.limits.max_streams:
+            # our HELLO told the peer this maximum; a conforming peer goes over it only while its
+            # END (data queue) of a stream trails its next OPEN (control queue), so at most by
+            # max_streams: beyond that, it ignores the maximum
+            self._over_limit_opens += 1
+            if self._over_limit_opens > self.limits.max_streams:
+                raise LimitExceeded(
+                    "streams", f"peer keeps opening streams over its {self.limits.max_streams}"
+                )
             self._emit_control(stream_id, FrameType.REFUSE, fr.reason_payload("too many streams"))
             return
         st = _Stream(stream_id, target, self._new_recv_window())
@@ -694,7 +754,7 @@ class Connection:
     def _on_ping(self, stream_id: int, payload: bytes | memoryview) -> None:
         if len(payload) != PING_PAYLOAD_BYTES:
             raise RemoteProtocolError("bad PING size")
-        self._emit_control(0, FrameType.PONG, bytes(payload))
+        self._owed_pong = bytes(payload)  # coalesced: only the newest ping is answered
 
     def _on_pong(self, stream_id: int, payload: bytes | memoryview) -> None:
         if len(payload) != PING_PAYLOAD_BYTES:

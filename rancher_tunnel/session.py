@@ -42,6 +42,7 @@ MAX_PENDING_MESSAGES = 1024  # received messages waiting for the handler; more a
 KEEPALIVE_GRACE_S = 0.02  # before declaring the peer dead, let already-arrived input be read
 WS_CLOSE_GOING_AWAY = 1001
 WS_CLOSE_PROTOCOL_ERROR = 1002
+WS_CLOSE_POLICY_VIOLATION = 1008  # the peer exceeded a per-peer bound
 WS_CLOSE_INTERNAL_ERROR = 1011
 _CONNECTION_CLOSED = object()  # push-mode input end: the tunnel connection itself ended
 
@@ -61,6 +62,7 @@ class SessionStats:
     streams_synced_away: int
     rtt_s: float | None
     messages_dropped: int
+    dials_over_limit: int  # our dials refused because max_pending_opens were waiting
 
 
 def format_target(host: str, port: int) -> str:
@@ -107,6 +109,8 @@ class Session:
         self._finished = asyncio.Event()
         self._messages: asyncio.Queue[Message] = asyncio.Queue(MAX_PENDING_MESSAGES)
         self._messages_dropped = 0
+        self._dials_over_limit = 0
+        self._bound_exceeded: str | None = None
         self._tg: asyncio.TaskGroup | None = None
         self._closing = False  # a clean close was requested: flush, GOAWAY, stop
         self._closed = False
@@ -146,7 +150,21 @@ class Session:
             streams_synced_away=s.streams_synced_away,
             rtt_s=self._rtt_s,
             messages_dropped=self._messages_dropped,
+            dials_over_limit=self._dials_over_limit,
         )
+
+    @property
+    def bound_exceeded(self) -> str | None:
+        """The per-peer bound the peer exceeded (the session was cut off for it), if any."""
+        return self._bound_exceeded
+
+    async def close_for_bound(self, bound: str, reason: str) -> None:
+        """Cut the peer off for exceeding a bound kept above the tunnel (e.g. its reports):
+        logged, recorded in :attr:`bound_exceeded`, the websocket closed with 1008."""
+        if self._bound_exceeded is None and not self._closed:
+            self._bound_exceeded = bound
+            self._log.warning("peer exceeded a bound", bound=bound, reason=reason)
+        await self.close(WS_CLOSE_POLICY_VIOLATION, reason)
 
     @property
     def connection(self) -> Connection:
@@ -221,6 +239,11 @@ class Session:
         if self._closed or self._closing:
             raise SessionClosed(self._close_reason or "session closed")
         await self.wait_ready()
+        if len(self._pending_opens) >= self.limits.max_pending_opens:
+            self._dials_over_limit += 1
+            raise DialRefused(
+                f"too many dials waiting for the peer ({self.limits.max_pending_opens})"
+            )
         try:
             stream_id = self._conn.open_stream(target)
         except LocalProtocolError as exc:
@@ -478,7 +501,8 @@ class Session:
     async def _push_reader(self, end: asyncio.Future[object]) -> None:
         result = await end
         if result is _CONNECTION_CLOSED:
-            await self._closing_flush()
+            if not self._abort_ws:  # a peer cut off for a bound does not read: do not wait
+                await self._closing_flush()
         elif isinstance(result, ProtocolError):  # e.g. a text message on the tunnel websocket
             self._set_reason(f"remote: {result.reason}")
             self._close_code = int(getattr(result, "close_code", WS_CLOSE_PROTOCOL_ERROR))
@@ -514,7 +538,8 @@ class Session:
             conn.receive_data(data)
             dispatch(conn.events())
             if conn.closed:
-                await self._closing_flush()
+                if not self._abort_ws:
+                    await self._closing_flush()
                 return
             if conn.has_data_to_send:
                 self._kick()
@@ -579,6 +604,13 @@ class Session:
                 if e.error_kind == "remote":
                     self._close_code = WS_CLOSE_PROTOCOL_ERROR
                     self._log.warning("peer broke the tunnel protocol", reason=e.reason)
+                elif e.error_kind == "limit":
+                    self._close_code = WS_CLOSE_POLICY_VIOLATION
+                    self._bound_exceeded = self._conn.limit_exceeded
+                    self._abort_ws = True
+                    self._log.warning(
+                        "peer exceeded a bound", bound=self._bound_exceeded, reason=e.reason
+                    )
 
     def _incoming(self, stream_id: int, target: str) -> None:
         if self._on_stream is None or self._tg is None or self._closing:

@@ -95,8 +95,14 @@ class AiohttpWebSocket:
         self._queue: Any = None
         self._on_end: EndCallback | None = None
         self._reader: WsReaderProtocol | None = None
+        # a websocket PING that arrived while the transport was full: only the newest is
+        # answered, with our next write (a peer that pings and does not read costs nothing)
+        self._owed_pong: bytes | None = None
 
     def write_chunk(self, buf: bytearray, offset: int) -> None:
+        if self._owed_pong is not None:
+            payload, self._owed_pong = self._owed_pong, None
+            self._pong(payload)
         self._write_frame(_WS_BINARY_FIN, buf, offset)
 
     def _write_frame(self, first: int, buf: bytearray, offset: int) -> None:
@@ -162,6 +168,7 @@ class AiohttpWebSocket:
             on_lost=self._lost,
             on_eof=old.eof_received,
             flow=old,
+            masked=not self._mask,  # we do not mask: we are the server, the client must
         )
         queued = list(pending)
         pending.clear()
@@ -183,6 +190,9 @@ class AiohttpWebSocket:
 
     def _pong(self, payload: bytes) -> None:
         if self._transport.is_closing():
+            return
+        if self.needs_drain:
+            self._owed_pong = payload
             return
         buf = bytearray(WS_HEADROOM_BYTES)
         buf += payload

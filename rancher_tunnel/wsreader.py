@@ -10,7 +10,8 @@ held downstream), unmasked in place with aiohttp's C ``websocket_mask``, and han
 scratch buffer and copied (cheap). Control frames: PING is answered through ``on_ping``, PONG is
 ignored, CLOSE ends the input (``on_close``). Anything malformed, a text message or a message over
 ``max_message_bytes`` ends the input with a :class:`WebSocketProtocolError` (``on_error``). No
-bytes are read after the input ended.
+bytes are read after the input ended. Masking is checked as RFC 6455 5.1 requires: a server fails
+the connection (1002) on an unmasked client frame, a client on a masked server frame.
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ class WsReaderProtocol(asyncio.BufferedProtocol):
         on_lost: Callable[[Exception | None], None],
         on_eof: Callable[[], bool | None] | None = None,
         flow: asyncio.BaseProtocol | None = None,
+        masked: bool | None = None,
         scratch_bytes: int = SCRATCH_BYTES,
         direct_min_bytes: int = DIRECT_MIN_BYTES,
     ) -> None:
@@ -97,6 +99,9 @@ class WsReaderProtocol(asyncio.BufferedProtocol):
         self._on_lost = on_lost
         self._on_eof = on_eof
         self._flow = flow
+        # True: we are the server, every frame must be masked; False: we are the client, none
+        # may be; None: not checked
+        self._masked = masked
         self._direct_min = direct_min_bytes
         self._sview = _shared_scratch(scratch_bytes)
         self._tail = b""  # bytes received and not parsed yet (an incomplete small frame)
@@ -196,6 +201,9 @@ class WsReaderProtocol(asyncio.BufferedProtocol):
                 hlen += 4
             if avail < hlen:
                 break
+            if self._masked is not None and bool(masked) is not self._masked:
+                what = "unmasked frame from a client" if self._masked else "masked server frame"
+                raise WebSocketProtocolError(CLOSE_PROTOCOL_ERROR, what)
             opcode = b0 & 0x0F
             fin = bool(b0 & 0x80)
             if b0 & 0x70:
