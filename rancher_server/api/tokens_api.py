@@ -17,7 +17,12 @@ from rancher_server.auth.constants import (
     LOGIN_TOKEN_TTL_S,
 )
 from rancher_server.auth.http import ApiError
-from rancher_server.auth.login import RESULT_OK, RESULT_THROTTLED, check_credentials
+from rancher_server.auth.login import (
+    RESULT_OK,
+    RESULT_THROTTLED,
+    check_credentials,
+    loggable_username,
+)
 from rancher_server.auth.tokens import issue_token
 from rancher_server.store import NotFound
 from rancher_tunnel.logs import get_logger
@@ -44,8 +49,10 @@ async def login(ctx: Ctx) -> web.Response:
     username = ctx.body["username"]
     outcome = await check_credentials(ctx.state, username, ctx.body["password"], ctx.remote)
     user_id = outcome.user.id if outcome.user else ""
-    target = f"user:{username}"
-    log.info("login", username=username, user_id=user_id, result=outcome.result,
+    # A throttled attempt was not looked up: the name is logged hashed, like an unknown one.
+    shown = loggable_username(username, outcome.user)
+    target = f"user:{shown}"
+    log.info("login", username=shown, user_id=user_id, result=outcome.result,
              remote=ctx.remote)
     if outcome.result != RESULT_OK or outcome.user is None:
         # Refusals go through the batched writer: a flood of bad logins costs no fsync each.

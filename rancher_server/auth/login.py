@@ -1,12 +1,23 @@
-"""Checking a username and password: throttled per username and per address, constant work for
+"""Checking a username and password: throttled per (source address, username) and per source
+address, so the source that fails is slowed down then refused while the account stays open to
+everyone else; a per-account ceiling tightens that for a distributed guess. Constant work for
 unknown usernames, the scrypt verify off the event loop and bounded in concurrency."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
 from dataclasses import dataclass
 
+from rancher_server.auth.constants import (
+    LOGIN_ACCOUNT_CEILING_FAILURES,
+    LOGIN_ADDRESS_SLOWDOWN_AFTER_FAILURES,
+    LOGIN_LOCKOUT_MAX_S,
+    LOGIN_SLOWDOWN_MAX_S,
+    LOGIN_SLOWDOWN_STEP_S,
+    LOGIN_USER_SLOWDOWN_AFTER_FAILURES,
+)
 from rancher_server.auth.passwords import dummy_hash, verify_password_async
 from rancher_server.auth.runtime import runtime
 from rancher_server.state import ServerState
@@ -15,6 +26,7 @@ from rancher_server.store import User
 RESULT_OK = "success"
 RESULT_FAILED = "failure"
 RESULT_THROTTLED = "throttled"
+USERNAME_HASH_CHARS = 16  # of the SHA-256 logged for a username that names no user
 RESULT_DISABLED = "disabled"  # right password, disabled user (the client sees the generic 401)
 
 
@@ -25,9 +37,43 @@ class LoginOutcome:
     retry_after_s: int = 0
 
 
+def loggable_username(username: str, user: User | None) -> str:
+    """What a log line or audit entry may say about a typed username: the name if it names an
+    existing user, else a hash (someone may have typed their password into the username field)."""
+    if user is not None and user.username == username:
+        return username
+    return "sha256:" + hashlib.sha256(username.encode()).hexdigest()[:USERNAME_HASH_CHARS]
+
+
+def _pair(username: str, remote: str) -> str:
+    return f"{remote} {username}"
+
+
 def _retry_after(state: ServerState, username: str, remote: str) -> float:
     rt = runtime(state)
-    return max(rt.by_user.retry_after(username), rt.by_address.retry_after(remote))
+    return max(rt.by_user.retry_after(_pair(username, remote)), rt.by_address.retry_after(remote))
+
+
+def slowdown_s(pair_failures: int, address_failures: int) -> float:
+    """How long a failed answer waits, from the failures its source has made."""
+    excess = max(
+        pair_failures - LOGIN_USER_SLOWDOWN_AFTER_FAILURES + 1,
+        address_failures - LOGIN_ADDRESS_SLOWDOWN_AFTER_FAILURES + 1,
+        0,
+    )
+    return min(LOGIN_SLOWDOWN_MAX_S, excess * LOGIN_SLOWDOWN_STEP_S)
+
+
+def _record_failure(state: ServerState, username: str, remote: str) -> float:
+    """Count a failure; the slowdown its answer gets."""
+    rt = runtime(state)
+    pair = _pair(username, remote)
+    rt.by_user.failure(pair)
+    rt.by_address.failure(remote)
+    rt.by_account.failure(username)
+    if rt.by_account.failures(username) > LOGIN_ACCOUNT_CEILING_FAILURES:
+        rt.by_user.lock(pair, LOGIN_LOCKOUT_MAX_S)
+    return slowdown_s(rt.by_user.failures(pair), rt.by_address.failures(remote))
 
 
 async def check_credentials(
@@ -46,10 +92,11 @@ async def check_credentials(
         encoded = user.password_hash if user is not None else await asyncio.to_thread(dummy_hash)
         ok = await verify_password_async(password, encoded)
     if user is None or not ok:
-        rt.by_user.failure(username)
-        rt.by_address.failure(remote)
+        delay = _record_failure(state, username, remote)
+        if delay > 0:
+            await asyncio.sleep(delay)  # slows the failing source; holds no hash slot
         return LoginOutcome(RESULT_FAILED, user=user)  # the user (if any) only for the audit
     if not user.enabled:
         return LoginOutcome(RESULT_DISABLED, user=user)
-    rt.by_user.success(username)
+    rt.by_user.success(_pair(username, remote))
     return LoginOutcome(RESULT_OK, user=user)

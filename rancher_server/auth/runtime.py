@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from rancher_server.auth.auditlog import AuditWriter
 from rancher_server.auth.constants import (
+    LOGIN_ACCOUNT_CEILING_FAILURES,
     LOGIN_ADDRESS_FREE_FAILURES,
     LOGIN_FAILURE_WINDOW_S,
     LOGIN_LOCKOUT_BASE_S,
@@ -32,9 +33,14 @@ def _throttle(free_failures: int) -> LoginThrottle:
 @dataclass
 class AuthRuntime:
     audit: AuditWriter
+    # Keyed by "<source address> <username>": the pair that fails is locked, not the account.
     by_user: LoginThrottle = field(default_factory=lambda: _throttle(LOGIN_USER_FREE_FAILURES))
     by_address: LoginThrottle = field(
         default_factory=lambda: _throttle(LOGIN_ADDRESS_FREE_FAILURES)
+    )
+    # Per account over all sources: only counted (its lockouts are never consulted).
+    by_account: LoginThrottle = field(
+        default_factory=lambda: _throttle(LOGIN_ACCOUNT_CEILING_FAILURES + 1)
     )
     _hash_slots: asyncio.Semaphore | None = None
 

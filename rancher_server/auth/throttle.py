@@ -1,4 +1,5 @@
-"""Failed-login throttling: exponential lockout per key (a username or a remote address)."""
+"""Failed-login throttling: exponential lockout per key (a source address, or a (source, username)
+pair), and a plain failure count (per account). ``rancher_server.auth.login`` says which keys."""
 
 from __future__ import annotations
 
@@ -46,6 +47,22 @@ class LoginThrottle:
             del self._records[key]
             return 0.0
         return max(0.0, rec.locked_until - now)
+
+    def failures(self, key: str) -> int:
+        """Failures of ``key`` within the window (0 once forgotten)."""
+        rec = self._records.get(key)
+        if rec is None:
+            return 0
+        now = self._clock()
+        if now - rec.last_failure > self._window_s and now >= rec.locked_until:
+            return 0
+        return rec.failures
+
+    def lock(self, key: str, seconds: float) -> None:
+        """Lock ``key`` for at least ``seconds`` (it must have a record: call after failure)."""
+        rec = self._records.get(key)
+        if rec is not None:
+            rec.locked_until = max(rec.locked_until, self._clock() + seconds)
 
     def failure(self, key: str) -> None:
         now = self._clock()
