@@ -20,10 +20,11 @@ from rancher_server.auth.bootstrap import ensure_admin
 from rancher_server.config import ServerConfig
 from rancher_server.constants import SHUTDOWN_GRACE_S
 from rancher_server.metrics import make_registry
+from rancher_server.proxy.streams import StreamGuard, StreamGuardCollector
 from rancher_server.proxy.upstream import UpstreamPool
 from rancher_server.state import STATE, ServerState
 from rancher_server.store import SQLiteStore
-from rancher_server.tls import load_or_generate
+from rancher_server.tls import add_hsts, load_or_generate
 from rancher_server.tunnel import endpoint as tunnel_endpoint
 from rancher_server.tunnel.dialer import Dialer
 from rancher_server.tunnel.forward import ForwardSpec, start_forward, stop_forwards
@@ -98,6 +99,7 @@ def create_app(state: ServerState) -> web.Application:
     app = web.Application(client_max_size=1024 * 1024)
     app[STATE] = state
     app[DIALER] = Dialer(state.sessions)
+    app.on_response_prepare.append(add_hsts)
     app.router.add_get("/ping", ping)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
@@ -110,6 +112,8 @@ def create_app(state: ServerState) -> web.Application:
     app[proxy.ACCESS] = manager
     app[proxy.IMPERSONATOR] = Impersonator(manager)
     state.metrics.register(AccessCollector(manager))
+    app[proxy.GUARD] = StreamGuard(state.store)
+    state.metrics.register(StreamGuardCollector(app[proxy.GUARD]))
 
     async def on_shutdown(app: web.Application) -> None:
         st = app[STATE]
@@ -124,9 +128,11 @@ def create_app(state: ServerState) -> web.Application:
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         stop_access = asyncio.Event()
         access_task = asyncio.create_task(app[proxy.ACCESS].run(stop_access), name="access")
+        guard_task = asyncio.create_task(app[proxy.GUARD].run(stop_access), name="stream-guard")
         yield
         stop_access.set()
         await access_task
+        await guard_task
         await app[proxy.POOL].close()
         app[STATE].store.close()
 

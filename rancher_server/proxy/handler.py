@@ -11,7 +11,7 @@ from aiohttp import web
 
 from rancher_server.access.impersonation import AccessNotReady, Impersonator
 from rancher_server.access.manager import AccessManager
-from rancher_server.access.roles import Access, access_of
+from rancher_server.access.roles import access_of
 from rancher_server.auth import Principal, audit, authenticate_bearer
 from rancher_server.proxy.headers import (
     HeaderValueError,
@@ -22,6 +22,7 @@ from rancher_server.proxy.headers import (
 from rancher_server.proxy.lean import Response, UpstreamError, send_request
 from rancher_server.proxy.namespaces import create_in_project, is_namespace_create
 from rancher_server.proxy.status import status_response
+from rancher_server.proxy.streams import StreamGuard, access_fingerprint
 from rancher_server.proxy.upgrade import proxy_upgrade
 from rancher_server.proxy.upstream import Upstream, UpstreamPool
 from rancher_server.state import STATE
@@ -38,6 +39,7 @@ MAX_BUFFERED_RESPONSE_BYTES = 256 * 1024  # answers up to this size are sent in 
 POOL: web.AppKey[UpstreamPool] = web.AppKey("upstream_pool", UpstreamPool)
 IMPERSONATOR: web.AppKey[Impersonator] = web.AppKey("impersonator", Impersonator)
 ACCESS: web.AppKey[AccessManager] = web.AppKey("access", AccessManager)
+GUARD: web.AppKey[StreamGuard] = web.AppKey("stream_guard", StreamGuard)
 
 log = get_logger(component="proxy")
 
@@ -86,7 +88,10 @@ async def handle(request: web.Request) -> web.StreamResponse:
             return await create_in_project(
                 request, principal, access, cluster_id, path_qs, request.app[ACCESS]
             )
-        return await _forward(request, principal, access, cluster_id, path_qs, target)
+        fingerprint = access_fingerprint(state.store, principal, cluster_id)
+        with request.app[GUARD].track(principal, cluster_id, fingerprint,
+                                      lambda: _close_client(request)):
+            return await _forward(request, principal, fingerprint, cluster_id, path_qs, target)
     except ClusterUnavailable as e:
         try:
             state.store.get_cluster(cluster_id)
@@ -99,10 +104,15 @@ async def handle(request: web.Request) -> web.StreamResponse:
         return status_response(404, f"cluster {cluster_id} not found")
 
 
+def _close_client(request: web.Request) -> None:
+    if request.transport is not None:
+        request.transport.close()
+
+
 async def _forward(
     request: web.Request,
     principal: Principal,
-    access: Access,
+    fingerprint: tuple[object, ...],
     cluster_id: str,
     path_qs: str,
     target: str,
@@ -110,7 +120,6 @@ async def _forward(
     state = request.app[STATE]
     pool = request.app[POOL]
     up = pool.get(cluster_id)
-    fingerprint = (access.cluster_templates, tuple(sorted(access.project_templates.items())))
     try:
         token = await request.app[IMPERSONATOR].token_for(
             cluster_id, up.key, principal, fingerprint

@@ -7,6 +7,7 @@ others; and after each change, our labelled objects downstream equal the desired
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -380,3 +381,60 @@ def test_one_failing_object_does_not_stop_the_others(stack: Stack) -> None:
     kubectl(stack.sim.kubeconfig, "delete", "secret", token_id, "-n", "cattle-system")
     within(40.0, lambda: not failing(), "failure cleared")
     assert_exact(stack)
+
+
+CUT_WITHIN_S = 10.0
+
+
+def _open(kc: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(["kubectl", "--kubeconfig", str(kc), "--context", "edge", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _ended_within(proc: subprocess.Popen[str], seconds: float) -> float:
+    t0 = time.monotonic()
+    try:
+        proc.communicate(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise AssertionError("an open request outlived its revocation") from None
+    return time.monotonic() - t0
+
+
+@pytest.mark.parametrize("revoke", ["token", "binding", "user"])
+def test_open_watch_logs_and_exec_are_cut_on_revocation(stack: Stack, revoke: str) -> None:
+    user, kc = stack.user(f"cut-{revoke}")
+    binding = stack.bind(user, "cluster-member")
+    within(GRANTED_WITHIN_S, lambda: can(kc, "edge", "create", "configmap", "default"),
+           "granted")
+    pod = {"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": f"held-{revoke}", "namespace": "default"},
+           "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+    kubectl(stack.sim.kubeconfig, "apply", "-f", "-", input=json.dumps(pod))
+    wait_until(lambda: json.loads(kubectl(
+        stack.sim.kubeconfig, "get", "pod", f"held-{revoke}", "-n", "default", "-o", "json"
+    ).stdout).get("status", {}).get("phase") == "Running", 20, 0.2, what="pod running")
+    opened = [
+        _open(kc, "get", "configmaps", "-n", "default", "-w"),
+        _open(kc, "logs", "-f", f"held-{revoke}", "-n", "default"),
+        _open(kc, "exec", f"held-{revoke}", "-n", "default", "--", "sleep", "60"),
+    ]
+    try:
+        time.sleep(1.5)
+        assert all(p.poll() is None for p in opened), [p.poll() for p in opened]
+        if revoke == "token":
+            token_id = yaml.safe_load(kc.read_text())["users"][0]["user"]["token"].split(":")[0]
+            stack.admin.call("DELETE", f"/v3/tokens/{token_id}")
+        elif revoke == "binding":
+            stack.unbind(binding)
+        else:
+            stack.admin.call("PUT", f"/v3/users/{user['id']}", {"enabled": False})
+        for p in opened:
+            assert _ended_within(p, CUT_WITHIN_S) < CUT_WITHIN_S
+    finally:
+        for p in opened:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+    assert not can(kc, "edge", "list", "configmaps", "default")
