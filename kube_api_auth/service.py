@@ -23,6 +23,7 @@ from kube_api_auth.constants import MAX_WATCH_LINE_BYTES, REQUEST_LINGER_S, SHUT
 from kube_api_auth.index import Index
 from kube_api_auth.metrics import Metrics
 from kube_api_auth.server import ReviewSettings, make_app
+from rancher_tunnel.httpguard import RUNNER_LIMITS, GuardedSite
 from rancher_tunnel.logs import get_logger
 
 
@@ -96,11 +97,13 @@ async def serve(
         shutdown_timeout=SHUTDOWN_GRACE_S,
         handle_signals=False,
         lingering_time=REQUEST_LINGER_S,
+        **RUNNER_LIMITS,  # header sizes and keep-alive idle bound
     )
     try:
         await runner.setup()
         server_ssl = _server_ssl(config)
-        site = web.TCPSite(runner, config.listen_host, config.listen_port, ssl_context=server_ssl)
+        # A deadline for the TLS handshake and the request head (slow clients).
+        site = GuardedSite(runner, config.listen_host, config.listen_port, ssl_context=server_ssl)
         await site.start()
         sockets = runner.addresses
         host, port = sockets[0][0], sockets[0][1]

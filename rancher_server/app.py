@@ -31,6 +31,7 @@ from rancher_server.tunnel.forward import ForwardSpec, start_forward, stop_forwa
 from rancher_server.tunnel.registry import SessionRegistry
 from rancher_server.tunnel.revalidate import revalidation_ctx
 from rancher_tunnel.envlimits import limits_from_env
+from rancher_tunnel.httpguard import RUNNER_LIMITS, GuardedSite
 from rancher_tunnel.logs import get_logger
 
 log = get_logger(component="server")
@@ -146,10 +147,12 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None
     stop = stop or asyncio.Event()
     state = build_state(config)
     app = create_app(state)
-    runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_GRACE_S, access_log=None)
+    runner = web.AppRunner(
+        app, shutdown_timeout=SHUTDOWN_GRACE_S, access_log=None, **RUNNER_LIMITS
+    )
     await runner.setup()
     host, port = config.host_port
-    site = web.TCPSite(
+    site = GuardedSite(  # deadlines for the TLS handshake and the request head
         runner,
         host,
         port,
