@@ -13,6 +13,9 @@ DEFAULT_REVIEW_BURST = 2_000  # token-bucket capacity
 
 SHUTDOWN_GRACE_S = 5.0  # in-flight reviews get this long after a stop request
 
+# TLS of the webhook listener: TLS 1.3 or TLS 1.2 with forward-secret AEAD suites only
+TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
+
 # list+watch (kopf's layering: forever -> one list+watch -> one HTTP call)
 LIST_PAGE_LIMIT = 500  # objects per list page
 WATCH_SERVER_TIMEOUT_S = 300  # timeoutSeconds asked of the API server per watch call

@@ -13,6 +13,19 @@ MAX_TUNNEL_TOKEN_BYTES = 512
 SESSION_REPLACE_CLOSE_TIMEOUT_S = 5.0
 DIAL_TIMEOUT_S = 10.0
 
+# What a cluster agent's reports may cost (kept per cluster in memory; an agent that goes over is
+# disconnected with the bound "reports"); the tunnel's own per-peer bounds are in
+# rancher_tunnel/constants.py.
+MAX_REPORTED_NODES = 5000  # node info entries kept per cluster
+MAX_REPORT_BYTES = 4 * 1024 * 1024  # strings of node info, stats and health kept per cluster
+MAX_STATS_KEYS = 256  # names in one stats report
+
+# TLS of the server's listener: TLS 1.3 (preferred: OpenSSL picks the highest both offer) or
+# TLS 1.2 with forward-secret AEAD suites only (no CBC, no RSA key exchange); HSTS on every answer.
+TLS_MIN_VERSION = "TLSv1_2"
+TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
+HSTS_MAX_AGE_S = 365 * 24 * 3600
+
 # Shutdown: stop accepting, close sessions with going-away, wait this long, then cancel.
 SHUTDOWN_GRACE_S = 5.0
 

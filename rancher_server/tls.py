@@ -1,5 +1,6 @@
 """The server's TLS material: a CA and a serving certificate generated on first start (or given),
-the CA published at ``/v3/settings/cacerts`` with its SHA-256 for agents' ``CATTLE_CA_CHECKSUM``."""
+the CA published at ``/v3/settings/cacerts`` with its SHA-256 for agents' ``CATTLE_CA_CHECKSUM``.
+The listener speaks TLS 1.3, or TLS 1.2 with AEAD suites only; HTTPS answers carry HSTS."""
 
 from __future__ import annotations
 
@@ -11,12 +12,21 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
+from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from rancher_server.constants import CA_VALIDITY_DAYS, SERVING_CERT_VALIDITY_DAYS
+from rancher_server.constants import (
+    CA_VALIDITY_DAYS,
+    HSTS_MAX_AGE_S,
+    SERVING_CERT_VALIDITY_DAYS,
+    TLS12_CIPHERS,
+    TLS_MIN_VERSION,
+)
+
+HSTS_VALUE = f"max-age={HSTS_MAX_AGE_S}"
 
 
 @dataclass(frozen=True)
@@ -31,10 +41,23 @@ class TLSMaterial:
 
     def server_context(self) -> ssl.SSLContext:
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        harden(ctx)
         ctx.load_cert_chain(self.cert_path, self.key_path)
         ctx.set_alpn_protocols(["http/1.1"])
         return ctx
+
+
+def harden(ctx: ssl.SSLContext) -> None:
+    """TLS 1.2 at least, and there only forward-secret AEAD suites (TLS 1.3's are all AEAD)."""
+    ctx.minimum_version = ssl.TLSVersion[TLS_MIN_VERSION]
+    ctx.set_ciphers(TLS12_CIPHERS)
+    ctx.options |= ssl.OP_CIPHER_SERVER_PREFERENCE | ssl.OP_NO_COMPRESSION
+
+
+async def add_hsts(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: HTTPS answers tell browsers to use nothing but HTTPS here."""
+    if request.secure:
+        response.headers.setdefault("Strict-Transport-Security", HSTS_VALUE)
 
 
 def ca_checksum(ca_pem: bytes) -> str:
