@@ -11,6 +11,9 @@ from prometheus_client.registry import Collector
 
 from rancher_server.tunnel.registry import SessionRegistry
 
+# the per-peer bounds an agent can be cut off for (each always exported, 0 until it happens)
+BOUNDS = ("control_queue", "data_queue", "streams", "reports")
+
 
 class TunnelCollector(Collector):
     def __init__(self, registry: SessionRegistry) -> None:
@@ -18,6 +21,8 @@ class TunnelCollector(Collector):
         self.closed_bytes_in = 0
         self.closed_bytes_out = 0
         self.sessions_total = 0
+        self.bound_disconnects: dict[str, int] = {}  # bound -> agents cut off for it
+        self.closed_dials_over_limit = 0
 
     def collect(self) -> Iterator[Metric]:
         sessions = GaugeMetricFamily(
@@ -36,16 +41,27 @@ class TunnelCollector(Collector):
         accepted = CounterMetricFamily(
             "rancher_tunnel_sessions_accepted", "Agent sessions accepted since start"
         )
+        bounds = CounterMetricFamily(
+            "rancher_tunnel_bound_disconnects",
+            "Agent sessions cut off for exceeding a per-peer bound",
+            labels=["bound"],
+        )
+        dials_over = CounterMetricFamily(
+            "rancher_tunnel_dials_over_limit",
+            "Dials refused because too many were waiting for the agent",
+        )
         by_role = {"cluster": 0, "node": 0}
         n_streams = 0
         b_in = self.closed_bytes_in
         b_out = self.closed_bytes_out
+        n_dials_over = self.closed_dials_over_limit
         for entry in self._registry:
             by_role[entry.identity.role] = by_role.get(entry.identity.role, 0) + 1
             st = entry.session.stats
             n_streams += st.open_streams
             b_in += st.bytes_in
             b_out += st.bytes_out
+            n_dials_over += st.dials_over_limit
             if entry.session.rtt_s is not None:
                 rtt.add_metric([entry.identity.session_key], entry.session.rtt_s)
         for role, n in by_role.items():
@@ -54,7 +70,13 @@ class TunnelCollector(Collector):
         bytes_in.add_metric([], b_in)
         bytes_out.add_metric([], b_out)
         accepted.add_metric([], self.sessions_total)
-        yield from (sessions, streams, rtt, bytes_in, bytes_out, accepted)
+        for bound in BOUNDS:
+            bounds.add_metric([bound], self.bound_disconnects.get(bound, 0))
+        for bound, n in self.bound_disconnects.items():
+            if bound not in BOUNDS:
+                bounds.add_metric([bound], n)
+        dials_over.add_metric([], n_dials_over)
+        yield from (sessions, streams, rtt, bytes_in, bytes_out, accepted, bounds, dials_over)
 
 
 def make_registry(sessions: SessionRegistry) -> tuple[CollectorRegistry, TunnelCollector]:

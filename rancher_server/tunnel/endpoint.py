@@ -8,7 +8,6 @@ import dataclasses
 
 from aiohttp import web
 
-from rancher_server.clusters.reports import AgentReport
 from rancher_server.state import STATE, ServerState
 from rancher_server.store import StoreError
 from rancher_server.tunnel.agent_auth import (
@@ -20,10 +19,10 @@ from rancher_server.tunnel.agent_auth import (
     hash_token,
     new_agent_credential,
 )
+from rancher_server.tunnel.bounds import account_session_end, report_handler
 from rancher_tunnel.constants import WS_MAX_MESSAGE_BYTES
 from rancher_tunnel.frames import Role
 from rancher_tunnel.logs import get_logger
-from rancher_tunnel.messages import Message
 from rancher_tunnel.session import MessageHandler, Session
 
 log = get_logger(component="tunnel-endpoint")
@@ -79,16 +78,15 @@ async def _serve(request: web.Request, register: bool) -> web.StreamResponse:
         )
     await ws.prepare(request)
     on_message: MessageHandler | None = None
+    holder: list[Session] = []
     if identity.role == "cluster":
-        report = state.sessions.reports.setdefault(identity.cluster.id, AgentReport())
-
-        async def record(msg: Message) -> None:
-            report.apply(msg)
-
-        on_message = record
+        on_message = report_handler(
+            state.sessions, identity.cluster.id, lambda: holder[0] if holder else None
+        )
     session = Session(
         ws, Role.SERVER, name=identity.session_key, limits=state.limits, on_message=on_message
     )
+    holder.append(session)
     slog = log.bind(session=identity.session_key, role=identity.role)
     state.collector.sessions_total += 1
     await state.sessions.add(identity, session)
@@ -100,6 +98,7 @@ async def _serve(request: web.Request, register: bool) -> web.StreamResponse:
         st = session.stats
         state.collector.closed_bytes_in += st.bytes_in
         state.collector.closed_bytes_out += st.bytes_out
+        account_session_end(state.collector, session, identity.session_key)
         slog.info("agent disconnected", reason=session.close_reason)
     return ws
 

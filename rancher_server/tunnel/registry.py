@@ -1,7 +1,8 @@
 """Live agent sessions, keyed by cluster id (cluster agents) or ``<cluster>:<node>`` (node agents).
 
 A reconnecting agent replaces its stale session: the old one is closed, so nothing holds a stream
-table for a connection that the agent has already forgotten."""
+table for a connection that the agent has already forgotten. A cluster's agent report is dropped
+when its cluster agent's session ends (a new session reports afresh)."""
 
 from __future__ import annotations
 
@@ -62,6 +63,8 @@ class SessionRegistry:
         if entry is None or entry.session is not session:
             return  # already replaced by a newer session
         del self._entries[key]
+        if key == identity.cluster.id:  # the cluster agent's own session
+            self.reports.pop(identity.cluster.id, None)
         keys = self._by_cluster.get(identity.cluster.id)
         if keys is not None:
             keys.discard(key)
@@ -85,6 +88,13 @@ class SessionRegistry:
         if entry is None:
             raise ClusterUnavailable(f"cluster {cluster_id} has no connected agent")
         return entry
+
+    def report_for(self, cluster_id: str) -> AgentReport:
+        """The report a cluster agent's messages go into (created on first use)."""
+        report = self.reports.get(cluster_id)
+        if report is None:
+            report = self.reports[cluster_id] = AgentReport()
+        return report
 
     def is_connected(self, cluster_id: str) -> bool:
         return self.for_dial(cluster_id) is not None
