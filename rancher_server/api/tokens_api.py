@@ -10,7 +10,7 @@ from aiohttp import web
 from rancher_server.api import schemas
 from rancher_server.api.resources import NO_STORE, collection, token_resource
 from rancher_server.api.spec import AUTH_PUBLIC, Ctx, endpoint
-from rancher_server.auth.audit import audit, audit_now
+from rancher_server.auth.audit import audit_now
 from rancher_server.auth.constants import (
     API_TOKEN_DEFAULT_TTL_S,
     API_TOKEN_MAX_TTL_S,
@@ -55,8 +55,9 @@ async def login(ctx: Ctx) -> web.Response:
     log.info("login", username=shown, user_id=user_id, result=outcome.result,
              remote=ctx.remote)
     if outcome.result != RESULT_OK or outcome.user is None:
-        # Refusals go through the batched writer: a flood of bad logins costs no fsync each.
-        audit(ctx.state, None, "login", target, outcome.result, ctx.remote, user_id)
+        # Durable before the answer too; a flood of bad logins is group-committed (one fsync
+        # per batch), and throttled sources are refused before any hashing.
+        await audit_now(ctx.state, None, "login", target, outcome.result, ctx.remote, user_id)
         if outcome.result == RESULT_THROTTLED:
             raise ApiError(429, "too many failed logins; try again later",
                            headers={"Retry-After": str(outcome.retry_after_s)})

@@ -1,7 +1,12 @@
-"""The audit log writer: entries are queued in memory and written in one transaction per
-:data:`AUDIT_FLUSH_INTERVAL_S` by a background task (off the event loop), so the proxy pays a list
-append per request. Logins are written synchronously instead (:meth:`AuditWriter.write_now`): an
-acknowledged login is in the log even if the process is killed right after."""
+"""The audit log writer, one background task (off the event loop) writing batches:
+
+- :meth:`AuditWriter.write_now` (REST changes, logins, refused logins): the caller waits until its
+  entry is committed (``synchronous=FULL``), so an acknowledged request is in the log even after
+  kill -9. Entries waiting together are committed in one transaction (group commit): a burst
+  costs one fsync per batch, not per request.
+- :meth:`AuditWriter.add` (the proxy, per forwarded request): queued and written within
+  :data:`AUDIT_FLUSH_INTERVAL_S`. A crash loses at most that interval of proxy entries (see
+  ``docs/security.md``, "Audit durability")."""
 
 from __future__ import annotations
 
@@ -28,6 +33,8 @@ class AuditWriter:
         self._pending: list[AuditEntry] = []
         self._last_used: dict[str, float] = {}
         self._task: asyncio.Task[None] | None = None
+        self._durable: list[tuple[AuditEntry, asyncio.Future[None]]] = []
+        self._wake: asyncio.Event | None = None
         self._closed = False
         self._next_housekeeping = time.monotonic() + HOUSEKEEPING_INTERVAL_S
         self.dropped = 0
@@ -52,9 +59,33 @@ class AuditWriter:
             self._last_used[token_id] = ts
 
     async def write_now(self, entry: AuditEntry) -> None:
-        """Durable before it returns (logins)."""
-        await asyncio.to_thread(self._store.append_audit, [entry])
-        self.written += 1
+        """Durable before it returns; raises the store's error if it could not be written."""
+        if self._closed:
+            await asyncio.to_thread(self._store.append_audit, [entry])
+            self.written += 1
+            return
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._durable.append((entry, done))
+        self._ensure_task()
+        assert self._wake is not None
+        self._wake.set()
+        await done
+
+    async def _commit_durable(self) -> None:
+        waiting, self._durable = self._durable, []
+        if not waiting:
+            return
+        try:
+            await asyncio.to_thread(self._store.append_audit, [e for e, _ in waiting])
+        except Exception as e:
+            for _, fut in waiting:
+                if not fut.done():
+                    fut.set_exception(e)
+            return
+        self.written += len(waiting)
+        for _, fut in waiting:
+            if not fut.done():
+                fut.set_result(None)
 
     def _ensure_task(self) -> None:
         if self._task is not None:
@@ -64,6 +95,7 @@ class AuditWriter:
         except RuntimeError:  # called outside the server's loop (CLI): write directly
             self._write_sync(self._take_pending(), self._take_last_used())
             return
+        self._wake = asyncio.Event()
         self._task = loop.create_task(self._run(), name="audit-writer")
 
     def _take_pending(self) -> list[AuditEntry]:
@@ -100,8 +132,19 @@ class AuditWriter:
             log.info("housekeeping", expired_tokens=tokens, old_audit_entries=entries)
 
     async def _run(self) -> None:
+        assert self._wake is not None
+        next_flush = time.monotonic() + self._interval_s
         while True:
-            await asyncio.sleep(self._interval_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._wake.wait(), max(0.0, next_flush - time.monotonic()))
+            self._wake.clear()
+            await self._commit_durable()  # never waits for the interval
+            if self._closed:
+                return
+            if time.monotonic() < next_flush:
+                continue
+            next_flush = time.monotonic() + self._interval_s
             try:
                 await self.flush()
                 await self._housekeeping()
@@ -113,8 +156,8 @@ class AuditWriter:
         synchronously (the server is draining its last requests)."""
         task, self._task = self._task, None
         self._closed = True
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if task is not None and self._wake is not None:
+            self._wake.set()  # the task commits what waits, then ends (never cut mid-commit)
+            await task
+        await self._commit_durable()
         await self.flush()
