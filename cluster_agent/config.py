@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,24 +18,57 @@ class ConfigError(Exception):
     """The agent's configuration is incomplete or invalid; the message says what to set."""
 
 
+TARGET_FORMS = (
+    "HOST:PORT where HOST is a host name, an IP address ([v6] in brackets), * (any host) or "
+    "*.DOMAIN (any host under DOMAIN), and PORT is 1-65535 or * (any port)"
+)
+_HOST_RE = re.compile(r"^[a-z0-9_]([a-z0-9_.-]{0,251}[a-z0-9_])?$")
+
+
 @dataclass(frozen=True)
 class Target:
-    host: str  # "*" matches any host
+    """One entry of ``CATTLE_ALLOWED_TARGETS`` (see :data:`TARGET_FORMS`)."""
+
+    host: str  # "*" matches any host; "*.svc" any host ending in ".svc"
     port: int  # 0 matches any port
 
     def matches(self, host: str, port: int) -> bool:
-        return (self.host in ("*", host.lower())) and self.port in (0, port)
+        if self.port not in (0, port):
+            return False
+        host = host.lower().rstrip(".")
+        if self.host in ("*", host):
+            return True
+        return self.host.startswith("*.") and host.endswith(self.host[1:])
 
     @classmethod
     def parse(cls, raw: str) -> Target:
         host, sep, port = raw.strip().rpartition(":")
+        host = host.lower()
+        if host.startswith("[") and host.endswith("]"):
+            host = host[1:-1]
         if not sep or not host:
-            raise ConfigError(f"allowed target {raw!r} must be HOST:PORT (HOST or PORT may be *)")
-        try:
-            p = 0 if port == "*" else int(port)
-        except ValueError as e:
-            raise ConfigError(f"allowed target {raw!r} has a bad port") from e
-        return cls(host.strip("[]").lower(), p)
+            raise ConfigError(f"allowed target {raw!r} is not {TARGET_FORMS}")
+        if port == "*":
+            p = 0
+        elif port.isdigit() and 0 < int(port) < 65536:
+            p = int(port)
+        else:
+            raise ConfigError(f"allowed target {raw!r} has a bad port: {TARGET_FORMS}")
+        if not _valid_host(host):
+            raise ConfigError(f"allowed target {raw!r} has an unsupported host: {TARGET_FORMS}")
+        return cls(host, p)
+
+
+def _valid_host(host: str) -> bool:
+    if host == "*":
+        return True
+    name = host[2:] if host.startswith("*.") else host
+    try:
+        ipaddress.ip_address(name)
+        return not host.startswith("*.")  # "*.10.0.0.1" means nothing
+    except ValueError:
+        pass
+    return bool(_HOST_RE.match(name)) and ".." not in name and "*" not in name
 
 
 @dataclass(frozen=True)

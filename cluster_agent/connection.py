@@ -1,5 +1,7 @@
 """The dial-out loop shared by both agents: register, connect, serve the session, reconnect with
-exponential backoff and full jitter (a healthy session resets the backoff)."""
+exponential backoff and full jitter (a healthy session resets the backoff). A 401 or 403 from the
+server is not a network failure: the agent says once that its credentials were refused, retries
+at the longest interval only, and keeps trying (they may be restored)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from typing import Any
 import aiohttp
 
 from cluster_agent.config import AgentConfig
+from cluster_agent.connstate import ConnState, classify, describe
 from cluster_agent.constants import (
     CONNECT_TIMEOUT_S,
     RECONNECT_CAP_S,
@@ -64,7 +67,26 @@ class AgentConnection:
         self._session: Session | None = None
         self.connected = asyncio.Event()
         self.sessions_started = 0
+        self.state = ConnState.CONNECTING
+        self.state_detail = describe(self.state, None)
+        self.credentials_refused = 0  # attempts the server answered with 401 / 403
         self.log = get_logger(component="agent", session=name)
+
+    def _failed(self, exc: BaseException) -> None:
+        """Record a failed attempt; a refusal of our credentials is logged once per episode."""
+        state = classify(exc)
+        status = getattr(exc, "status", None)
+        if state is ConnState.CREDENTIALS_REFUSED:
+            self.credentials_refused += 1
+            if self.state is not ConnState.CREDENTIALS_REFUSED:
+                self.log.error("the server refused this agent's credentials", status=status)
+        elif state is ConnState.SERVER_REFUSED:
+            self.log.error(
+                "server refused the tunnel", status=status, message=getattr(exc, "message", "")
+            )
+        else:
+            self.log.warning("cannot reach the server", error=str(exc) or type(exc).__name__)
+        self.state, self.state_detail = state, describe(state, status)
 
     @property
     def session(self) -> Session | None:
@@ -111,6 +133,8 @@ class AgentConnection:
                         )
                         self._session = session
                         self.sessions_started += 1
+                        self.state = ConnState.CONNECTED
+                        self.state_detail = describe(self.state, None)
                         self.connected.set()
                         self.log.info("tunnel connected", path=path)
                         companion = (
@@ -122,21 +146,23 @@ class AgentConnection:
                             await session.run()
                         finally:
                             self.connected.clear()
+                            self.state = ConnState.CONNECTING
+                            self.state_detail = describe(self.state, None)
                             self._session = None
                             if companion is not None:
                                 companion.cancel()
                                 with contextlib.suppress(asyncio.CancelledError, Exception):
                                     await companion
                         self.log.info("tunnel closed", reason=session.close_reason)
-                except aiohttp.WSServerHandshakeError as e:
-                    self.log.error("server refused the tunnel", status=e.status, message=e.message)
                 except (aiohttp.ClientError, OSError, TimeoutError) as e:
-                    self.log.warning("cannot reach the server", error=str(e) or type(e).__name__)
+                    self._failed(e)
                 if self._stop.is_set():
                     break
                 if time.monotonic() - started >= STABLE_SESSION_S:
                     delays = backoff(initial_s=RECONNECT_INITIAL_S, cap_s=RECONNECT_CAP_S)
-                delay = next(delays)
+                # refused credentials are not fixed by hammering the server
+                refused = self.state is ConnState.CREDENTIALS_REFUSED
+                delay = RECONNECT_CAP_S if refused else next(delays)
                 self.log.info("reconnecting", delay_s=round(delay, 3))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), delay)

@@ -1,12 +1,15 @@
 """The agent's own health and metrics endpoint (``CATTLE_HEALTH_LISTEN=HOST:PORT``): ``/healthz``
-answers 200 while the tunnel is up (a liveness/readiness probe for the Deployment) and ``/metrics``
-exposes the tunnel's counters in Prometheus text format."""
+answers 200 while the tunnel is up (a liveness/readiness probe for the Deployment), 503 otherwise
+with the connection state in the body (e.g. ``credentials_refused: the server refused ...``), and
+``/metrics`` exposes the tunnel's counters and ``cattle_agent_state{state}`` in Prometheus text
+format."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
 from cluster_agent.connection import AgentConnection
+from cluster_agent.connstate import ConnState
 
 CONN: web.AppKey[AgentConnection] = web.AppKey("conn", AgentConnection)
 
@@ -15,7 +18,9 @@ async def healthz(request: web.Request) -> web.Response:
     conn = request.app[CONN]
     if conn.connected.is_set():
         return web.Response(text="ok")
-    return web.Response(status=503, text="tunnel not connected")
+    return web.Response(
+        status=503, text=f"tunnel not connected: {conn.state.value}: {conn.state_detail}"
+    )
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -31,6 +36,10 @@ async def metrics(request: web.Request) -> web.Response:
         f"cattle_agent_tunnel_streams {st.open_streams if st else 0}",
         "# TYPE cattle_agent_tunnel_rtt_seconds gauge",
         f"cattle_agent_tunnel_rtt_seconds {session.rtt_s if session and session.rtt_s else 0}",
+        "# TYPE cattle_agent_state gauge",
+        *(f'cattle_agent_state{{state="{s.value}"}} {int(conn.state is s)}' for s in ConnState),
+        "# TYPE cattle_agent_credentials_refused counter",
+        f"cattle_agent_credentials_refused_total {conn.credentials_refused}",
     ]
     return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
 
