@@ -12,6 +12,7 @@ from pathlib import Path
 SA_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 DEFAULT_REPORT_INTERVAL_S = 15.0  # how often the cluster agent reports health (Rancher: 15 s)
 DEFAULT_NAMESPACE = "cattle-system"
+DEFAULT_WATCH_TIMEOUT_S = 300.0  # the informers ask the API server to end a watch after this
 
 
 class ConfigError(Exception):
@@ -87,6 +88,7 @@ class AgentConfig:
     credential_file: str = ""  # where the agent keeps its own credential (cluster-agent import)
     credential_secret: str = ""  # or this Secret in ``namespace`` (in the cluster)
     namespace: str = DEFAULT_NAMESPACE
+    watch_timeout_s: float = DEFAULT_WATCH_TIMEOUT_S
 
     def allows(self, host: str, port: int) -> bool:
         return any(t.matches(host, port) for t in self.allowed)
@@ -157,4 +159,5 @@ def from_env(env: Mapping[str, str] | None = None) -> AgentConfig:
         credential_file=env.get("CATTLE_CREDENTIAL_FILE", ""),
         credential_secret=env.get("CATTLE_CREDENTIAL_SECRET", ""),
         namespace=env.get("CATTLE_NAMESPACE", "") or DEFAULT_NAMESPACE,
+        watch_timeout_s=_positive_float(env, "CATTLE_WATCH_TIMEOUT_S", DEFAULT_WATCH_TIMEOUT_S),
     )

@@ -3,9 +3,16 @@
 A message is a frozen dataclass registered under a short ``KIND``; on the wire it is the msgpack
 array ``[kind, {field: value, ...}]``. Decoding validates every field against its annotation
 (``str``, ``int``, ``float``, ``bool``, ``bytes``, ``list[...]``, ``dict[str, ...]``, ``Any`` and
-``X | None``). A kind this side does not know decodes to :class:`UnknownMessage`, so a newer peer
-can add messages without breaking an older one. Other packages add their own messages with
-:func:`register`.
+``X | None``). A kind this side does not know decodes to :class:`UnknownMessage`, and fields it
+does not know are ignored, so a newer peer can add messages and fields (with defaults) without
+breaking an older one. Other packages add their own messages with :func:`register`.
+
+The cluster picture (``picture.*`` kinds and the node, stats, event, namespace and health
+messages, version :data:`PICTURE_VERSION`) is a stream of changes in generations: the agent opens
+a generation with :class:`PictureBegin` and a full snapshot, then sends only changes, in rounds
+that each end with a :class:`PictureMark` the server acknowledges (:class:`PictureAck`); the
+server asks for a new generation (:class:`PictureResync`) when a round arrived incomplete.
+``docs/architecture.md`` ("The cluster picture") has the resynchronisation rule.
 """
 
 from __future__ import annotations
@@ -89,9 +96,6 @@ def decode(raw: bytes | memoryview) -> Message:
     if cls is None:
         return UnknownMessage(kind=kind, body=body)
     hints = _HINTS[cls]
-    names = {f.name for f in dataclasses.fields(cls)}
-    if set(body) - names:
-        raise RemoteProtocolError(f"{kind}: unknown fields")
     kwargs: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
         if f.name in body:
@@ -142,28 +146,49 @@ def _matches(value: Any, hint: Any) -> bool:
 
 # --- the messages this package knows (later work adds more with @register) ----------------------
 
+PICTURE_VERSION = 1  # of the picture messages below; a peer ignores fields it does not know
+REMOVED_NODE, REMOVED_EVENT, REMOVED_NAMESPACE = "node", "event", "namespace"
+
 
 @register
 @dataclasses.dataclass(frozen=True)
 class Health(Message):
-    """Health of the agent's side (cluster API reachable, components)."""
+    """Health of the agent's side: its API server's ``/readyz`` (and the checks failing there),
+    the agent's version, the tunnel's round trip as the agent measures it, when it checked."""
 
     KIND: ClassVar[str] = "health"
     healthy: bool
     detail: str = ""
     components: dict[str, bool] = dataclasses.field(default_factory=dict)
+    failing_checks: list[str] = dataclasses.field(default_factory=list)
+    agent_version: str = ""
+    rtt_ms: float | None = None
+    heartbeat_at: float = 0.0  # the agent's clock (seconds since the epoch)
+    generation: int = 0
 
 
 @register
 @dataclasses.dataclass(frozen=True)
 class NodeInfo(Message):
-    """Facts about one node (node agents) or the cluster's nodes (cluster agent)."""
+    """Facts about one node (node agents) or one of the cluster's nodes (cluster agent: its
+    whole current state; the latest wins)."""
 
     KIND: ClassVar[str] = "node_info"
     name: str
     labels: dict[str, str] = dataclasses.field(default_factory=dict)
     capacity: dict[str, str] = dataclasses.field(default_factory=dict)
     kubelet_version: str = ""
+    allocatable: dict[str, str] = dataclasses.field(default_factory=dict)
+    conditions: list[dict[str, str]] = dataclasses.field(default_factory=list)
+    container_runtime_version: str = ""
+    os_image: str = ""
+    kernel_version: str = ""
+    operating_system: str = ""
+    architecture: str = ""
+    addresses: list[dict[str, str]] = dataclasses.field(default_factory=list)
+    taints: list[dict[str, str]] = dataclasses.field(default_factory=list)
+    unschedulable: bool = False
+    generation: int = 0
 
 
 @register
@@ -185,3 +210,99 @@ class Event(Message):
     message: str
     object: dict[str, Any] = dataclasses.field(default_factory=dict)
     type: str = "Normal"
+    namespace: str = ""
+    name: str = ""  # with the namespace, the event's identity (repeats raise ``count``)
+    uid: str = ""
+    count: int = 1
+    first_seen: str = ""  # RFC 3339, as the API server has it
+    last_seen: str = ""
+    source: str = ""
+    generation: int = 0
+
+
+@register
+@dataclasses.dataclass(frozen=True)
+class NodeStats(Message):
+    """One node's requested and limited CPU (cores), memory (bytes) and pods from its pods'
+    specs, its allocatable, and its usage where the cluster serves ``metrics.k8s.io``."""
+
+    KIND: ClassVar[str] = "node_stats"
+    name: str
+    values: dict[str, float]
+    generation: int = 0
+
+
+@register
+@dataclasses.dataclass(frozen=True)
+class ClusterStats(Message):
+    """The same figures for the whole cluster, plus node counts."""
+
+    KIND: ClassVar[str] = "cluster_stats"
+    values: dict[str, float]
+    generation: int = 0
+
+
+@register
+@dataclasses.dataclass(frozen=True)
+class NamespaceInfo(Message):
+    KIND: ClassVar[str] = "namespace_info"
+    name: str
+    phase: str = "Active"
+    generation: int = 0
+
+
+@register
+@dataclasses.dataclass(frozen=True)
+class Removed(Message):
+    """An object of the picture is gone: ``what`` is ``node``, ``event`` or ``namespace``;
+    ``key`` its name (``namespace/name`` for events)."""
+
+    KIND: ClassVar[str] = "picture.removed"
+    what: str
+    key: str
+    generation: int = 0
+
+
+@register
+@dataclasses.dataclass(frozen=True)
+class PictureBegin(Message):
+    """Agent -> server: a new generation starts with a full snapshot; the server builds it aside
+    and replaces its picture with it at the first mark with ``synced``."""
+
+    KIND: ClassVar[str] = "picture.begin"
+    generation: int
+    version: int = PICTURE_VERSION
+    agent_version: str = ""
+
+
+@register
+@dataclasses.dataclass(frozen=True)
+class PictureMark(Message):
+    """Agent -> server: the end of round ``seq`` of ``generation``, which carried ``count``
+    picture messages; ``synced``: the snapshot is complete with this round."""
+
+    KIND: ClassVar[str] = "picture.mark"
+    generation: int
+    seq: int
+    count: int
+    synced: bool = False
+
+
+@register
+@dataclasses.dataclass(frozen=True)
+class PictureAck(Message):
+    """Server -> agent: round ``seq`` of ``generation`` is applied."""
+
+    KIND: ClassVar[str] = "picture.ack"
+    generation: int
+    seq: int
+
+
+@register
+@dataclasses.dataclass(frozen=True)
+class PictureResync(Message):
+    """Server -> agent: start a new generation (a round arrived incomplete, or the server lost
+    its picture)."""
+
+    KIND: ClassVar[str] = "picture.resync"
+    reason: str = ""

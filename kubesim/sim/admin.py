@@ -8,6 +8,8 @@ loopback client):
 - ``POST /_kubesim/nodes`` with ``{"name": N}``: add a Ready node (201, the Node).
 - ``POST /_kubesim/nodes/{name}/notready`` and ``/ready``: stop or restart its kubelet.
 - ``DELETE /_kubesim/nodes/{name}``: remove the node (its pods are garbage-collected).
+- ``POST /_kubesim/compact``: forget the watch history, as etcd compaction does: a watch that
+  resumes from an older resourceVersion gets ``410 Gone`` and must relist.
 - ``POST /_kubesim/namespaces/{ns}/pods/{pod}/log?container=C``: append the body to the
   container's log (the pod's first container by default; 404 when the pod does not exist).
 - ``POST /_kubesim/namespaces/{ns}/pods/{pod}/exit?container=C&code=N``: the container's
@@ -19,6 +21,7 @@ loopback client):
 Command line::
 
     python -m kubesim.sim.admin --kubeconfig F node add|notready|ready|remove NAME
+    python -m kubesim.sim.admin --kubeconfig F compact
     python -m kubesim.sim.admin --kubeconfig F pod-log append NS POD [CONTAINER] TEXT
     python -m kubesim.sim.admin --kubeconfig F pod exit NS POD [CONTAINER] CODE
 """
@@ -143,6 +146,12 @@ def routes(ctx: SimContext) -> list[web.RouteDef]:
             {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}
         )
 
+    async def compact(request: web.Request) -> web.Response:
+        if (denied := guard(request)) is not None:
+            return denied
+        ctx.store.compact()
+        return web.Response(status=204)
+
     def _container(pod: Obj | None, request: web.Request) -> str:
         container = request.query.get("container", "")
         if not container and pod is not None:
@@ -200,6 +209,7 @@ def routes(ctx: SimContext) -> list[web.RouteDef]:
         web.post(f"{ADMIN_PREFIX}/nodes/{{name}}/notready", notready),
         web.post(f"{ADMIN_PREFIX}/nodes/{{name}}/ready", ready),
         web.delete(f"{ADMIN_PREFIX}/nodes/{{name}}", remove_node),
+        web.post(f"{ADMIN_PREFIX}/compact", compact),
         web.post(f"{pod_path}/log", append_log),
         web.post(f"{pod_path}/restart", exit_container),
         web.post(f"{pod_path}/exit", exit_container),
@@ -282,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     plog.add_argument("namespace")
     plog.add_argument("pod")
     plog.add_argument("rest", nargs="+", metavar="[CONTAINER] TEXT")
+    sub.add_parser("compact", help="forget the watch history (resuming watches get 410)")
     pexit = sub.add_parser("pod", help="make a pod's container exit with a code")
     pexit.add_argument("action", choices=["exit"])
     pexit.add_argument("namespace")
@@ -311,6 +322,8 @@ def _run(p: argparse.ArgumentParser, args: argparse.Namespace, client: AdminClie
             code, out = client.call("DELETE", f"{ADMIN_PREFIX}/nodes/{name}")
         else:
             code, out = client.call("POST", f"{ADMIN_PREFIX}/nodes/{name}/{args.action}")
+    elif args.what == "compact":
+        code, out = client.call("POST", f"{ADMIN_PREFIX}/compact")
     elif args.what == "pod":
         if len(args.rest) > 2:
             p.error("pod exit takes NS POD [CONTAINER] CODE")
