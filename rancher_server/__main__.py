@@ -34,6 +34,8 @@ from rancher_server.tls import load_or_generate
 from rancher_tunnel import logs
 from rancher_tunnel.process import run_until_signalled
 
+EXIT_STORE_ERROR = 4
+
 
 def _env_list(name: str, default: list[str]) -> list[str]:
     raw = os.environ.get(name, "")
@@ -118,7 +120,11 @@ def _run_server(config: ServerConfig) -> None:
     from rancher_server.app import serve
 
     _raise_fd_limit()
-    run_until_signalled(lambda stop: serve(config, stop))
+    try:
+        run_until_signalled(lambda stop: serve(config, stop))
+    except StoreError as e:  # a damaged or too-new database: say what to do, no traceback
+        print(f"rancher-server: cannot start: {e}", file=sys.stderr)
+        sys.exit(EXIT_STORE_ERROR)
 
 
 def _cluster_command(args: argparse.Namespace, config: ServerConfig) -> int:

@@ -15,6 +15,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from rancher_server import api, proxy
 from rancher_server.access.impersonation import Impersonator
 from rancher_server.access.manager import AccessCollector, AccessManager
+from rancher_server.api.errors import error_middleware
 from rancher_server.auth import authenticate_bearer, error_response, unauthorized
 from rancher_server.auth.bootstrap import ensure_admin
 from rancher_server.config import ServerConfig
@@ -97,7 +98,7 @@ def build_state(config: ServerConfig) -> ServerState:
 
 
 def create_app(state: ServerState) -> web.Application:
-    app = web.Application(client_max_size=1024 * 1024)
+    app = web.Application(client_max_size=1024 * 1024, middlewares=[error_middleware])
     app[STATE] = state
     app[DIALER] = Dialer(state.sessions)
     app.on_response_prepare.append(add_hsts)

@@ -15,7 +15,7 @@ from rancher_server.api.spec import AUTH_ADMIN, AUTH_PUBLIC, Ctx, Endpoint
 from rancher_server.api.validate import InvalidBody, validate
 from rancher_server.auth.http import ApiError, request_principal, unauthorized
 from rancher_server.state import STATE
-from rancher_server.store import Conflict, NotFound, StoreError
+from rancher_server.store import Conflict, NotFound, StorageUnavailable, StoreError
 from rancher_tunnel.logs import get_logger
 
 log = get_logger(component="api")
@@ -37,9 +37,15 @@ async def read_json(request: web.Request) -> Any:
     if ctype not in ("application/json", "application/octet-stream", ""):
         raise ApiError(415, "request body must be JSON (Content-Type: application/json)")
     try:
-        return json.loads(raw)
+        return json.loads(raw, parse_constant=_no_constant)
+    except RecursionError as e:
+        raise ApiError(400, "request body is nested too deeply") from e
     except (ValueError, UnicodeDecodeError) as e:
         raise ApiError(400, f"request body is not valid JSON: {e}") from e
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
 
 
 async def _run(ep: Endpoint, request: web.Request) -> web.StreamResponse:
@@ -65,6 +71,8 @@ async def _run(ep: Endpoint, request: web.Request) -> web.StreamResponse:
         raise ApiError(404, str(e)) from e
     except Conflict as e:
         raise ApiError(409, str(e)) from e
+    except StorageUnavailable:
+        raise  # 503, logged once (rancher_server.api.errors)
     except StoreError as e:
         raise ApiError(422, str(e)) from e
 

@@ -34,9 +34,11 @@ MS_PER_S = 1000
 
 def ttl_seconds(ttl_ms: int | None, default_s: float, max_s: float) -> float:
     """A requested TTL in milliseconds (0/absent: the default), capped at the maximum."""
-    if not ttl_ms:
+    if not ttl_ms or ttl_ms < 0:
         return default_s
-    return min(ttl_ms / MS_PER_S, max_s)
+    if ttl_ms >= max_s * MS_PER_S:  # compared as integers: a huge TTL never becomes a float
+        return max_s
+    return ttl_ms / MS_PER_S
 
 
 @endpoint("POST", "/v3-public/localProviders/local", "Log in with a local username and password",

@@ -14,6 +14,11 @@ class StoreError(Exception):
     """A storage operation failed."""
 
 
+class StorageUnavailable(StoreError):
+    """The storage itself failed (I/O error, disk full, locked too long, corrupt page): not the
+    caller's fault; answered 503 and logged with the cause."""
+
+
 class NotFound(StoreError):
     """The object does not exist."""
 

@@ -17,6 +17,7 @@ from rancher_server.store.sqlite_rbac import BindingsMixin
 
 BUSY_TIMEOUT_MS = 5000
 DB_FILE_MODE = 0o600
+QUICK_CHECK_MAX_ERRORS = 10  # problems quoted in the refusal to start
 
 # Each entry moves the schema from version i to i+1. Never edit a released entry: append.
 MIGRATIONS: list[str] = [
@@ -158,6 +159,14 @@ MIGRATIONS: list[str] = [
 ]
 
 
+def _corrupt_message(path: Path | str, detail: str) -> str:
+    return (
+        f"the database {path} is damaged ({detail}). Stop every process using it, then restore "
+        f"it from a backup (with its -wal file), or try `sqlite3 {path} .recover | sqlite3 "
+        f"new.db` and move new.db in its place; moving it aside starts an empty server."
+    )
+
+
 def new_cluster_id() -> str:
     """Rancher-style ids: ``c-`` and a short random lowercase suffix."""
     return new_id("c-")
@@ -183,8 +192,12 @@ class SQLiteStore(UsersMixin, BindingsMixin, AccessMixin):
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT, DB_FILE_MODE))
         self._lock = threading.Lock()
         self._listeners = []
-        self._db = _connect(path)
         try:
+            self._db = _connect(path)
+        except sqlite3.DatabaseError as e:
+            raise StoreError(_corrupt_message(path, str(e))) from e
+        try:
+            self._check_integrity(path)
             self._migrate()
         except BaseException:
             self._db.close()
@@ -193,6 +206,16 @@ class SQLiteStore(UsersMixin, BindingsMixin, AccessMixin):
         self._cache = {}
         self._rdb = _connect(path)
         self._rdb.execute("PRAGMA query_only=ON")
+
+    def _check_integrity(self, path: Path | str) -> None:
+        """``PRAGMA quick_check`` at open: a corrupt file stops the server, saying what to do."""
+        try:
+            rows = self._db.execute(f"PRAGMA quick_check({QUICK_CHECK_MAX_ERRORS})").fetchall()
+        except sqlite3.DatabaseError as e:
+            raise StoreError(_corrupt_message(path, str(e))) from e
+        problems = [str(r[0]) for r in rows if str(r[0]) != "ok"]
+        if problems:
+            raise StoreError(_corrupt_message(path, "; ".join(problems)))
 
     @property
     def schema_version(self) -> int:

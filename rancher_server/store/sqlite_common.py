@@ -9,12 +9,32 @@ from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+from rancher_server.store.base import StorageUnavailable
+
 ID_SUFFIX_LEN = 5  # Rancher-style short ids: "c-xxxxx", "u-xxxxx", "token-xxxxx"
 ID_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # no vowels (no words), no look-alikes
 ID_ALLOCATION_ATTEMPTS = 10
 READ_CACHE_MAX_ENTRIES = 10_000  # cleared whole when full (and on every commit anywhere)
 
 T = TypeVar("T")
+
+
+def storage_failure(e: sqlite3.Error) -> bool:
+    """An error of the storage itself, not of the statement's data (constraints)."""
+    return isinstance(e, sqlite3.OperationalError | sqlite3.InternalError) or (
+        type(e) is sqlite3.DatabaseError
+    )
+
+
+@contextmanager
+def storage_errors() -> Iterator[None]:
+    """Turns SQLite's I/O, lock and corruption errors into :class:`StorageUnavailable`."""
+    try:
+        yield
+    except sqlite3.Error as e:
+        if storage_failure(e):
+            raise StorageUnavailable(f"storage failed: {e}") from e
+        raise
 
 
 def new_id(prefix: str, length: int = ID_SUFFIX_LEN) -> str:
@@ -75,21 +95,22 @@ class SQLiteBase:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
+        with self._lock, storage_errors():
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
         self._notify()
 
     def _read(self, sql: str, args: tuple[object, ...] = ()) -> list[sqlite3.Row]:
-        with self._rlock:
+        with self._rlock, storage_errors():
             return self._rdb.execute(sql, args).fetchall()
 
     def _read_one(self, sql: str, args: tuple[object, ...] = ()) -> sqlite3.Row | None:
-        with self._rlock:
+        with self._rlock, storage_errors():
             row: sqlite3.Row | None = self._rdb.execute(sql, args).fetchone()
             return row
