@@ -22,7 +22,7 @@ from rancher_server.proxy.headers import (
 from rancher_server.proxy.lean import Response, UpstreamError, send_request
 from rancher_server.proxy.namespaces import create_in_project, is_namespace_create
 from rancher_server.proxy.status import status_response
-from rancher_server.proxy.streams import StreamGuard, access_fingerprint
+from rancher_server.proxy.streams import StreamGuard, fingerprint_of
 from rancher_server.proxy.upgrade import proxy_upgrade
 from rancher_server.proxy.upstream import Upstream, UpstreamPool
 from rancher_server.state import STATE
@@ -88,7 +88,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
             return await create_in_project(
                 request, principal, access, cluster_id, path_qs, request.app[ACCESS]
             )
-        fingerprint = access_fingerprint(state.store, principal, cluster_id)
+        fingerprint = fingerprint_of(principal, access)
         with request.app[GUARD].track(principal, cluster_id, fingerprint,
                                       lambda: _close_client(request)):
             return await _forward(request, principal, fingerprint, cluster_id, path_qs, target)

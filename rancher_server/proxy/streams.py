@@ -16,7 +16,7 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from rancher_server.access.roles import access_of
+from rancher_server.access.roles import Access, access_of
 from rancher_server.auth.principal import Principal
 from rancher_server.auth.tokens import principal_of, token_usable
 from rancher_server.store import NotFound, Store
@@ -37,8 +37,8 @@ class OpenRequest:
     opened_at: float
 
 
-def access_fingerprint(store: Store, principal: Principal, cluster_id: str) -> tuple[Any, ...]:
-    access = access_of(store, principal, cluster_id)
+def fingerprint_of(principal: Principal, access: Access) -> tuple[Any, ...]:
+    """What decides a principal's rights in a cluster: a change of it is a change of access."""
     return (principal.groups, access.cluster_templates,
             tuple(sorted(access.project_templates.items())))
 
@@ -84,7 +84,7 @@ class StreamGuard:
         except NotFound:
             return "cluster deleted"
         now = principal_of(store, tok, user)
-        if access_fingerprint(store, now, req.cluster_id) != req.fingerprint:
+        if fingerprint_of(now, access_of(store, now, req.cluster_id)) != req.fingerprint:
             return "access to the cluster changed"
         return None
 
