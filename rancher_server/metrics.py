@@ -12,7 +12,7 @@ from prometheus_client.registry import Collector
 from rancher_server.tunnel.registry import SessionRegistry
 
 # the per-peer bounds an agent can be cut off for (each always exported, 0 until it happens)
-BOUNDS = ("control_queue", "data_queue", "streams", "reports")
+BOUNDS = ("control_queue", "data_queue", "streams", "messages", "reports")
 
 
 class TunnelCollector(Collector):

@@ -40,11 +40,14 @@ MAX_SESSION_BUFFER_BYTES = MAX_STREAMS * MIN_STREAM_WINDOW_BYTES + SHARED_WINDOW
 
 # --- per-peer bounds (a peer that exceeds one is disconnected: GOAWAY LIMIT_EXCEEDED, 1008) ----
 # control frames queued to a peer that does not read (pongs are coalesced: at most one is owed)
-MAX_CONTROL_QUEUE_BYTES = 1024 * 1024
+MAX_CONTROL_QUEUE_BYTES = 256 * 1024
 # stream data queued to a peer that does not read: a conforming peer never grants more credit
 # than its whole receive buffer, so more than this queued means it granted credit it cannot hold
 MAX_DATA_QUEUE_BYTES = MAX_SESSION_BUFFER_BYTES + MAX_BATCH_BYTES
 MAX_PENDING_OPENS = 256  # our dials waiting for the peer's ACCEPT / REFUSE; more are refused here
+# typed messages received and not yet handled (encoded size): a peer that sends them faster than
+# the handler takes them is cut off
+MAX_PENDING_MESSAGE_BYTES = 2 * 1024 * 1024
 
 # --- timers --------------------------------------------------------------------------------
 PING_INTERVAL_S = 5.0
@@ -88,6 +91,7 @@ class Limits:
     max_control_queue_bytes: int = MAX_CONTROL_QUEUE_BYTES
     max_data_queue_bytes: int = MAX_DATA_QUEUE_BYTES
     max_pending_opens: int = MAX_PENDING_OPENS
+    max_pending_message_bytes: int = MAX_PENDING_MESSAGE_BYTES
 
     def __post_init__(self) -> None:
         if not MIN_FRAME_PAYLOAD_BYTES <= self.max_frame_payload_bytes <= MAX_FRAME_PAYLOAD_BYTES:
@@ -102,6 +106,8 @@ class Limits:
             raise ValueError("max_control_queue_bytes must be >= MIN_FRAME_PAYLOAD_BYTES")
         if self.max_data_queue_bytes < self.max_batch_bytes:
             raise ValueError("max_data_queue_bytes must be >= max_batch_bytes")
+        if self.max_pending_message_bytes < MAX_MESSAGE_BYTES:
+            raise ValueError("max_pending_message_bytes must be >= MAX_MESSAGE_BYTES")
         if self.max_pending_opens < 1:
             raise ValueError("max_pending_opens must be >= 1")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .frames import Hello
 from .messages import Message
@@ -69,6 +69,7 @@ class PongReceived(Event):
 @dataclass(slots=True)
 class MessageReceived(Event):
     message: Message
+    nbytes: int = field(default=0, compare=False)  # its encoded size (for queue bounds)
 
 
 @dataclass(slots=True)

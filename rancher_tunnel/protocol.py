@@ -796,7 +796,7 @@ class Connection:
             self._emit_control(sid, FrameType.RESET, fr.reason_payload("stream unknown"))
 
     def _on_message(self, stream_id: int, payload: bytes | memoryview) -> None:
-        self._events.append(MessageReceived(messages.decode(payload)))
+        self._events.append(MessageReceived(messages.decode(payload), len(payload)))
 
     def _on_goaway(self, stream_id: int, payload: bytes | memoryview) -> None:
         code, reason = fr.decode_goaway(payload)

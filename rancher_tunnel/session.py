@@ -25,7 +25,7 @@ from aiohttp.client_ws import ClientWebSocketResponse
 from . import events as ev
 from .constants import DEFAULT_LIMITS, Limits
 from .errors import DialRefused, LocalProtocolError, ProtocolError, SessionClosed, StreamReset
-from .frames import Role
+from .frames import GoAwayCode, Role
 from .logs import get_logger
 from .malloc import tune_malloc
 from .messages import Message
@@ -107,7 +107,8 @@ class Session:
         self._wake = asyncio.Event()
         self._flushed = asyncio.Event()
         self._finished = asyncio.Event()
-        self._messages: asyncio.Queue[Message] = asyncio.Queue(MAX_PENDING_MESSAGES)
+        self._messages: asyncio.Queue[tuple[Message, int]] = asyncio.Queue(MAX_PENDING_MESSAGES)
+        self._pending_message_bytes = 0
         self._messages_dropped = 0
         self._dials_over_limit = 0
         self._bound_exceeded: str | None = None
@@ -589,8 +590,17 @@ class Session:
                 self._rtt_s = e.rtt_s
                 self._last_pong = time.monotonic()
             elif isinstance(e, ev.MessageReceived):
+                pending = self._pending_message_bytes + e.nbytes
+                if pending > self.limits.max_pending_message_bytes:
+                    self._cut_off(
+                        "messages",
+                        f"over {self.limits.max_pending_message_bytes} bytes of messages "
+                        "waiting for the handler",
+                    )
+                    return
                 try:
-                    self._messages.put_nowait(e.message)
+                    self._messages.put_nowait((e.message, e.nbytes))
+                    self._pending_message_bytes = pending
                 except asyncio.QueueFull:
                     self._messages_dropped += 1
                     self._log.warning("message dropped: handler too slow", kind=e.message.KIND)
@@ -611,6 +621,16 @@ class Session:
                     self._log.warning(
                         "peer exceeded a bound", bound=self._bound_exceeded, reason=e.reason
                     )
+
+    def _cut_off(self, bound: str, reason: str) -> None:
+        """The peer exceeded a bound kept in this layer: GOAWAY, then drop the connection."""
+        self._bound_exceeded = bound
+        self._set_reason(f"limit: {reason}")
+        self._close_code = WS_CLOSE_POLICY_VIOLATION
+        self._abort_ws = True
+        self._log.warning("peer exceeded a bound", bound=bound, reason=reason)
+        self._conn.close(reason, GoAwayCode.LIMIT_EXCEEDED)
+        self._kick()
 
     def _incoming(self, stream_id: int, target: str) -> None:
         if self._on_stream is None or self._tg is None or self._closing:
@@ -716,7 +736,8 @@ class Session:
 
     async def _message_loop(self) -> None:
         while True:
-            msg = await self._messages.get()
+            msg, nbytes = await self._messages.get()
+            self._pending_message_bytes -= nbytes
             if self._on_message is None:
                 continue
             try:

@@ -13,7 +13,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from rancher_server.constants import MAX_REPORT_BYTES, MAX_REPORTED_NODES, MAX_STATS_KEYS
+from rancher_server.constants import (
+    MAX_REPORT_BYTES,
+    MAX_REPORTED_NODES,
+    MAX_STATS_KEYS,
+    REPORT_ENTRY_OVERHEAD_BYTES,
+)
 from rancher_tunnel.messages import Health, Message, NodeInfo, Stats
 
 
@@ -22,9 +27,11 @@ class ReportLimitExceeded(Exception):
 
 
 def _node_bytes(msg: NodeInfo) -> int:
-    """What a node info entry costs, counted as the lengths of its strings."""
+    """What a node info entry costs: its strings and a fixed overhead per entry."""
+    entries = 2 + len(msg.labels) + len(msg.capacity)
     return (
-        len(msg.name)
+        entries * REPORT_ENTRY_OVERHEAD_BYTES
+        + len(msg.name)
         + len(msg.kubelet_version)
         + sum(len(k) + len(v) for k, v in msg.labels.items())
         + sum(len(k) + len(v) for k, v in msg.capacity.items())
@@ -75,7 +82,7 @@ class AgentReport:
             raise ReportLimitExceeded(f"stats: more than {MAX_STATS_KEYS} values")
         # NaN and infinities are not JSON: such a value is dropped, not kept
         values = {k: float(v) for k, v in msg.values.items() if math.isfinite(v)}
-        total = sum(len(k) + 8 for k in values)
+        total = sum(len(k) + REPORT_ENTRY_OVERHEAD_BYTES for k in values)
         self._check(self.size_bytes - self._stats_total + total, "stats")
         self.stats, self._stats_total = values, total
         current = int(self.stats.get("nodes", len(self.nodes)))
