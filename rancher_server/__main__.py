@@ -71,6 +71,8 @@ def _parser() -> argparse.ArgumentParser:
                       help="where the demo keeps its state and logs")
     demo.add_argument("--listen", dest="demo_listen", default="127.0.0.1:8443",
                       help="HOST:PORT for the demo's server")
+    demo.add_argument("--reset", action="store_true",
+                      help="forget an earlier run's state in --dir and start over")
     c = sub.add_parser("cluster", help="manage clusters")
     csub = c.add_subparsers(dest="cluster_command", required=True)
     cc = csub.add_parser("create", help="create a cluster and print its registration command")
@@ -169,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "demo":
         from rancher_server.demo import run_demo
 
-        sys.exit(run_demo(args.dir.resolve(), args.demo_listen))
+        sys.exit(run_demo(args.dir.resolve(), args.demo_listen, reset=args.reset))
     if args.command == "cluster":
         sys.exit(_cluster_command(args, config))
     store_commands = {**cli_users.COMMANDS, **cli_access.COMMANDS}

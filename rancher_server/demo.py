@@ -1,21 +1,30 @@
 """``rancher-server demo``: everything a newcomer needs in one command.
 
-Starts the Kubernetes stand-in (kubesim) as a downstream cluster with a few nodes, the server on
-its embedded defaults in a scratch directory, and a real cluster agent connected to it (imported
-from the stand-in's admin kubeconfig, as a user would import an existing cluster). Then it prints
-the kubeconfig to use: ``kubectl get nodes`` works through the server's proxy and the tunnel at
-once. Ctrl-C stops everything."""
+Starts the Kubernetes stand-in (kubesim) as a downstream cluster with a few nodes and
+kube-api-auth as its token webhook (as the authorized cluster endpoint configures a real
+kube-apiserver), the server on its embedded defaults in a scratch directory, and a real cluster
+agent connected to it (imported from the stand-in's admin kubeconfig, as a user would import an
+existing cluster). Then it prints the kubeconfig to use: ``kubectl get nodes`` works through the
+server's proxy and the tunnel, and the ``demo-direct`` context straight to the cluster. Ctrl-C
+stops everything.
+
+Run it again with the same ``--dir`` and it reuses the server's state and admin password (kept in
+``demo.json``, mode 0600) and imports a fresh stand-in as the ``demo`` cluster again; ``--reset``
+starts from nothing."""
 
 from __future__ import annotations
 
 import json
 import os
 import secrets
+import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +36,36 @@ STOP_TIMEOUT_S = 10.0
 POLL_S = 0.2
 HTTP_TIMEOUT_S = 10.0
 DEMO_NODES = 3
+DEMO_CLUSTER = "demo"
+STATE_FILE = "demo.json"
+PRIVATE_FILE_MODE = 0o600
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _webhook_config(path: Path, port: int) -> Path:
+    """The stand-in's --authentication-token-webhook-config-file: kube-api-auth on loopback."""
+    doc = {
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": "kube-api-auth",
+                      "cluster": {"server": f"http://127.0.0.1:{port}/v1/authenticate"}}],
+        "users": [{"name": "kube-apiserver", "user": {}}],
+        "contexts": [{"name": "webhook",
+                      "context": {"cluster": "kube-api-auth", "user": "kube-apiserver"}}],
+        "current-context": "webhook",
+    }
+    path.write_text(json.dumps(doc))
+    return path
 
 
 def _say(msg: str) -> None:
@@ -92,10 +131,42 @@ def _wait(pred: Callable[[], bool], timeout_s: float, what: str) -> None:
         time.sleep(POLL_S)
 
 
-def run_demo(workdir: Path, listen: str) -> int:
+def _previous_password(workdir: Path) -> str | None:
+    """The admin password of an earlier run in ``workdir`` (None: a first run)."""
+    state = workdir / STATE_FILE
+    if state.exists():
+        return str(json.loads(state.read_text())["password"])
+    if (workdir / "server").exists():
+        raise SystemExit(
+            f"{workdir} holds a server from an older demo whose admin password is unknown: "
+            "run again with --reset (or another --dir)"
+        )
+    return None
+
+
+def _fresh_cluster(url: str, ca: Path, token: str) -> dict[str, Any]:
+    """The demo cluster, created anew (an earlier run's is deleted: its stand-in is gone)."""
+    for c in _call(url + "/v3/clusters", ca, "GET", token=token)["data"]:
+        if c["name"] == DEMO_CLUSTER:
+            _say(f"removing the previous run's cluster {c['id']}")
+            _call(f"{url}/v3/clusters/{c['id']}", ca, "DELETE", token=token)
+    reg: dict[str, Any] = _call(url + "/v3/clusters", ca, "POST", {"name": DEMO_CLUSTER}, token)
+    return reg
+
+
+def run_demo(workdir: Path, listen: str, reset: bool = False) -> int:
+    if reset and workdir.exists():
+        _say(f"--reset: removing {workdir}")
+        shutil.rmtree(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     py = sys.executable
-    password = secrets.token_urlsafe(12)
+    previous = _previous_password(workdir)
+    password = previous or secrets.token_urlsafe(12)
+    if previous is None:
+        _write_private(workdir / STATE_FILE, json.dumps({"password": password}))
+    else:
+        _say(f"reusing the server state in {workdir} (--reset starts from nothing)")
+    hook_port = _free_port()
     children: list[Child] = []
     stop = False
 
@@ -121,6 +192,8 @@ def run_demo(workdir: Path, listen: str) -> int:
                 "RBAC",
                 "--kubeconfig-out",
                 str(workdir / "downstream-admin.kubeconfig"),
+                "--authentication-token-webhook-config-file",
+                str(_webhook_config(workdir / "webhook.json", hook_port)),
             ],
             workdir / "kubesim.log",
             {},
@@ -144,8 +217,19 @@ def run_demo(workdir: Path, listen: str) -> int:
             "POST",
             {"username": "admin", "password": password},
         )["token"]
-        reg = _call(url + "/v3/clusters", ca, "POST", {"name": "demo"}, token)
+        reg = _fresh_cluster(url, ca, token)
         cluster_id = reg["id"]
+        _call(f"{url}/v3/clusters/{cluster_id}/authorizedendpoint", ca, "PUT",
+              {"enabled": True}, token)
+        _say("starting kube-api-auth as the stand-in's token webhook (the direct context)")
+        children.append(Child(
+            "kube-api-auth",
+            [py, "-m", "kube_api_auth", "--listen-host", "127.0.0.1", "--listen-port",
+             str(hook_port), "--kubeconfig", str(sim_info["kubeconfig"]), "--cluster-name",
+             cluster_id],
+            workdir / "kube-api-auth.log",
+            {},
+        ))
         _say(f"importing the stand-in as cluster {cluster_id} with a real cluster agent")
         agent = Child(
             "cluster-agent",
@@ -170,9 +254,7 @@ def run_demo(workdir: Path, listen: str) -> int:
             f"{url}/v3/clusters/{cluster_id}?action=generateKubeconfig", ca, "POST", token=token
         )["config"]
         kc_path = workdir / "kubeconfig"
-        fd = os.open(kc_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(kc)
+        _write_private(kc_path, kc)
         print(
             json.dumps(
                 {
@@ -188,8 +270,12 @@ def run_demo(workdir: Path, listen: str) -> int:
             flush=True,
         )
         _say("ready. Try:")
-        _say(f"    kubectl --kubeconfig {kc_path} get nodes")
-        _say(f"UI/API at {url} (admin / {password}); logs in {workdir}; Ctrl-C stops the demo")
+        _say(f"    kubectl --kubeconfig {kc_path} get nodes          # through the server")
+        _say(f"    kubectl --kubeconfig {kc_path} --context {DEMO_CLUSTER}-direct get nodes"
+             "   # straight to the cluster (works while the server is down)")
+        _say(f"    curl --cacert {ca} -H 'Authorization: Bearer <token>' {url}/v3/clusters")
+        _say(f"API at {url} (admin / {password}); logs in {workdir}; Ctrl-C stops the demo; "
+             "run again to reuse this state, --reset to start over")
         while not stop and all(c.proc.poll() is None for c in children):
             time.sleep(POLL_S)
         for c in children:
