@@ -48,6 +48,7 @@ MAX_PENDING_OPENS = 256  # our dials waiting for the peer's ACCEPT / REFUSE; mor
 # typed messages received and not yet handled (encoded size): a peer that sends them faster than
 # the handler takes them is cut off
 MAX_PENDING_MESSAGE_BYTES = 2 * 1024 * 1024
+MAX_PENDING_MESSAGES = 1024  # received messages waiting for the handler; more are dropped
 
 # --- timers --------------------------------------------------------------------------------
 PING_INTERVAL_S = 5.0

@@ -23,7 +23,7 @@ from aiohttp import web
 from aiohttp.client_ws import ClientWebSocketResponse
 
 from . import events as ev
-from .constants import DEFAULT_LIMITS, Limits
+from .constants import DEFAULT_LIMITS, MAX_PENDING_MESSAGES, Limits
 from .errors import DialRefused, LocalProtocolError, ProtocolError, SessionClosed, StreamReset
 from .frames import GoAwayCode, Role
 from .logs import get_logger
@@ -38,7 +38,6 @@ StreamHandler = Callable[[IncomingStream], Awaitable[None]]
 MessageHandler = Callable[[Message], Awaitable[None]]
 P = TypeVar("P", bound=asyncio.BaseProtocol)
 
-MAX_PENDING_MESSAGES = 1024  # received messages waiting for the handler; more are dropped
 KEEPALIVE_GRACE_S = 0.02  # before declaring the peer dead, let already-arrived input be read
 WS_CLOSE_GOING_AWAY = 1001
 WS_CLOSE_PROTOCOL_ERROR = 1002
