@@ -14,6 +14,7 @@ GROUP_ORDER = [
     "events.k8s.io",
     "authentication.k8s.io",
     "authorization.k8s.io",
+    "networking.k8s.io",
     "rbac.authorization.k8s.io",
     "apiextensions.k8s.io",
     "coordination.k8s.io",

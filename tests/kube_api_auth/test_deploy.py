@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -20,22 +21,41 @@ def docs(name: str) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all((DEPLOY / name).read_text()) if d]
 
 
+def rendered(overlay: str) -> list[dict[str, Any]]:
+    """What ``kubectl apply -k`` would send (kubectl renders kustomize itself)."""
+    out = subprocess.run(["kubectl", "kustomize", str(DEPLOY / overlay)], check=True,
+                         capture_output=True, text=True, timeout=60).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
 def test_daemonset_args_parse_and_match_webhook_config() -> None:
-    (ds,) = docs("daemonset.yaml")
+    objs = rendered("overlays/example")
+    (ds,) = [d for d in objs if d["kind"] == "DaemonSet"]
+    (cm,) = [d for d in objs if d["kind"] == "ConfigMap"]
     container = ds["spec"]["template"]["spec"]["containers"][0]
-    env = {e["name"]: e["value"] for e in container["env"]}
+    env = {}
+    for e in container["env"]:
+        if "valueFrom" in e:
+            ref = e["valueFrom"]["configMapKeyRef"]
+            assert ref["name"] == cm["metadata"]["name"]  # the generated (hashed) name
+            env[e["name"]] = cm["data"][ref["key"]]
+        else:
+            env[e["name"]] = e["value"]
     cfg = config.parse(container["args"], env=env)
     assert (cfg.listen_host, cfg.listen_port) == ("127.0.0.1", DEFAULT_LISTEN_PORT)
-    assert cfg.cluster_name == "CLUSTER_NAME"
+    assert cfg.cluster_name == "c-example"
+    assert cfg.secret_label_selector == "cattle.io/managed-by=rancher-py"
     assert ds["spec"]["template"]["spec"]["hostNetwork"] is True
     assert container["readinessProbe"]["httpGet"]["path"] == HEALTH_PATH
-    (hook,) = docs("kube-api-authn-webhook.yaml")
+    # The API server's webhook config goes on control-plane nodes, never into the cluster.
+    assert all(d.get("kind") != "Config" for d in objs)
+    (hook,) = docs("control-plane/kube-api-authn-webhook.yaml")
     server = hook["clusters"][0]["cluster"]["server"]
     assert server == f"http://127.0.0.1:{cfg.listen_port}{AUTHENTICATE_PATH}"
 
 
 def test_rbac_is_list_watch_of_the_watched_collections_only() -> None:
-    objs = {d["kind"]: d for d in docs("rbac.yaml")}
+    objs = {d["kind"]: d for d in docs("base/rbac.yaml")}
     assert "ClusterRole" not in objs and "ClusterRoleBinding" not in objs
     role = objs["Role"]
     assert role["metadata"]["namespace"] == DEFAULT_NAMESPACE
