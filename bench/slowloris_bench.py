@@ -25,8 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rancher_tunnel.httpguard import HEADER_DEADLINE_S  # noqa: E402
-from tests.procs import ServerProc  # noqa: E402
+from rancher_tunnel.httpguard import HEADER_DEADLINE_S
+from tests.procs import ServerProc
 
 LOGIN_PATH = "/v3-public/localProviders/local?action=login"
 SLOW_CONNECTIONS = 1000
@@ -110,7 +110,7 @@ class Slowloris:
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, object]:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     samples = 5 if args.quick else 20
     with tempfile.TemporaryDirectory() as d:
