@@ -126,7 +126,7 @@ def test_wrong_token_gets_401_before_upgrade(
         ).start()
         with running(agent):
             wait_until(
-                lambda: "server refused the tunnel" in (logdir / "agent.log").read_text(),
+                lambda: "refused this agent's credentials" in (logdir / "agent.log").read_text(),
                 10,
                 what="agent refused",
             )
