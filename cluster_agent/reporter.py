@@ -1,126 +1,81 @@
-"""What the cluster agent reports to the server over the tunnel's typed messages, every
-``CATTLE_HEALTH_INTERVAL_S`` (15 s, as Rancher checks): the health of its cluster's API server
-(``/readyz``), one NodeInfo per node, and cluster stats (nodes, ready nodes, capacity)."""
+"""What the cluster agent tells the server about its cluster: informers (list+watch of nodes,
+pods, namespaces and events on kubernetes_asyncio) keep the agent's picture for the process's
+lifetime; ``/readyz`` and ``metrics.k8s.io`` are polled every ``CATTLE_HEALTH_INTERVAL_S``; each
+tunnel session gets a :class:`~cluster_agent.sender.PictureSender` that resynchronises the server
+(a new generation: snapshot, then changes)."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import ssl
-from typing import Any
+from collections.abc import Awaitable, Callable
 
-import aiohttp
-
+from cluster_agent import slim
+from cluster_agent.apihealth import agent_version, check_readyz, node_usage
 from cluster_agent.config import AgentConfig
-from rancher_tunnel.errors import SessionClosed
+from cluster_agent.informer import Informer
+from cluster_agent.kube import AgentKube
+from cluster_agent.picture import AgentPicture
+from cluster_agent.sender import PictureSender
 from rancher_tunnel.logs import get_logger
-from rancher_tunnel.messages import Health, Message, NodeInfo, Stats
+from rancher_tunnel.messages import Message
 from rancher_tunnel.session import Session
 
-API_TIMEOUT_S = 10.0
-MAX_NODES_REPORTED = 5000
-MAX_DETAIL_CHARS = 200
+MAX_AGENT_EVENTS = 10_000  # events kept (and mirrored on the server); the oldest go first
 
 log = get_logger(component="reporter")
 
 
-def _quantity_cpu(value: str) -> float:
-    return float(value[:-1]) / 1000 if value.endswith("m") else float(value or 0)
-
-
-_MEM_UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "K": 1e3, "M": 1e6, "G": 1e9}
-
-
-def _quantity_bytes(value: str) -> float:
-    for suffix, factor in _MEM_UNITS.items():
-        if value.endswith(suffix):
-            return float(value[: -len(suffix)]) * factor
-    return float(value or 0)
-
-
-def node_messages(nodes: list[dict[str, Any]]) -> list[Message]:
-    """NodeInfo for each node and one Stats for the cluster (pure, tested)."""
-    out: list[Message] = []
-    ready = 0
-    cpu = mem = 0.0
-    for node in nodes[:MAX_NODES_REPORTED]:
-        meta, status = node.get("metadata", {}), node.get("status", {})
-        capacity = {str(k): str(v) for k, v in (status.get("capacity") or {}).items()}
-        out.append(
-            NodeInfo(
-                name=str(meta.get("name", "")),
-                labels={str(k): str(v) for k, v in (meta.get("labels") or {}).items()},
-                capacity=capacity,
-                kubelet_version=str((status.get("nodeInfo") or {}).get("kubeletVersion", "")),
-            )
-        )
-        conds = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
-        ready += conds.get("Ready") == "True"
-        with contextlib.suppress(ValueError):
-            cpu += _quantity_cpu(capacity.get("cpu", "0"))
-            mem += _quantity_bytes(capacity.get("memory", "0"))
-    out.append(
-        Stats(
-            values={
-                "nodes": float(len(nodes)),
-                "nodes_ready": float(ready),
-                "cpu_capacity": cpu,
-                "memory_capacity_bytes": mem,
-            }
-        )
-    )
-    return out
+def attach_message_handler(session: Session, handler: Callable[[Message], Awaitable[None]]) -> None:
+    """The server's messages to the agent (acknowledgements) go to ``handler``. ``AgentConnection``
+    builds its sessions without a message handler; until it takes one, set it here."""
+    session._on_message = handler  # see the docstring
 
 
 class Reporter:
-    def __init__(self, config: AgentConfig, interval_s: float) -> None:
+    def __init__(self, config: AgentConfig, interval_s: float,
+                 kube: AgentKube | None = None) -> None:
         self._config = config
         self._interval_s = interval_s
-        self._headers = {"Accept": "application/json"}
-        if config.api_token:
-            self._headers["Authorization"] = f"Bearer {config.api_token}"
-        self._ssl = ssl.create_default_context(cadata=config.api_ca_pem or None)
+        self._kube = kube or AgentKube.from_config(config, int(config.watch_timeout_s))
+        self.picture = AgentPicture(MAX_AGENT_EVENTS)
+        self.informers: list[Informer] = []
+        self._session: Session | None = None
 
-    async def _collect(self, http: aiohttp.ClientSession) -> list[Message]:
-        base = f"https://{self._config.api_address}"
-        try:
-            async with http.get(f"{base}/readyz", ssl=self._ssl) as resp:
-                body = (await resp.text())[:MAX_DETAIL_CHARS]
-                healthy = resp.status == 200
-            if not healthy:
-                return [
-                    Health(
-                        healthy=False,
-                        detail=f"readyz: HTTP {resp.status}: {body}",
-                        components={"apiserver": False},
-                    )
-                ]
-            async with http.get(f"{base}/api/v1/nodes", ssl=self._ssl) as resp:
-                if resp.status != 200:
-                    detail = f"list nodes: HTTP {resp.status}"
-                    return [Health(healthy=True, detail=detail, components={"apiserver": True})]
-                nodes = (await resp.json()).get("items") or []
-        except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as e:
-            return [
-                Health(
-                    healthy=False,
-                    detail=f"API server unreachable: {e}"[:MAX_DETAIL_CHARS],
-                    components={"apiserver": False},
-                )
+    async def run_informers(self) -> None:
+        """Forever (cancel to stop): the informers and the polls."""
+        p = self.picture
+        async with self._kube as kube:
+            self.informers = [
+                Informer(kube, "/api/v1/namespaces", slim.namespace, p.on_namespace),
+                Informer(kube, "/api/v1/nodes", slim.node, p.on_node),
+                Informer(kube, "/api/v1/pods", slim.pod, p.on_pod),
+                # events.k8s.io/v1 shares this storage: the core view carries both recorders'
+                Informer(kube, "/api/v1/events", slim.event, p.on_event),
             ]
-        return [Health(healthy=True, components={"apiserver": True}), *node_messages(nodes)]
+            async with asyncio.TaskGroup() as tg:
+                for inf in self.informers:
+                    tg.create_task(inf.run(), name=f"informer {inf.path}")
+                tg.create_task(self._poll(kube), name="api-health")
+
+    async def _poll(self, kube: AgentKube) -> None:
+        while True:
+            session = self._session
+            rtt = session.rtt_s if session is not None else None
+            self.picture.set_health(await check_readyz(kube, rtt))
+            usage = await node_usage(kube)
+            if usage is not None:
+                self.picture.set_usage(usage)
+            await asyncio.sleep(self._interval_s)
 
     async def run(self, session: Session) -> None:
-        """Report until the session ends (the first report goes out at once)."""
+        """One session: resynchronise the server, then send changes until the session ends."""
         if not self._config.api_address:
             return
-        await session.wait_ready()
-        timeout = aiohttp.ClientTimeout(total=API_TIMEOUT_S)
-        async with aiohttp.ClientSession(timeout=timeout, headers=self._headers) as http:
-            while not session.closed:
-                try:
-                    for msg in await self._collect(http):
-                        await session.send_message(msg)
-                except SessionClosed:
-                    return
-                await asyncio.sleep(self._interval_s)
+        sender = PictureSender(self.picture, session, agent_version())
+        attach_message_handler(session, sender.on_message)
+        self._session = session
+        try:
+            await sender.run()
+        finally:
+            if self._session is session:
+                self._session = None

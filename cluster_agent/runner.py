@@ -4,6 +4,7 @@ and the exit codes (2: bad configuration, 3: the server's CA does not match the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -41,12 +42,20 @@ async def run_agent(
     health = await start_health(conn, config.health_listen) if config.health_listen else None
     task = asyncio.create_task(conn.run(), name="agent-connection")
     stopper = asyncio.create_task(stop.wait(), name="agent-stop")
+    informers = (
+        asyncio.create_task(reporter.run_informers(), name="agent-informers")
+        if reporter is not None and config.api_address else None
+    )
     try:
         await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         await conn.stop()
         stopper.cancel()
         await task
+        if informers is not None:
+            informers.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await informers
         if health is not None:
             await health.cleanup()
 

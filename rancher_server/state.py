@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from rancher_server.clusters.controller import ControllerManager
 from rancher_server.config import ServerConfig
 from rancher_server.metrics import TunnelCollector
 from rancher_server.store import Store
@@ -26,6 +27,7 @@ class ServerState:
     limits: Limits = DEFAULT_LIMITS
     url: str = ""
     shutting_down: bool = False
+    controllers: ControllerManager | None = None  # set while the app runs (api.setup)
 
 
 STATE: web.AppKey[ServerState] = web.AppKey("state", ServerState)

@@ -8,6 +8,9 @@ routes and the OpenAPI document are both built from it."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+
 from aiohttp import web
 
 from rancher_server.api import (  # noqa: F401 - importing them registers their endpoints
@@ -17,6 +20,7 @@ from rancher_server.api import (  # noqa: F401 - importing them registers their 
     kubeconfig_api,
     meta_api,
     namespaces_api,
+    picture_api,
     project_bindings_api,
     projects_api,
     roletemplates_api,
@@ -26,6 +30,7 @@ from rancher_server.api import (  # noqa: F401 - importing them registers their 
 from rancher_server.api.router import build_routes
 from rancher_server.api.spec import REGISTRY
 from rancher_server.auth.runtime import close_runtime
+from rancher_server.clusters.controller import ControllerManager
 from rancher_server.state import STATE
 
 
@@ -37,7 +42,21 @@ async def _on_shutdown(app: web.Application) -> None:
     await close_runtime(app[STATE])
 
 
+async def _controllers(app: web.Application) -> AsyncIterator[None]:
+    """The cluster controllers run as long as the app (they feed the picture endpoints)."""
+    state = app[STATE]
+    manager = state.controllers = ControllerManager(state.store, state.sessions)
+    stop = asyncio.Event()
+    task = asyncio.create_task(manager.run(stop), name="cluster-controllers")
+    yield
+    stop.set()
+    await task
+    state.controllers = None
+
+
 def setup(app: web.Application) -> None:
-    """Add the routes, and flush the audit log when the app shuts down."""
+    """Add the routes, run the cluster controllers, and flush the audit log when the app shuts
+    down."""
     app.add_routes(routes())
+    app.cleanup_ctx.append(_controllers)
     app.on_shutdown.append(_on_shutdown)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 from aiohttp import web
 
@@ -44,6 +45,13 @@ def _node_agents(ctx: Ctx, cluster_id: str) -> list[tuple[str, float, dict[str, 
         for e in ctx.state.sessions.sessions_of(cluster_id)
         if e.identity.role == "node"
     ]
+
+
+def _status(ctx: Ctx, cluster: Cluster) -> dict[str, Any] | None:
+    """The cluster controller's state, conditions and figures (None before it runs)."""
+    manager = ctx.state.controllers
+    ctl = manager.observe(cluster) if manager is not None else None
+    return ctl.status_json() if ctl is not None else None
 
 
 def visible_cluster(ctx: Ctx, cluster_id: str) -> tuple[Cluster, str]:
@@ -91,7 +99,8 @@ async def list_clusters(ctx: Ctx) -> web.Response:
     clusters = [c for c in ctx.state.store.list_clusters() if c.id in roles]
     return collection("cluster", (
         cluster_resource(c, ctx.state.sessions.is_connected(c.id), roles[c.id],
-                         ctx.state.sessions.reports.get(c.id), _node_agents(ctx, c.id))
+                         ctx.state.sessions.reports.get(c.id), _node_agents(ctx, c.id),
+                         _status(ctx, c))
         for c in clusters
     ))
 
@@ -101,7 +110,8 @@ async def get_cluster(ctx: Ctx) -> web.Response:
     cluster, role = visible_cluster(ctx, ctx.request.match_info["id"])
     return web.json_response(
         cluster_resource(cluster, ctx.state.sessions.is_connected(cluster.id), role,
-                         ctx.state.sessions.reports.get(cluster.id), _node_agents(ctx, cluster.id))
+                         ctx.state.sessions.reports.get(cluster.id), _node_agents(ctx, cluster.id),
+                         _status(ctx, cluster))
     )
 
 

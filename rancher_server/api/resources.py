@@ -72,14 +72,22 @@ def cluster_resource(
     role: str | None,
     report: AgentReport | None = None,
     node_agents: Iterable[tuple[str, float, dict[str, Any]]] = (),
+    status: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    out = {
+    """``status``: the cluster controller's (state and reason, conditions, capacity, requested,
+    used, health); without it the state is derived from the session and the report."""
+    out: dict[str, Any] = {
         "type": "cluster", "id": c.id, "name": c.name,
         "state": cluster_state(c, connected, report),
         "connected": connected, "created": iso(c.created_at),
         "registeredAt": iso(c.registered_at), "apiEndpoint": c.api_endpoint,
         "myRole": role,
     }
+    if status is not None:
+        out.update(status)
+        out["stateSince"] = iso(status.get("stateSince"))
+        for cond in out["conditions"]:
+            cond["lastTransitionTime"] = iso(cond["lastTransitionTime"])
     if report is not None:
         out["agentReport"] = report.to_json()
     out["nodeAgents"] = [

@@ -21,7 +21,24 @@ USER: Schema = {"type": "object", "properties": {
 }}
 CLUSTER: Schema = {"type": "object", "properties": {
     "type": {"type": "string", "enum": ["cluster"]}, "id": _str, "name": _str,
-    "state": {"type": "string", "enum": ["active", "unavailable", "disconnected", "pending"]},
+    "state": {"type": "string",
+              "enum": ["active", "unavailable", "disconnected", "pending", "removing"],
+              "description": "the cluster controller's: pending (no agent ever connected), "
+                             "active, unavailable (see transitioningMessage), removing"},
+    "transitioningMessage": {"type": "string", "description": "why the cluster is not active"},
+    "stateSince": _opt_time,
+    "conditions": {"type": "array", "items": {"type": "object"},
+                   "description": "Connected, Synced, Ready: type, status, reason, message, "
+                                  "lastTransitionTime"},
+    "nodeCount": {"type": "integer"}, "nodesReady": {"type": "integer"},
+    "capacity": {"type": "object", "description": "cpu (cores), memory (bytes), pods"},
+    "allocatable": {"type": "object", "description": "cpu (cores), memory (bytes), pods"},
+    "requested": {"type": "object", "description": "by pod specs: cpu, memory, pods"},
+    "limits": {"type": "object", "description": "by pod specs: cpu, memory"},
+    "used": {"type": "object", "nullable": True,
+             "description": "from metrics.k8s.io where served: cpu, memory"},
+    "health": {"type": "object", "description": "the API server's readyz, failing checks, "
+                                                "agent version, tunnel round trip"},
     "nodeAgents": {"type": "array", "items": {"type": "object"},
                    "description": "connected node agents: name, connectedAt, facts"},
     "agentReport": {"type": "object", "description": "health, nodes and stats the agent "

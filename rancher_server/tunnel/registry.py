@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from rancher_server.clusters.reports import AgentReport
@@ -37,6 +37,8 @@ class SessionRegistry:
         self._entries: dict[str, Entry] = {}
         self._by_cluster: dict[str, set[str]] = {}
         self.reports: dict[str, AgentReport] = {}  # cluster id -> what its agent last reported
+        # called when a session is registered, before it processes anything (cluster controllers)
+        self.on_added: list[Callable[[AgentIdentity, Session], None]] = []
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -49,6 +51,8 @@ class SessionRegistry:
         old = self._entries.get(key)
         self._entries[key] = Entry(identity, session)
         self._by_cluster.setdefault(identity.cluster.id, set()).add(key)
+        for hook in list(self.on_added):
+            hook(identity, session)
         if old is not None and old.session is not session:
             log.info("session replaced", session=key)
             with contextlib.suppress(TimeoutError):

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from rancher_server.access.roles import cluster_role
 from rancher_server.auth import Principal
 from rancher_server.tunnel.agent_auth import AgentIdentity
+from rancher_tunnel.messages import Message, PictureBegin, PictureMark
 from tests.server_api.conftest import USER_PASSWORD, Api
 
 
@@ -24,7 +25,9 @@ async def test_admin_creates_cluster_and_gets_registration_command_once(api: Api
     assert status == 200 and "registrationToken" not in got and got["state"] == "pending"
     api.state.store.record_registration(c["id"], "10.0.0.1:6443", "")
     status, got = await api.call("GET", f"/v3/clusters/{c['id']}", admin)
-    assert got["state"] == "disconnected"  # registered once, no agent session now
+    # registered once, no agent session now
+    assert got["state"] == "unavailable", got
+    assert got["transitioningMessage"] == "the cluster agent is not connected"
     assert (await api.call("POST", "/v3/clusters", admin, json={"name": "prod"}))[0] == 409
 
 
@@ -191,10 +194,19 @@ class FakeSession:
     def __init__(self) -> None:
         self.closed = False
         self.close_reason = ""
+        self._closed = asyncio.Event()
+        self.sent: list[Message] = []
 
     async def close(self, code: int, reason: str) -> None:
         self.closed = True
         self.close_reason = reason
+        self._closed.set()
+
+    async def wait_closed(self) -> None:
+        await self._closed.wait()
+
+    async def send_message(self, msg: Message) -> None:
+        self.sent.append(msg)
 
 
 async def test_cluster_state_follows_its_agent_session_and_delete_disconnects(api: Api) -> None:
@@ -203,6 +215,11 @@ async def test_cluster_state_follows_its_agent_session_and_delete_disconnects(ap
     session = FakeSession()
     identity = AgentIdentity(cluster=api.state.store.get_cluster(cid), role="cluster")
     await api.state.sessions.add(identity, session)  # type: ignore[arg-type]
+    status, listed = await api.call("GET", "/v3/clusters", admin)
+    assert listed["data"][0]["state"] == "unavailable"  # connected, no picture yet
+    report = api.state.sessions.report_for(cid)  # the agent's snapshot: empty, then synced
+    report.apply(PictureBegin(generation=1))
+    report.apply(PictureMark(generation=1, seq=0, count=0, synced=True))
     status, listed = await api.call("GET", "/v3/clusters", admin)
     assert status == 200 and listed["data"][0]["state"] == "active"
     assert listed["data"][0]["connected"] is True
