@@ -17,6 +17,7 @@ class Options:
     authentication_token_webhook_config_file: str | None = None
     authorization_mode: str = "AlwaysAllow"
     nodes: int = 0
+    exec_host: bool = False
 
 
 def parse_args(argv: list[str] | None = None) -> Options:
@@ -30,5 +31,11 @@ def parse_args(argv: list[str] | None = None) -> Options:
     p.add_argument("--authentication-token-webhook-config-file")
     p.add_argument("--authorization-mode", default="AlwaysAllow", choices=["AlwaysAllow", "RBAC"])
     p.add_argument("--nodes", type=int, default=0)
+    p.add_argument(
+        "--exec-host",
+        action="store_true",
+        help="exec runs the command as a process on this machine (for tests; by default exec "
+        "runs a small built-in shell and never reaches the host)",
+    )
     ns = p.parse_args(argv)
     return Options(**vars(ns))  # every option's dest is the field of the same name

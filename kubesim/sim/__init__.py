@@ -55,6 +55,7 @@ def _config_from(options: object | None) -> SimConfig:
             "status_interval_s",
             "scratch_root",
             "default_toleration_s",
+            "exec_host",
         ):
             value = getattr(options, name, None)
             if value is not None:

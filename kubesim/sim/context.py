@@ -9,6 +9,7 @@ from pathlib import Path
 from kubesim.sim.events import EventRecorder
 from kubesim.sim.kubelet import DEFAULT_TOLERATION_S
 from kubesim.sim.logbuf import LogBuffers
+from kubesim.sim.minishell import PodFiles
 from kubesim.sim.nodes import DEFAULT_LEASE_INTERVAL_S, DEFAULT_STATUS_INTERVAL_S, NodeSim
 from kubesim.sim.sessions import Sessions
 from kubesim.sim.store_api import Store
@@ -27,6 +28,7 @@ class SimConfig:
     status_interval_s: float = DEFAULT_STATUS_INTERVAL_S
     scratch_root: str | None = None  # per-pod exec working directories live under it
     default_toleration_s: float = DEFAULT_TOLERATION_S  # eviction from an unreachable node
+    exec_host: bool = False  # exec runs host processes (tests only); else the built-in shell
 
 
 @dataclass
@@ -40,6 +42,7 @@ class SimContext:
     queue: WorkQueue
     owns_scratch: bool = False
     streams: Sessions = field(default_factory=Sessions)
+    files: PodFiles = field(default_factory=PodFiles)  # the built-in shell's files per pod
     unsubscribe: list[object] = field(default_factory=list)
 
     def pod_scratch_dir(self, namespace: str, pod: str) -> Path:

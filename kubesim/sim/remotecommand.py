@@ -1,18 +1,23 @@
 """``pods/<p>/exec`` and ``pods/<p>/attach`` over websocket (``v5.channel.k8s.io`` ...
 ``channel.k8s.io``).
 
-exec runs the requested command as a local subprocess whose working directory is the pod's
-scratch directory (``SimContext.pod_scratch_dir``); with ``tty=true`` it gets a pseudo
-terminal and resize messages apply to it. The exit is reported on the error channel as
+exec runs the requested command in the stand-in's built-in shell (``minishell``,
+``builtin_exec``): echo, env, cat of the pod's own in-memory files, ls, sleep, exit codes,
+``sh -c`` scripts; never a host process. Only with host execution turned on explicitly
+(``kubesim --exec-host``, ``SimConfig.exec_host``) does it run the command as a local
+subprocess whose working directory is the pod's scratch directory
+(``SimContext.pod_scratch_dir``); with ``tty=true`` it gets a pseudo terminal and resize
+messages apply to it. The exit is reported on the error channel as
 kube-apiserver does (``Success``, or ``Failure``/``NonZeroExitCode`` with an ``ExitCode``
 cause). attach connects to the container's simulated main process: its output is the
 container's log (what is appended from now on) and what is written to its stdin is echoed
 into that log, as a ``cat`` would.
 
-Security: exec runs the command on the stand-in's host, as the stand-in's user, with only its
-working directory confined to the scratch directory (absolute paths reach the host's files;
-``kubectl cp`` therefore writes on the host). Whoever may ``create pods/exec`` in the
-stand-in may run local commands; keep the stand-in on loopback and for tests.
+Security: with ``--exec-host``, exec runs the command on the stand-in's host, as the
+stand-in's user, with only its working directory confined to the scratch directory
+(absolute paths reach the host's files; ``kubectl cp`` therefore writes on the host):
+whoever may ``create pods/exec`` in the stand-in may run local commands. Keep that flag for
+tests that need a real process. attach never runs anything.
 
 Requests that are not websocket upgrades (kubectl's SPDY fallback) get the validation answers
 kube-apiserver gives, and otherwise 400 "Upgrade request required": SPDY is not served."""
@@ -35,6 +40,7 @@ from aiohttp import WSMessage, WSMsgType, web
 
 from kubesim.errors import StatusError
 from kubesim.sim import channels
+from kubesim.sim.builtin_exec import exec_builtin, pod_key
 from kubesim.sim.context import SimContext
 from kubesim.sim.podcheck import container_running, kubelet_unreachable, pick_container
 from kubesim.sim.store_api import Obj
@@ -137,8 +143,14 @@ async def _session(kind: str, st: _Stream, pod: Obj) -> None:
     stdout, stderr = _flag(st.request, "stdout"), _flag(st.request, "stderr")
     first = channels.STDOUT if stdout else channels.STDERR if stderr else channels.ERROR
     await st.ws.send_bytes(channels.encode(first, b""))  # "the streams are open", as kubelet does
-    if kind == "exec":
+    if kind == "exec" and st.ctx.config.exec_host:
         await _exec(st)
+    elif kind == "exec":
+        flags = {f: _flag(st.request, f) for f in ("stdin", "stdout", "stderr", "tty")}
+        uid, hostname, namespace = pod_key(current)
+        files = st.ctx.files.of(uid, hostname, namespace)
+        command = st.request.query.getall("command")
+        await exec_builtin(st.ws, st.protocol, flags, command, current, st.container, files)
     else:
         await _attach(st)
 

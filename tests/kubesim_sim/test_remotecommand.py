@@ -46,6 +46,7 @@ def exec_url(srv: SimServer, pod: str, *command: str, **flags: str) -> str:
 
 async def test_exec_exit_code_and_output(sim_server: SimServer) -> None:
     srv = sim_server
+    srv.ctx.config.exec_host = True  # a host process: its working directory is the scratch one
     await running_pod(srv.store, "box")
     async with aiohttp.ClientSession() as s:
         url = exec_url(
@@ -188,6 +189,7 @@ async def _start_sleeper(
 
 async def test_exec_process_ends_with_its_client_and_with_the_sim(sim_server: SimServer) -> None:
     srv = sim_server
+    srv.ctx.config.exec_host = True  # the host process's pid is what is checked
     await running_pod(srv.store, "sleepy")
     async with aiohttp.ClientSession() as s:
         ws, pid = await _start_sleeper(s, srv)
@@ -198,3 +200,77 @@ async def test_exec_process_ends_with_its_client_and_with_the_sim(sim_server: Si
         await srv.ctx.streams.close_all()  # stopping the sim ends every session
         await wait_for(lambda: not _alive(pid), what="process killed at stop")
         await ws.close()
+
+
+# -- the built-in shell (the default): nothing reaches the host ----------------------------------
+async def run(srv: SimServer, pod: str, *command: str, stdin: bytes | None = None,
+              **flags: str) -> tuple[dict[int, bytes], dict[str, Any] | None]:
+    wanted = {"stdout": "true", "stderr": "true", **flags}
+    if stdin is not None:
+        wanted["stdin"] = "true"
+    async with aiohttp.ClientSession() as s, s.ws_connect(
+        exec_url(srv, pod, *command, **wanted), protocols=(channels.V5,)
+    ) as ws:
+        if stdin is not None:
+            await ws.send_bytes(b"\x00" + stdin)
+            await ws.send_bytes(bytes([channels.CLOSE, channels.STDIN]))
+        return await collect(ws)
+
+
+def exit_of(status: dict[str, Any] | None) -> int:
+    assert status is not None
+    if status["status"] == "Success":
+        return 0
+    return int(status["details"]["causes"][0]["message"])
+
+
+async def test_builtin_shell_never_reaches_the_host(sim_server: SimServer) -> None:
+    srv = sim_server
+    assert srv.ctx.config.exec_host is False
+    await running_pod(srv.store, "safe")
+    out, status = await run(srv, "safe", "cat", "/etc/hostname")
+    assert out[1] == b"safe\n" and exit_of(status) == 0  # the pod's name, not the machine's
+    out, status = await run(srv, "safe", "cat", "/etc/passwd")
+    assert out[2] == b"cat: can't open '/etc/passwd': No such file or directory\n"
+    assert exit_of(status) == 1
+    out, status = await run(srv, "safe", "sh", "-c", "id; echo after")
+    assert out[2] == b"sh: id: not found\n" and out[1] == b"after\n" and exit_of(status) == 0
+    out, status = await run(srv, "safe", "sh", "-c", "no-such-command")
+    assert exit_of(status) == 127
+    _, status = await run(srv, "safe", "python3", "-c", "print(1)")
+    assert status is not None and status["reason"] == "InternalError"
+    assert not (srv.ctx.scratch_root / "default" / "safe").exists()
+
+
+async def test_builtin_shell_scripts_files_and_variables(sim_server: SimServer) -> None:
+    srv = sim_server
+    await running_pod(srv.store, "shell")
+    script = (
+        "echo one > /tmp/f; echo two >> /tmp/f; cat /tmp/f; echo oops >&2; "
+        "X=41; echo \"$X\" '$X'; false || echo fell-back; true && echo chained; "
+        "echo piped | cat; ls /tmp; exit 7"
+    )
+    out, status = await run(srv, "shell", "sh", "-c", script)
+    assert out[1] == b"one\ntwo\n41 $X\nfell-back\nchained\npiped\nf\n"
+    assert out[2] == b"oops\n" and exit_of(status) == 7
+    out, status = await run(srv, "shell", "cat", "/tmp/f")  # the pod keeps its files
+    assert out[1] == b"one\ntwo\n" and exit_of(status) == 0
+    out, _ = await run(srv, "shell", "sh", "-c", "read a b; echo $b-$a; cat", stdin=b"x y\nrest\n")
+    assert out[1] == b"y-x\nrest\n"
+    out, _ = await run(srv, "shell", "env")
+    assert b"HOSTNAME=shell\n" in out[1] and b"PATH=" in out[1]
+    _, status = await run(srv, "shell", "sleep", "0.01")
+    assert exit_of(status) == 0
+
+
+async def test_builtin_shell_on_a_terminal(sim_server: SimServer) -> None:
+    srv = sim_server
+    await running_pod(srv.store, "tty")
+    url = exec_url(srv, "tty", "sh", stdin="true", stdout="true", tty="true")
+    async with aiohttp.ClientSession() as s, s.ws_connect(url, protocols=(channels.V5,)) as ws:
+        await ws.send_bytes(b"\x04" + json.dumps({"Width": 80, "Height": 20}).encode())
+        await ws.send_bytes(b"\x00stty size; tty\r")
+        await ws.send_bytes(b"\x00exit 4\r")
+        out, status = await collect(ws)
+    assert b"20 80\r\n/dev/pts/0\r\n" in out[1] and b"$ " in out[1]
+    assert exit_of(status) == 4
