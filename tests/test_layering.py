@@ -36,6 +36,14 @@ def test_agents_and_webhook_never_import_the_server(package: str) -> None:
         assert not names & {"rancher_server", "kubesim"}, path
 
 
+def test_the_cli_talks_to_the_server_only_over_its_api() -> None:
+    """rancher_cli works from any machine: it never imports the server (nor its store)."""
+    ours = {"rancher_server", "kubesim", "cluster_agent", "node_agent", "kube_api_auth",
+            "rancher_tunnel"}
+    for path, names in top_levels("rancher_cli").items():
+        assert not names & ours, path
+
+
 def test_tunnel_imports_nothing_of_ours_above_it() -> None:
     above = {"rancher_server", "cluster_agent", "node_agent", "kube_api_auth", "kubesim"}
     for path, names in top_levels("rancher_tunnel").items():
