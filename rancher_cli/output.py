@@ -80,9 +80,11 @@ def emit(data: Any, fmt: str, columns: Sequence[Column] | None = None,
     """``data``: one resource (a dict) or a list of them."""
     if fmt == "json":
         sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
+        sys.stdout.flush()  # before a --wait: a script reads the answer right away
         return
     if fmt == "yaml":
         sys.stdout.write(yaml.safe_dump(data, sort_keys=False, default_flow_style=False))
+        sys.stdout.flush()
         return
     items = data if isinstance(data, list) else [data]
     cols = columns or [(k.upper(), field(k)) for k in (items[0] if items else {})]
