@@ -133,7 +133,7 @@ def delete_user(state: State, user: tuple[str, ...]) -> None:
 
 
 # -- tokens ------------------------------------------------------------------------------------
-TOKEN_COLUMNS = [("", lambda t: "*" if t.get("current") else ""), ("ID", field("id")),
+TOKEN_COLUMNS = [("", lambda t: "*" if t.get("current") else " "), ("ID", field("id")),
                  ("USER", field("userId")), ("KIND", field("kind")),
                  ("DESCRIPTION", field("description")), ("CREATED", time_field("created")),
                  ("EXPIRES", time_field("expiresAt")), ("LAST USED", time_field("lastUsedAt")),

@@ -17,7 +17,7 @@ from rancher_cli.output import console, emit, field, say, time_field
 
 
 def _current_mark(current: str) -> Any:
-    return lambda c: "*" if c.get("id") == current else ""
+    return lambda c: "*" if c.get("id") == current else " "
 
 
 def columns(current: str = "") -> list[tuple[str, Any]]:
@@ -91,13 +91,13 @@ def create_cluster(state: State, name: str, wait: bool, timeout: float, output: 
     if output != "table":
         emit(created, output)
     else:
-        say(f"Cluster {created['id']} ({name}) created. Register its agent (the token is "
-            "shown this once):")
-        say("  inside the cluster:")
-        console().print(f"    {created.get('importCommand', '')}", markup=False, soft_wrap=True)
-        say("  or from a machine with the cluster's kubeconfig:")
-        console().print(f"    {created.get('command', '')} import --kubeconfig ~/.kube/config",
-                        markup=False, soft_wrap=True)
+        click.echo(
+            f"Cluster {created['id']} ({name}) created. Register its agent (the registration "
+            "token is shown this once):\n"
+            f"  inside the cluster:\n    {created.get('importCommand', '')}\n"
+            "  or from a machine with the cluster's kubeconfig:\n"
+            f"    {created.get('command', '')} import --kubeconfig ~/.kube/config"
+        )
     if wait:
         item = wait_active(api, str(created["id"]), timeout)
         say(f"Cluster {item['id']} ({name}) is active")
