@@ -7,28 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from rancher_server.store import NotFound, SQLiteStore, StoreError
+from rancher_server.store import SQLiteStore, StoreError
 from rancher_server.store.sqlite import MIGRATIONS
-
-
-def test_cluster_crud_and_token_lookup(tmp_path: Path) -> None:
-    s = SQLiteStore(tmp_path / "db")
-    c = s.create_cluster("a", "h1")
-    assert c.id.startswith("c-") and c.name == "a"
-    assert s.cluster_by_token_hash("h1") == c
-    assert s.cluster_by_token_hash("nope") is None
-    with pytest.raises(StoreError, match="already exists"):
-        s.create_cluster("a", "h2")
-    s.set_cluster_token_hash(c.id, "h3")
-    assert s.cluster_by_token_hash("h1") is None
-    reg = s.record_registration(c.id, "10.0.0.1:6443", "PEM")
-    assert reg.api_endpoint == "10.0.0.1:6443" and reg.registered_at is not None
-    s.delete_cluster(c.id)
-    with pytest.raises(NotFound):
-        s.get_cluster(c.id)
-    with pytest.raises(NotFound):
-        s.delete_cluster(c.id)
-    s.close()
 
 
 def test_wal_mode_and_schema_version(tmp_path: Path) -> None:

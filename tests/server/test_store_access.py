@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from rancher_server.store import Conflict, NotFound, RoleTemplate, SQLiteStore, StoreError
+from rancher_server.store import Conflict, NotFound, SQLiteStore
 from rancher_server.store.sqlite import MIGRATIONS
 from rancher_server.store.sqlite_access import DEFAULT_PROJECT, SYSTEM_PROJECT
 
@@ -63,136 +63,6 @@ def test_upgrade_from_v2_admin_flag_becomes_bindings_and_clusters_get_projects(
     assert [b.id for b in s.list_bindings("c-old")] == ["crtb-g1"]
     assert all(g.subject != "u-bob" for g in s.list_global_bindings())
     s.close()
-
-
-def test_new_users_get_user_and_admins_get_admin(store: SQLiteStore) -> None:
-    a = store.create_user("root", "", "h", is_admin=True)
-    u = store.create_user("u", "", "h")
-    assert a.is_admin and not u.is_admin
-    assert sorted(g.role for g in store.global_bindings_for(a.id, [])) == ["admin", "user"]
-    assert [g.role for g in store.global_bindings_for(u.id, [])] == ["user"]
-    assert store.update_user(u.id, is_admin=True).is_admin
-    assert not store.update_user(u.id, is_admin=False).is_admin
-    assert [g.role for g in store.global_bindings_for(u.id, [])] == ["user"]
-
-
-def test_templates_crud_and_delete_refused_while_bound(store: SQLiteStore) -> None:
-    t = store.create_template(RoleTemplate(id="", display_name="Pods", context="project",
-                                           rules=RULES, description="d"))
-    assert t.id.startswith("rt-") and not t.builtin and t.created_at > 0
-    assert store.get_template(t.id) == t
-    assert [x.id for x in store.list_templates()] == [t.id]
-    named = store.create_template(RoleTemplate(id="auditor", display_name="A", context="global"))
-    with pytest.raises(Conflict):
-        store.create_template(RoleTemplate(id="auditor", display_name="B", context="global"))
-    locked = store.update_template(RoleTemplate(
-        id=t.id, display_name="Pods!", context="project", rules=RULES, locked=True,
-        inherits=("view",)))
-    assert locked.locked and locked.display_name == "Pods!" and locked.inherits == ("view",)
-    assert locked.created_at == t.created_at
-    with pytest.raises(NotFound):
-        store.update_template(RoleTemplate(id="rt-none", display_name="x", context="global"))
-    c = store.create_cluster("c", "h")
-    u = store.create_user("u", "", "h")
-    b = store.create_binding(c.id, "user", u.id, t.id)
-    g = store.create_global_binding("group", "auditors", named.id)
-    with pytest.raises(Conflict, match="bound"):
-        store.delete_template(t.id)
-    with pytest.raises(Conflict, match="bound"):
-        store.delete_template(named.id)
-    store.delete_binding(b.id)
-    store.delete_global_binding(g.id)
-    store.delete_template(t.id)
-    store.delete_template(named.id)
-    assert store.list_templates() == []
-    with pytest.raises(NotFound):
-        store.delete_template(t.id)
-    with pytest.raises(NotFound):
-        store.get_template(t.id)
-
-
-def test_projects_unique_per_cluster_and_cascade(store: SQLiteStore) -> None:
-    c1 = store.create_cluster("one", "h1")
-    c2 = store.create_cluster("two", "h2")
-    assert [p.name for p in store.list_projects(c1.id)] == [DEFAULT_PROJECT, SYSTEM_PROJECT]
-    p = store.create_project(c1.id, "web", "the shop")
-    assert p.id.startswith("p-") and p.cluster_id == c1.id and p.description == "the shop"
-    with pytest.raises(Conflict, match="already has a project"):
-        store.create_project(c1.id, "web")
-    assert store.create_project(c2.id, "web").cluster_id == c2.id  # unique per cluster only
-    with pytest.raises(NotFound):
-        store.create_project("c-none", "web")
-    assert store.create_project(c1.id, "fixed", project_id="p-fixed").id == "p-fixed"
-    with pytest.raises(Conflict):
-        store.create_project(c2.id, "other", project_id="p-fixed")
-    assert store.update_project(p.id, description="new").description == "new"
-    assert store.get_project(p.id).description == "new"
-    with pytest.raises(NotFound):
-        store.update_project("p-none", description="x")
-    assert len(store.list_projects()) == 3 + 2 + 2
-    # A project's bindings go with it.
-    u = store.create_user("u", "", "h")
-    pb = store.create_binding(c1.id, "user", u.id, "project-member", project_id=p.id)
-    cb = store.create_binding(c1.id, "user", u.id, "read-only")
-    store.delete_project(p.id)
-    assert [b.id for b in store.list_bindings(c1.id)] == [cb.id]
-    with pytest.raises(NotFound):
-        store.get_binding(pb.id)
-    with pytest.raises(NotFound):
-        store.delete_project(p.id)
-    # A cluster's projects (and their bindings) go with it.
-    q = store.create_project(c1.id, "api")
-    store.create_binding(c1.id, "group", "devs", "project-owner", project_id=q.id)
-    store.delete_cluster(c1.id)
-    assert store.list_projects(c1.id) == [] and store.list_bindings(c1.id) == []
-    with pytest.raises(NotFound):
-        store.get_project(q.id)
-
-
-def test_project_bindings_must_name_a_project_of_the_cluster(store: SQLiteStore) -> None:
-    c1 = store.create_cluster("one", "h1")
-    c2 = store.create_cluster("two", "h2")
-    u = store.create_user("u", "", "h", groups=["devs"])
-    p1 = store.create_project(c1.id, "web")
-    b = store.create_binding(c1.id, "user", u.id, "project-owner", project_id=p1.id)
-    assert b.id.startswith("prtb-") and b.project_id == p1.id and b.cluster_id == c1.id
-    with pytest.raises(NotFound, match="not found in cluster"):
-        store.create_binding(c2.id, "user", u.id, "project-owner", project_id=p1.id)
-    with pytest.raises(NotFound):
-        store.create_binding(c1.id, "user", u.id, "project-owner", project_id="p-none")
-    with pytest.raises(Conflict):
-        store.create_binding(c1.id, "user", u.id, "project-owner", project_id=p1.id)
-    # The same template cluster-wide is another binding.
-    crtb = store.create_binding(c1.id, "user", u.id, "project-owner")
-    assert crtb.id.startswith("crtb-") and crtb.project_id is None
-    g = store.create_binding(c1.id, "group", "devs", "project-member", project_id=p1.id)
-    assert [x.id for x in store.list_bindings(c1.id, p1.id)] == [b.id, g.id]
-    assert {x.id for x in store.bindings_for(u.id, u.groups, c1.id)} == {b.id, crtb.id, g.id}
-    assert store.bindings_for(u.id, u.groups, c2.id) == []
-    with pytest.raises(StoreError, match="subject kind"):
-        store.create_binding(c1.id, "robot", "r2", "project-owner", project_id=p1.id)
-
-
-def test_global_bindings(store: SQLiteStore) -> None:
-    u = store.create_user("u", "", "h", groups=["ops"])
-    g = store.create_global_binding("group", "ops", "users-manage")
-    mine = store.global_bindings_for(u.id, u.groups)
-    assert {(x.subject_kind, x.role) for x in mine} == {("user", "user"),
-                                                        ("group", "users-manage")}
-    assert store.get_global_binding(g.id) == g and g.id.startswith("grb-")
-    with pytest.raises(Conflict):
-        store.create_global_binding("group", "ops", "users-manage")
-    with pytest.raises(NotFound):
-        store.create_global_binding("user", "u-none", "admin")
-    with pytest.raises(StoreError):
-        store.create_global_binding("robot", "r2", "admin")
-    assert [x.role for x in store.global_bindings_for(u.id, [])] == ["user"]
-    store.delete_global_binding(g.id)
-    with pytest.raises(NotFound):
-        store.delete_global_binding(g.id)
-    with pytest.raises(NotFound):
-        store.get_global_binding(g.id)
-    assert len(store.list_global_bindings()) == 1
 
 
 def test_listeners_fire_after_commits_only_and_revision_changes(tmp_path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 import threading
 import time
@@ -10,60 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from rancher_server.auth.auditlog import AuditWriter
-from rancher_server.store import AuditEntry, Conflict, NotFound, SQLiteStore
+from rancher_server.store import SQLiteStore
 from rancher_server.store.sqlite import MIGRATIONS
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> SQLiteStore:
     return SQLiteStore(tmp_path / "db")
-
-
-def test_users_and_groups(store: SQLiteStore) -> None:
-    u = store.create_user("alice", "Alice", "hash", groups=["ops", "devs", "ops"])
-    assert u.id.startswith("u-") and u.groups == ("devs", "ops") and u.enabled
-    with pytest.raises(Conflict):
-        store.create_user("alice", "", "hash")
-    assert store.user_by_username("alice") == u and store.user_by_username("bob") is None
-    assert store.update_user(u.id, enabled=False, display_name="A").enabled is False
-    assert store.set_user_groups(u.id, ["qa"]).groups == ("qa",)
-    assert store.count_users() == 1
-    with pytest.raises(NotFound):
-        store.update_user("u-none", enabled=False)
-    with pytest.raises(NotFound):
-        store.set_user_groups("u-none", [])
-
-
-def test_tokens_cascade_with_their_user(store: SQLiteStore) -> None:
-    u = store.create_user("alice", "", "hash")
-    t = store.create_token(u.id, "sh", kind="login", description="d", expires_at=time.time() - 1)
-    keep = store.create_token(u.id, "sh2", kind="api", description="", expires_at=None)
-    found = store.token_with_user(t.id)
-    assert found is not None and found[1].id == u.id and found[0].secret_hash == "sh"
-    store.touch_tokens({keep.id: 123.0})
-    assert store.get_token(keep.id).last_used_at == 123.0
-    assert store.purge_expired_tokens(time.time()) == 1
-    assert [x.id for x in store.list_tokens(u.id)] == [keep.id]
-    with pytest.raises(NotFound):
-        store.create_token("u-none", "sh", kind="api", description="", expires_at=None)
-    store.delete_user(u.id)
-    assert store.list_tokens() == [] and store.token_with_user(keep.id) is None
-
-
-def test_bindings_follow_clusters_and_users(store: SQLiteStore) -> None:
-    u = store.create_user("alice", "", "hash", groups=["devs"])
-    c = store.create_cluster("c1", "th")
-    b1 = store.create_binding(c.id, "user", u.id, "read-only")
-    b2 = store.create_binding(c.id, "group", "devs", "cluster-owner")
-    with pytest.raises(Conflict):
-        store.create_binding(c.id, "group", "devs", "cluster-owner")
-    assert {b.id for b in store.bindings_for(u.id, u.groups, c.id)} == {b1.id, b2.id}
-    assert [b.id for b in store.bindings_for(u.id, [], c.id)] == [b1.id]
-    store.delete_user(u.id)
-    assert [b.id for b in store.list_bindings()] == [b2.id]
-    store.delete_cluster(c.id)
-    assert store.list_bindings() == []
 
 
 def test_upgrade_from_schema_v1_keeps_clusters(tmp_path: Path) -> None:
@@ -77,43 +29,6 @@ def test_upgrade_from_schema_v1_keeps_clusters(tmp_path: Path) -> None:
     s = SQLiteStore(tmp_path / "db")
     assert s.schema_version == len(MIGRATIONS) and s.get_cluster("c-old").name == "old"
     s.create_binding("c-old", "group", "g", "read-only")
-
-
-def test_settings(store: SQLiteStore) -> None:
-    assert store.get_setting("x") is None
-    store.set_setting("x", "1")
-    store.set_setting("x", "2")
-    assert store.get_setting("x") == "2"
-
-
-async def test_audit_writer_batches_and_flushes_on_close(store: SQLiteStore) -> None:
-    writer = AuditWriter(store, flush_interval_s=60.0)  # only close() flushes here
-    for i in range(500):
-        writer.add(AuditEntry(ts=float(i), user_id="u-a", action="proxy", target=f"/p/{i}",
-                              result="200", remote="127.0.0.1"))
-    await asyncio.sleep(0)
-    assert store.list_audit(10) == []  # queued, not yet written
-    await writer.close()
-    entries = store.list_audit(1000)
-    assert len(entries) == 500 and entries[0].target == "/p/499"
-    writer.add(AuditEntry(1.0, "u-a", "late", "", "", ""))  # after close: written directly
-    assert store.list_audit(1)[0].action == "late"
-
-
-async def test_audit_writer_flushes_on_its_interval_with_tokens_last_use(
-    store: SQLiteStore,
-) -> None:
-    u = store.create_user("alice", "", "hash")
-    tok = store.create_token(u.id, "sh", kind="api", description="", expires_at=None)
-    writer = AuditWriter(store, flush_interval_s=0.05)
-    writer.token_used(tok.id, 42.0)
-    writer.add(AuditEntry(1.0, "u-a", "proxy", "/x", "200", ""))
-    deadline = time.monotonic() + 5
-    while not store.list_audit(1) and time.monotonic() < deadline:
-        await asyncio.sleep(0.02)
-    assert store.list_audit(1)[0].target == "/x"
-    assert store.get_token(tok.id).last_used_at == 42.0
-    await writer.close()
 
 
 def test_reads_do_not_wait_for_a_writers_commit(store: SQLiteStore) -> None:

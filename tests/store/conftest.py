@@ -1,0 +1,122 @@
+"""The store fixtures: ``store`` runs a test on both backends (SQLite, and etcd from Debian's
+``etcd-server`` package, one member started here on free loopback ports with a temporary data
+directory). Each etcd test gets its own key prefix on the session's member."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from rancher_server.store import SQLiteStore, Store, StoreError
+from rancher_server.store.etcd import EtcdStore
+from rancher_server.store.etcd_conn import EtcdConnection
+
+ETCD_START_TIMEOUT_S = 20.0
+BACKENDS = ("sqlite", "etcd")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class EtcdMember:
+    """One etcd member on loopback, restartable on the same ports and data."""
+
+    def __init__(self, data_dir: Path) -> None:
+        binary = shutil.which("etcd") or "/usr/bin/etcd"
+        if not Path(binary).exists():
+            pytest.fail("etcd is not installed: apt-get install etcd-server (scripts/test.sh does)")
+        self.binary = binary
+        self.data_dir = data_dir
+        self.client_port, self.peer_port = free_port(), free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = data_dir.parent / f"{data_dir.name}.log"
+
+    @property
+    def endpoint(self) -> str:
+        return f"127.0.0.1:{self.client_port}"
+
+    @property
+    def url(self) -> str:
+        return f"etcd://{self.endpoint}"
+
+    def start(self) -> None:
+        client = f"http://{self.endpoint}"
+        peer = f"http://127.0.0.1:{self.peer_port}"
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [self.binary, "--name", "m0", "--data-dir", str(self.data_dir),
+                 "--listen-client-urls", client, "--advertise-client-urls", client,
+                 "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+                 "--initial-cluster", f"m0={peer}", "--logger", "zap", "--log-level", "error"],
+                stdout=log, stderr=log)
+        deadline = time.monotonic() + ETCD_START_TIMEOUT_S
+        while True:
+            conn = EtcdConnection([self.endpoint])
+            try:
+                conn.range_prefix(b"/ready/")
+                return
+            except StoreError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    tail = self.log.read_text()[-2000:]
+                    raise RuntimeError(f"etcd did not start: {tail}") from None
+                time.sleep(0.1)
+            finally:
+                conn.close()
+
+    def stop(self, kill: bool = False) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            if kill:
+                self.proc.kill()
+            else:
+                self.proc.terminate()
+            self.proc.wait(10)
+        self.proc = None
+
+
+@pytest.fixture(scope="session")
+def etcd_member(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdMember]:
+    member = EtcdMember(tmp_path_factory.mktemp("etcd") / "data")
+    member.start()
+    yield member
+    member.stop()
+
+
+@pytest.fixture
+def etcd_prefix() -> bytes:
+    return f"/t-{uuid.uuid4().hex[:12]}/".encode()
+
+
+@pytest.fixture
+def open_etcd(etcd_member: EtcdMember, etcd_prefix: bytes) -> Iterator[Callable[[], EtcdStore]]:
+    """Opens stores on the test's prefix (several "replicas"); closes them all after the test."""
+    opened: list[EtcdStore] = []
+
+    def open_store() -> EtcdStore:
+        s = EtcdStore(etcd_member.url, prefix=etcd_prefix)
+        opened.append(s)
+        return s
+
+    yield open_store
+    for s in opened:
+        s.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "sqlite":
+        s: Store = SQLiteStore(tmp_path / "db")
+        yield s
+        s.close()
+    else:
+        opener: Callable[[], EtcdStore] = request.getfixturevalue("open_etcd")
+        yield opener()

@@ -1,0 +1,248 @@
+"""The store conformance suite: every test runs on SQLite and on etcd (``tests/store/conftest.py``)
+and asserts the same answers: clusters, users and groups, tokens, cluster/project and global
+bindings, role templates, projects, the audit log, settings, listeners and the revision."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from rancher_server.auth.auditlog import AuditWriter
+from rancher_server.store import AuditEntry, Conflict, NotFound, RoleTemplate, Store, StoreError
+from rancher_server.store.sqlite_access import DEFAULT_PROJECT, SYSTEM_PROJECT
+
+RULES = ({"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]},)
+
+
+def test_cluster_crud_and_token_lookup(store: Store) -> None:
+    s = store
+    c = s.create_cluster("a", "h1")
+    assert c.id.startswith("c-") and c.name == "a"
+    assert s.cluster_by_token_hash("h1") == c
+    assert s.cluster_by_token_hash("nope") is None
+    with pytest.raises(StoreError, match="already exists"):
+        s.create_cluster("a", "h2")
+    s.set_cluster_token_hash(c.id, "h3")
+    assert s.cluster_by_token_hash("h1") is None
+    reg = s.record_registration(c.id, "10.0.0.1:6443", "PEM")
+    assert reg.api_endpoint == "10.0.0.1:6443" and reg.registered_at is not None
+    s.delete_cluster(c.id)
+    with pytest.raises(NotFound):
+        s.get_cluster(c.id)
+    with pytest.raises(NotFound):
+        s.delete_cluster(c.id)
+
+
+def test_new_users_get_user_and_admins_get_admin(store: Store) -> None:
+    a = store.create_user("root", "", "h", is_admin=True)
+    u = store.create_user("u", "", "h")
+    assert a.is_admin and not u.is_admin
+    assert sorted(g.role for g in store.global_bindings_for(a.id, [])) == ["admin", "user"]
+    assert [g.role for g in store.global_bindings_for(u.id, [])] == ["user"]
+    assert store.update_user(u.id, is_admin=True).is_admin
+    assert not store.update_user(u.id, is_admin=False).is_admin
+    assert [g.role for g in store.global_bindings_for(u.id, [])] == ["user"]
+
+
+def test_templates_crud_and_delete_refused_while_bound(store: Store) -> None:
+    t = store.create_template(RoleTemplate(id="", display_name="Pods", context="project",
+                                           rules=RULES, description="d"))
+    assert t.id.startswith("rt-") and not t.builtin and t.created_at > 0
+    assert store.get_template(t.id) == t
+    assert [x.id for x in store.list_templates()] == [t.id]
+    named = store.create_template(RoleTemplate(id="auditor", display_name="A", context="global"))
+    with pytest.raises(Conflict):
+        store.create_template(RoleTemplate(id="auditor", display_name="B", context="global"))
+    locked = store.update_template(RoleTemplate(
+        id=t.id, display_name="Pods!", context="project", rules=RULES, locked=True,
+        inherits=("view",)))
+    assert locked.locked and locked.display_name == "Pods!" and locked.inherits == ("view",)
+    assert locked.created_at == t.created_at
+    with pytest.raises(NotFound):
+        store.update_template(RoleTemplate(id="rt-none", display_name="x", context="global"))
+    c = store.create_cluster("c", "h")
+    u = store.create_user("u", "", "h")
+    b = store.create_binding(c.id, "user", u.id, t.id)
+    g = store.create_global_binding("group", "auditors", named.id)
+    with pytest.raises(Conflict, match="bound"):
+        store.delete_template(t.id)
+    with pytest.raises(Conflict, match="bound"):
+        store.delete_template(named.id)
+    store.delete_binding(b.id)
+    store.delete_global_binding(g.id)
+    store.delete_template(t.id)
+    store.delete_template(named.id)
+    assert store.list_templates() == []
+    with pytest.raises(NotFound):
+        store.delete_template(t.id)
+    with pytest.raises(NotFound):
+        store.get_template(t.id)
+
+
+def test_projects_unique_per_cluster_and_cascade(store: Store) -> None:
+    c1 = store.create_cluster("one", "h1")
+    c2 = store.create_cluster("two", "h2")
+    assert [p.name for p in store.list_projects(c1.id)] == [DEFAULT_PROJECT, SYSTEM_PROJECT]
+    p = store.create_project(c1.id, "web", "the shop")
+    assert p.id.startswith("p-") and p.cluster_id == c1.id and p.description == "the shop"
+    with pytest.raises(Conflict, match="already has a project"):
+        store.create_project(c1.id, "web")
+    assert store.create_project(c2.id, "web").cluster_id == c2.id  # unique per cluster only
+    with pytest.raises(NotFound):
+        store.create_project("c-none", "web")
+    assert store.create_project(c1.id, "fixed", project_id="p-fixed").id == "p-fixed"
+    with pytest.raises(Conflict):
+        store.create_project(c2.id, "other", project_id="p-fixed")
+    assert store.update_project(p.id, description="new").description == "new"
+    assert store.get_project(p.id).description == "new"
+    with pytest.raises(NotFound):
+        store.update_project("p-none", description="x")
+    assert len(store.list_projects()) == 3 + 2 + 2
+    # A project's bindings go with it.
+    u = store.create_user("u", "", "h")
+    pb = store.create_binding(c1.id, "user", u.id, "project-member", project_id=p.id)
+    cb = store.create_binding(c1.id, "user", u.id, "read-only")
+    store.delete_project(p.id)
+    assert [b.id for b in store.list_bindings(c1.id)] == [cb.id]
+    with pytest.raises(NotFound):
+        store.get_binding(pb.id)
+    with pytest.raises(NotFound):
+        store.delete_project(p.id)
+    # A cluster's projects (and their bindings) go with it.
+    q = store.create_project(c1.id, "api")
+    store.create_binding(c1.id, "group", "devs", "project-owner", project_id=q.id)
+    store.delete_cluster(c1.id)
+    assert store.list_projects(c1.id) == [] and store.list_bindings(c1.id) == []
+    with pytest.raises(NotFound):
+        store.get_project(q.id)
+
+
+def test_project_bindings_must_name_a_project_of_the_cluster(store: Store) -> None:
+    c1 = store.create_cluster("one", "h1")
+    c2 = store.create_cluster("two", "h2")
+    u = store.create_user("u", "", "h", groups=["devs"])
+    p1 = store.create_project(c1.id, "web")
+    b = store.create_binding(c1.id, "user", u.id, "project-owner", project_id=p1.id)
+    assert b.id.startswith("prtb-") and b.project_id == p1.id and b.cluster_id == c1.id
+    with pytest.raises(NotFound, match="not found in cluster"):
+        store.create_binding(c2.id, "user", u.id, "project-owner", project_id=p1.id)
+    with pytest.raises(NotFound):
+        store.create_binding(c1.id, "user", u.id, "project-owner", project_id="p-none")
+    with pytest.raises(Conflict):
+        store.create_binding(c1.id, "user", u.id, "project-owner", project_id=p1.id)
+    # The same template cluster-wide is another binding.
+    crtb = store.create_binding(c1.id, "user", u.id, "project-owner")
+    assert crtb.id.startswith("crtb-") and crtb.project_id is None
+    g = store.create_binding(c1.id, "group", "devs", "project-member", project_id=p1.id)
+    assert [x.id for x in store.list_bindings(c1.id, p1.id)] == [b.id, g.id]
+    assert {x.id for x in store.bindings_for(u.id, u.groups, c1.id)} == {b.id, crtb.id, g.id}
+    assert store.bindings_for(u.id, u.groups, c2.id) == []
+    with pytest.raises(StoreError, match="subject kind"):
+        store.create_binding(c1.id, "robot", "r2", "project-owner", project_id=p1.id)
+
+
+def test_global_bindings(store: Store) -> None:
+    u = store.create_user("u", "", "h", groups=["ops"])
+    g = store.create_global_binding("group", "ops", "users-manage")
+    mine = store.global_bindings_for(u.id, u.groups)
+    assert {(x.subject_kind, x.role) for x in mine} == {("user", "user"),
+                                                        ("group", "users-manage")}
+    assert store.get_global_binding(g.id) == g and g.id.startswith("grb-")
+    with pytest.raises(Conflict):
+        store.create_global_binding("group", "ops", "users-manage")
+    with pytest.raises(NotFound):
+        store.create_global_binding("user", "u-none", "admin")
+    with pytest.raises(StoreError):
+        store.create_global_binding("robot", "r2", "admin")
+    assert [x.role for x in store.global_bindings_for(u.id, [])] == ["user"]
+    store.delete_global_binding(g.id)
+    with pytest.raises(NotFound):
+        store.delete_global_binding(g.id)
+    with pytest.raises(NotFound):
+        store.get_global_binding(g.id)
+    assert len(store.list_global_bindings()) == 1
+
+
+def test_users_and_groups(store: Store) -> None:
+    u = store.create_user("alice", "Alice", "hash", groups=["ops", "devs", "ops"])
+    assert u.id.startswith("u-") and u.groups == ("devs", "ops") and u.enabled
+    with pytest.raises(Conflict):
+        store.create_user("alice", "", "hash")
+    assert store.user_by_username("alice") == u and store.user_by_username("bob") is None
+    assert store.update_user(u.id, enabled=False, display_name="A").enabled is False
+    assert store.set_user_groups(u.id, ["qa"]).groups == ("qa",)
+    assert store.count_users() == 1
+    with pytest.raises(NotFound):
+        store.update_user("u-none", enabled=False)
+    with pytest.raises(NotFound):
+        store.set_user_groups("u-none", [])
+
+
+def test_tokens_cascade_with_their_user(store: Store) -> None:
+    u = store.create_user("alice", "", "hash")
+    t = store.create_token(u.id, "sh", kind="login", description="d", expires_at=time.time() - 1)
+    keep = store.create_token(u.id, "sh2", kind="api", description="", expires_at=None)
+    found = store.token_with_user(t.id)
+    assert found is not None and found[1].id == u.id and found[0].secret_hash == "sh"
+    store.touch_tokens({keep.id: 123.0})
+    assert store.get_token(keep.id).last_used_at == 123.0
+    assert store.purge_expired_tokens(time.time()) == 1
+    assert [x.id for x in store.list_tokens(u.id)] == [keep.id]
+    with pytest.raises(NotFound):
+        store.create_token("u-none", "sh", kind="api", description="", expires_at=None)
+    store.delete_user(u.id)
+    assert store.list_tokens() == [] and store.token_with_user(keep.id) is None
+
+
+def test_bindings_follow_clusters_and_users(store: Store) -> None:
+    u = store.create_user("alice", "", "hash", groups=["devs"])
+    c = store.create_cluster("c1", "th")
+    b1 = store.create_binding(c.id, "user", u.id, "read-only")
+    b2 = store.create_binding(c.id, "group", "devs", "cluster-owner")
+    with pytest.raises(Conflict):
+        store.create_binding(c.id, "group", "devs", "cluster-owner")
+    assert {b.id for b in store.bindings_for(u.id, u.groups, c.id)} == {b1.id, b2.id}
+    assert [b.id for b in store.bindings_for(u.id, [], c.id)] == [b1.id]
+    store.delete_user(u.id)
+    assert [b.id for b in store.list_bindings()] == [b2.id]
+    store.delete_cluster(c.id)
+    assert store.list_bindings() == []
+
+
+def test_settings(store: Store) -> None:
+    assert store.get_setting("x") is None
+    store.set_setting("x", "1")
+    store.set_setting("x", "2")
+    assert store.get_setting("x") == "2"
+
+
+async def test_audit_writer_batches_and_flushes_on_close(store: Store) -> None:
+    writer = AuditWriter(store, flush_interval_s=60.0)  # only close() flushes here
+    for i in range(500):
+        writer.add(AuditEntry(ts=float(i), user_id="u-a", action="proxy", target=f"/p/{i}",
+                              result="200", remote="127.0.0.1"))
+    await asyncio.sleep(0)
+    assert store.list_audit(10) == []  # queued, not yet written
+    await writer.close()
+    entries = store.list_audit(1000)
+    assert len(entries) == 500 and entries[0].target == "/p/499"
+    writer.add(AuditEntry(1.0, "u-a", "late", "", "", ""))  # after close: written directly
+    assert store.list_audit(1)[0].action == "late"
+
+
+async def test_audit_writer_flushes_on_its_interval_with_tokens_last_use(
+    store: Store,
+) -> None:
+    u = store.create_user("alice", "", "hash")
+    tok = store.create_token(u.id, "sh", kind="api", description="", expires_at=None)
+    writer = AuditWriter(store, flush_interval_s=0.05)
+    writer.token_used(tok.id, 42.0)
+    writer.add(AuditEntry(1.0, "u-a", "proxy", "/x", "200", ""))
+    deadline = time.monotonic() + 5
+    while not store.list_audit(1) and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    assert store.list_audit(1)[0].target == "/x"
+    assert store.get_token(tok.id).last_used_at == 42.0
+    await writer.close()
