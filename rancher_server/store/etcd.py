@@ -885,7 +885,9 @@ class EtcdStore:
         """Newest first; ids are ``create revision << 16 | place in its transaction``."""
         start = self._prefix + f"{AUDIT}/".encode()
         request = rpc.RangeRequest(
-            key=start, range_end=prefix_end(start), limit=limit + MAX_TXN_OPS,
+            # Ties inside a revision come in any order: one transaction's worth of slack for the
+            # entries before_id skips in its revision, one for the revision cut by the limit.
+            key=start, range_end=prefix_end(start), limit=limit + 2 * MAX_TXN_OPS,
             sort_target=rpc.RangeRequest.CREATE, sort_order=rpc.RangeRequest.DESCEND,
             max_create_revision=(before_id >> AUDIT_ID_SHIFT) if before_id else 0)
         found = []

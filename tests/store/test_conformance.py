@@ -246,3 +246,57 @@ async def test_audit_writer_flushes_on_its_interval_with_tokens_last_use(
     assert store.list_audit(1)[0].target == "/x"
     assert store.get_token(tok.id).last_used_at == 42.0
     await writer.close()
+
+
+def test_listeners_fire_after_changes_and_revision_grows(store: Store) -> None:
+    seen: list[int] = []
+    store.add_listener(lambda: seen.append(1))
+    before = store.revision
+    c = store.create_cluster("one", "h")
+    assert seen and store.revision > before
+    fired = len(seen)
+    with pytest.raises(Conflict):
+        store.create_cluster("one", "h2")  # nothing written: nobody is told
+    with pytest.raises(NotFound):
+        store.delete_project("p-none")
+    assert len(seen) == fired
+    store.create_project(c.id, "web")
+    assert len(seen) > fired
+
+
+def test_audit_pages_newest_first_and_purge(store: Store) -> None:
+    store.append_audit([AuditEntry(float(i), "u-a", "proxy", f"/p/{i}", "200", "127.0.0.1")
+                        for i in range(300)])
+    first = store.list_audit(100)
+    assert [e.target for e in first[:2]] == ["/p/299", "/p/298"] and len(first) == 100
+    second = store.list_audit(100, before_id=first[-1].id)
+    assert second[0].target == "/p/199" and second[-1].target == "/p/100"
+    assert store.purge_audit(150.0) == 150
+    assert [e.target for e in store.list_audit(1000)][-1] == "/p/150"
+
+
+def test_token_revocation_and_disabled_user_seen_on_next_read(store: Store) -> None:
+    u = store.create_user("alice", "", "hash", groups=["devs"])
+    t = store.create_token(u.id, "sh", kind="api", description="", expires_at=None)
+    assert store.token_with_user(t.id) is not None
+    store.update_user(u.id, enabled=False)
+    found = store.token_with_user(t.id)
+    assert found is not None and found[1].enabled is False
+    store.delete_token(t.id)
+    assert store.token_with_user(t.id) is None
+    with pytest.raises(NotFound):
+        store.delete_token(t.id)
+
+
+def test_agent_credential_first_registration_wins(store: Store) -> None:
+    c = store.create_cluster("c", "h")
+    assert not store.has_agent_credential(c.id)
+    assert store.issue_agent_credential(c.id, "cred1")
+    assert not store.issue_agent_credential(c.id, "cred2")
+    assert store.cluster_by_agent_credential_hash("cred1") == store.get_cluster(c.id)
+    assert store.cluster_by_agent_credential_hash("cred2") is None
+    store.clear_agent_credential(c.id)
+    assert store.cluster_by_agent_credential_hash("cred1") is None
+    assert store.issue_agent_credential(c.id, "cred2")
+    with pytest.raises(NotFound):
+        store.has_agent_credential("c-none")
