@@ -10,6 +10,7 @@
     rancher-server role-template list|create|delete ...          # role templates
     rancher-server project list|create|delete ...                # projects of a cluster
     rancher-server global-role bind|unbind (--user U | --group G) --role T
+    rancher-server store migrate --to etcd://HOST:PORT [--data-dir DIR]   # copy SQLite into etcd
     rancher-server kubeconfig --server URL --username U --password-stdin [--cluster ID] [-o F]
 """
 
@@ -29,7 +30,8 @@ from rancher_server.cli import users as cli_users
 from rancher_server.clusters.registration import create_cluster, rotate_token
 from rancher_server.config import ServerConfig, default_data_dir
 from rancher_server.constants import DEFAULT_LISTEN
-from rancher_server.store import SQLiteStore, StoreError
+from rancher_server.store import StoreError, etcd_migrate
+from rancher_server.store.etcd_open import open_store
 from rancher_server.tls import load_or_generate
 from rancher_tunnel import logs
 from rancher_tunnel.process import run_until_signalled
@@ -61,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics-anonymous", action="store_true",
                    default=os.environ.get("RANCHER_METRICS_ANONYMOUS", "") in ("1", "true"),
                    help="serve /metrics without a token (env RANCHER_METRICS_ANONYMOUS=true)")
+    p.add_argument("--store", default=os.environ.get("RANCHER_STORE", ""),
+                   metavar="etcd://HOST:PORT[,HOST:PORT]",
+                   help="run on etcd (env RANCHER_STORE; default: SQLite in --data-dir)")
     p.add_argument("--tcp-forward", action="append", default=[],
                    metavar="LHOST:PORT=CLUSTER/HOST:PORT",
                    help="forward a local TCP port through a cluster's tunnel (repeatable)")
@@ -94,6 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_users.add_parsers(sub)
     cli_access.add_parsers(sub)
     cli_kubeconfig.add_parser(sub)
+    etcd_migrate.add_parser(sub)
     return p
 
 
@@ -108,6 +114,7 @@ def _config(args: argparse.Namespace) -> ServerConfig:
         tls_ca=args.tls_ca,
         tcp_forwards=args.tcp_forward,
         metrics_anonymous=args.metrics_anonymous,
+        store_url=args.store,
     )
 
 
@@ -131,7 +138,7 @@ def _run_server(config: ServerConfig) -> None:
 
 def _cluster_command(args: argparse.Namespace, config: ServerConfig) -> int:
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    store = SQLiteStore(config.db_path)
+    store = open_store(config.store_url, config.db_path)
     try:
         if args.cluster_command in ("create", "rotate-token"):
             tls = load_or_generate(config.tls_dir, config.hostnames, config.tls_cert,
@@ -177,11 +184,13 @@ def main(argv: list[str] | None = None) -> None:
     store_commands = {**cli_users.COMMANDS, **cli_access.COMMANDS}
     if args.command in store_commands:
         config.data_dir.mkdir(parents=True, exist_ok=True)
-        store = SQLiteStore(config.db_path)
+        store = open_store(config.store_url, config.db_path)
         try:
             sys.exit(cli_users.run(args, store, store_commands))
         finally:
             store.close()
+    if args.command == "store":
+        sys.exit(etcd_migrate.run(args, config.db_path))
     if args.command == "kubeconfig":
         sys.exit(cli_kubeconfig.run(args, config.data_dir))
     _run_server(config)

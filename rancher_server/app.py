@@ -24,7 +24,7 @@ from rancher_server.metrics import make_registry
 from rancher_server.proxy.streams import StreamGuard, StreamGuardCollector
 from rancher_server.proxy.upstream import UpstreamPool
 from rancher_server.state import STATE, ServerState
-from rancher_server.store import SQLiteStore
+from rancher_server.store.etcd_open import open_store
 from rancher_server.tls import add_hsts, load_or_generate
 from rancher_server.tunnel import endpoint as tunnel_endpoint
 from rancher_server.tunnel.dialer import Dialer
@@ -80,7 +80,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 def build_state(config: ServerConfig) -> ServerState:
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    store = SQLiteStore(config.db_path)
+    store = open_store(config.store_url, config.db_path)
     tls = load_or_generate(
         config.tls_dir, config.hostnames, config.tls_cert, config.tls_key, config.tls_ca
     )

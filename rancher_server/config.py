@@ -25,6 +25,7 @@ class ServerConfig:
     tls_ca: Path | None = None
     tcp_forwards: list[str] = field(default_factory=list)
     metrics_anonymous: bool = False
+    store_url: str = ""  # etcd://host:port[,host:port]; empty: SQLite in data_dir
 
     @property
     def host_port(self) -> tuple[str, int]:

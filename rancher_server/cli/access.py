@@ -23,7 +23,7 @@ from typing import Any
 from rancher_server.access.templates import GLOBAL, Catalog, TemplateError
 from rancher_server.auth.global_roles import administrators_without, includes_admin
 from rancher_server.cli.users import PROJECT_REF_SEP, CliError, subject_args
-from rancher_server.store import RoleTemplate, SQLiteStore
+from rancher_server.store import RoleTemplate, Store
 from rancher_server.store.base import TEMPLATE_CONTEXTS
 from rancher_server.store.sqlite_access import DEFAULT_PROJECTS
 
@@ -68,7 +68,7 @@ def _template_json(t: RoleTemplate, catalog: Catalog) -> dict[str, Any]:
     return {**dataclasses.asdict(t), "downstream_roles": list(catalog.downstream_roles(t.id))}
 
 
-def _template_command(args: argparse.Namespace, store: SQLiteStore) -> Any:
+def _template_command(args: argparse.Namespace, store: Store) -> Any:
     catalog = Catalog.load(store)
     cmd = args.template_command
     if cmd == "list":
@@ -95,7 +95,7 @@ def _template_command(args: argparse.Namespace, store: SQLiteStore) -> Any:
     return None
 
 
-def _project_command(args: argparse.Namespace, store: SQLiteStore) -> Any:
+def _project_command(args: argparse.Namespace, store: Store) -> Any:
     cmd = args.project_command
     if cmd == "list":
         return [dataclasses.asdict(p) for p in store.list_projects(args.cluster)]
@@ -108,7 +108,7 @@ def _project_command(args: argparse.Namespace, store: SQLiteStore) -> Any:
     return None
 
 
-def _global_command(args: argparse.Namespace, store: SQLiteStore) -> Any:
+def _global_command(args: argparse.Namespace, store: Store) -> Any:
     kind, subject = subject_args(args, store)
     if args.global_command == "bind":
         try:

@@ -30,7 +30,7 @@ from rancher_server.policy import (
     PASSWORD_MIN_CHARS,
     USERNAME_PATTERN,
 )
-from rancher_server.store import SQLiteStore, StoreError, User
+from rancher_server.store import Store, StoreError, User
 
 PROJECT_REF_SEP = ":"  # Rancher's "<cluster>:<project>"
 
@@ -89,7 +89,7 @@ def _password(from_stdin: bool) -> tuple[str, bool]:
     return pw, False
 
 
-def _user(store: SQLiteStore, name_or_id: str) -> User:
+def _user(store: Store, name_or_id: str) -> User:
     user = store.user_by_username(name_or_id)
     return user if user is not None else store.get_user(name_or_id)
 
@@ -107,7 +107,7 @@ def _check_groups(groups: list[str]) -> list[str]:
     return groups
 
 
-def _user_command(args: argparse.Namespace, store: SQLiteStore) -> Any:
+def _user_command(args: argparse.Namespace, store: Store) -> Any:
     cmd = args.user_command
     if cmd == "create":
         if not re.fullmatch(USERNAME_PATTERN, args.username):
@@ -131,7 +131,7 @@ def _user_command(args: argparse.Namespace, store: SQLiteStore) -> Any:
     return {"id": user.id, "username": user.username, **({"password": pw} if generated else {})}
 
 
-def _token_command(args: argparse.Namespace, store: SQLiteStore) -> Any:
+def _token_command(args: argparse.Namespace, store: Store) -> Any:
     if args.token_command == "list":
         user_id = _user(store, args.user).id if args.user else None
         out = []
@@ -144,7 +144,7 @@ def _token_command(args: argparse.Namespace, store: SQLiteStore) -> Any:
     return None
 
 
-def subject_args(args: argparse.Namespace, store: SQLiteStore) -> tuple[str, str]:
+def subject_args(args: argparse.Namespace, store: Store) -> tuple[str, str]:
     """("user", id) from --user NAME|ID, or ("group", name) from --group."""
     if args.user:
         return "user", _user(store, args.user).id
@@ -164,7 +164,7 @@ def _scope(args: argparse.Namespace) -> tuple[str, str | None]:
     return cluster, project or None
 
 
-def _binding_command(args: argparse.Namespace, store: SQLiteStore) -> Any:
+def _binding_command(args: argparse.Namespace, store: Store) -> Any:
     cmd = args.binding_command
     if cmd == "create":
         cluster, project = _scope(args)
@@ -182,13 +182,13 @@ def _binding_command(args: argparse.Namespace, store: SQLiteStore) -> Any:
     return None
 
 
-Command = Callable[[argparse.Namespace, SQLiteStore], Any]
+Command = Callable[[argparse.Namespace, Store], Any]
 COMMANDS: dict[str, Command] = {
     "user": _user_command, "token": _token_command, "binding": _binding_command,
 }
 
 
-def run(args: argparse.Namespace, store: SQLiteStore, commands: dict[str, Command] | None = None,
+def run(args: argparse.Namespace, store: Store, commands: dict[str, Command] | None = None,
         ) -> int:
     """Run one store command (``commands``: this module's by default); JSON out, errors on
     stderr with exit code 1."""

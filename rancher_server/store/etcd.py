@@ -258,6 +258,26 @@ class EtcdStore:
             raise NotFound(f"{what} {oid!r} not found")
         return row
 
+    # What ``etcd_migrate`` writes with.
+    @property
+    def connection(self) -> EtcdConnection:
+        return self._conn
+
+    def object_key(self, kind: str, suffix: str) -> bytes:
+        return self._key(kind, suffix)
+
+    def unique_key(self, name: str, *parts: object) -> bytes:
+        return self._unique(name, *parts)
+
+    def cluster_unique_keys(self, doc: Doc) -> list[bytes]:
+        return self._cluster_keys(doc)
+
+    def binding_unique_key(self, doc: Doc) -> bytes:
+        return self._binding_unique(doc)
+
+    def encode(self, doc: Doc) -> bytes:
+        return self._json(doc)
+
     @property
     def revision(self) -> int:
         """The etcd revision this replica has applied (grows with every change anyone makes)."""

@@ -130,6 +130,17 @@ class EtcdConnection:
         resp = self._call("Txn", rpc.TxnRequest(compare=list(compares), success=list(ops)))
         return bool(resp.succeeded), int(resp.header.revision)
 
+    def put_if_absent(self, key: bytes, ops: Sequence[RequestOp],
+                      also_absent: Sequence[bytes]) -> str:
+        """``ops`` if ``key`` and ``also_absent`` are all absent: "copied"; else "present" if
+        ``key`` exists, "conflict" if only another key (a unique name taken) does."""
+        resp = self._call("Txn", rpc.TxnRequest(
+            compare=[absent(k) for k in (key, *also_absent)], success=list(ops),
+            failure=[rpc.RequestOp(request_range=rpc.RangeRequest(key=key, count_only=True))]))
+        if resp.succeeded:
+            return "copied"
+        return "present" if resp.responses[0].response_range.count else "conflict"
+
     def range_prefix(self, prefix: bytes) -> Loaded:
         """Every key under ``prefix`` at one revision, read in pages."""
         end = prefix_end(prefix)
