@@ -174,6 +174,7 @@ async def test_kubectl_through_the_webhook(tmp_path: Path) -> None:
             Path(__file__).resolve().parents[2]
             / "deploy"
             / "kube-api-auth"
+            / "control-plane"
             / "kube-api-authn-webhook.yaml"
         )
         .read_text()
@@ -221,7 +222,7 @@ async def test_in_cluster_service_account_with_least_privilege_rbac(tmp_path: Pa
     token, with the stand-in enforcing RBAC."""
     async with kubesim_proc.running(tmp_path, ["--authorization-mode", "RBAC"]) as sim:
         await install(sim)
-        rbac = Path(__file__).resolve().parents[2] / "deploy" / "kube-api-auth" / "rbac.yaml"
+        rbac = Path(__file__).resolve().parents[2] / "deploy/kube-api-auth/base/rbac.yaml"
         await kubectl(sim.kubeconfig, "apply", "-f", str(rbac))
         _, token, _ = await kubectl(
             sim.kubeconfig, "create", "token", "kube-api-auth", "-n", objects.NAMESPACE
