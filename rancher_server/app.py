@@ -12,7 +12,7 @@ from aiohttp import web
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from rancher_server import api, proxy
+from rancher_server import api, proxy, ui
 from rancher_server.access.impersonation import Impersonator
 from rancher_server.access.manager import AccessCollector, AccessManager
 from rancher_server.api.errors import error_middleware
@@ -108,6 +108,7 @@ def create_app(state: ServerState) -> web.Application:
     app.router.add_get("/v3/settings/cacerts", cacerts)
     app.add_routes(tunnel_endpoint.routes())
     api.setup(app)
+    ui.setup(app)  # the web UI at /ui/ (docs/ui.md)
     app.add_routes(proxy.routes())
     app[proxy.POOL] = UpstreamPool(state.sessions, state.store)
     manager = AccessManager(state.store, state.sessions, app[proxy.POOL])

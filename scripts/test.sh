@@ -10,6 +10,7 @@ command -v wrk >/dev/null 2>&1 || need+=(wrk)
 command -v kubectl >/dev/null 2>&1 || need+=(kubectl)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)  # the web UI's browser tests (tests/ui)
 command -v etcd >/dev/null 2>&1 || need+=(etcd-server)   # the etcd store's tests start their own members
 if ((${#need[@]})); then
   echo "installing Debian packages: ${need[*]}"

@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from rancher_server.auth.principal import Principal
+from rancher_server.auth.session_cookie import CsrfRefused, cookie_authorization
 from rancher_server.auth.tokens import authenticate_bearer
 from rancher_server.state import STATE
 
@@ -53,7 +54,15 @@ def unauthorized(message: str = UNAUTHORIZED_MESSAGE) -> web.Response:
 
 
 async def request_principal(request: web.Request) -> Principal | None:
-    return await authenticate_bearer(request.app[STATE], request.headers.get("Authorization"))
+    """The caller of a REST call: its bearer token; without an ``Authorization`` header, the web
+    UI's session cookie (with its CSRF token on changes; see :mod:`.session_cookie`)."""
+    authorization = request.headers.get("Authorization")
+    if authorization is None:
+        try:
+            authorization = cookie_authorization(request)
+        except CsrfRefused as e:
+            raise ApiError(403, str(e), code="CSRFRefused") from e
+    return await authenticate_bearer(request.app[STATE], authorization)
 
 
 async def require_principal(request: web.Request) -> Principal:

@@ -1,0 +1,135 @@
+// The page's shell: the session, the header, and a hash router over the views.
+import { api, sessionAlive, setSession, whenLoggedOut } from "./api.js";
+import { h, replace } from "./dom.js";
+import { homeView } from "./home.js";
+import { clusterView } from "./cluster.js";
+import { usersView, roleTemplatesView, tokensView } from "./admin.js";
+
+const SESSION_CHECK_MS = 5000; // a token revoked elsewhere sends the page back to login
+const main = document.getElementById("main");
+const top = document.getElementById("top");
+let session = null;
+let cleanup = null;
+let checkTimer = null;
+
+const ROUTES = [
+  [/^#?\/?$/, homeView],
+  [/^#\/clusters\/([^/]+)(?:\/(\w+))?$/, clusterView],
+  [/^#\/users$/, usersView],
+  [/^#\/roletemplates$/, roleTemplatesView],
+  [/^#\/tokens$/, tokensView],
+];
+
+export function toast(message) {
+  const el = document.getElementById("toast");
+  el.textContent = message;
+  el.classList.add("show");
+  setTimeout(() => el.classList.remove("show"), 4000);
+}
+
+function stopView() {
+  if (cleanup) cleanup();
+  cleanup = null;
+}
+
+function header() {
+  const link = (href, label) => h("a", { href, class: location.hash === href ? "current" : "" }, label);
+  const nav = h("nav", { "aria-label": "Main" },
+    link("#/", "Clusters"),
+    session.isAdmin ? link("#/users", "Users") : null,
+    link("#/roletemplates", "Role templates"),
+    link("#/tokens", "API tokens"));
+  replace(top,
+    h("a", { class: "brand", href: "#/" }, h("img", { src: "/ui/static/favicon.svg", alt: "" }), "Rancher"),
+    nav,
+    h("span", { class: "who" }, h("span", { "data-testid": "username" }, session.displayName || session.username)),
+    h("button", { type: "button", class: "secondary", "data-testid": "logout", onclick: logout }, "Log out"));
+  top.hidden = false;
+}
+
+function route() {
+  if (!session) return;
+  stopView();
+  header();
+  const hash = location.hash || "#/";
+  for (const [re, view] of ROUTES) {
+    const m = re.exec(hash);
+    if (m) {
+      cleanup = view(main, m.slice(1).map((x) => (x ? decodeURIComponent(x) : x)), { session, toast });
+      return;
+    }
+  }
+  replace(main, h("h1", {}, "Not found"), h("p", {}, h("a", { href: "#/" }, "Back to the clusters")));
+}
+
+function loginView(message) {
+  stopView();
+  session = null;
+  setSession(null);
+  clearInterval(checkTimer);
+  top.hidden = true;
+  const error = h("p", { class: "error", role: "alert", id: "login-error" }, message || "");
+  const user = h("input", { id: "username", name: "username", autocomplete: "username", required: true });
+  const pass = h("input", { id: "password", name: "password", type: "password", autocomplete: "current-password", required: true });
+  const button = h("button", { type: "submit" }, "Log in");
+  const form = h("form", { class: "login card", "aria-labelledby": "login-title" },
+    h("h1", { id: "login-title" }, "Log in to Rancher"),
+    h("label", { for: "username" }, "Username"), user,
+    h("label", { for: "password" }, "Password"), pass,
+    button, error);
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    button.disabled = true;
+    error.textContent = "";
+    try {
+      started(await api("POST", "/ui/session", { username: user.value, password: pass.value }));
+    } catch (e) {
+      error.textContent = e.message;
+      pass.value = "";
+      pass.focus();
+    } finally {
+      button.disabled = false;
+    }
+  });
+  replace(main, form);
+  user.focus();
+}
+
+function started(s) {
+  session = s;
+  setSession(s);
+  clearInterval(checkTimer);
+  checkTimer = setInterval(checkSession, SESSION_CHECK_MS);
+  route();
+}
+
+async function checkSession() {
+  try {
+    await sessionAlive();
+  } catch (e) { /* the server is unreachable for now: the views say so */ }
+}
+
+async function logout() {
+  try {
+    await api("DELETE", "/ui/session");
+    loginView("You are logged out.");
+  } catch (e) {
+    toast(`Log out failed: ${e.message}`);
+  }
+}
+
+export function sessionEnded() {
+  if (session) loginView("Your session has ended; log in again.");
+}
+
+whenLoggedOut(sessionEnded);
+window.addEventListener("hashchange", route);
+
+(async () => {
+  try {
+    const s = await api("GET", "/ui/session");
+    if (s.loggedIn) started(s); else loginView("");
+  } catch (e) {
+    loginView(e.message);
+  }
+})();
