@@ -20,6 +20,7 @@ MAX_REPORTED_NODES = 5000  # node info entries kept per cluster
 MAX_REPORT_BYTES = 4 * 1024 * 1024  # strings of node info, stats and health kept per cluster
 MAX_STATS_KEYS = 256  # names in one stats report
 REPORT_ENTRY_OVERHEAD_BYTES = 100  # a kept string or map entry costs about this beyond its text
+MAX_PICTURE_EVENT_BYTES = 4 * 1024 * 1024  # events kept per cluster (the oldest go first)
 
 # TLS of the server's listener: TLS 1.3 (preferred: OpenSSL picks the highest both offer) or
 # TLS 1.2 with forward-secret AEAD suites only (no CBC, no RSA key exchange); HSTS on every answer.

@@ -2,10 +2,12 @@
 cluster stats, namespaces, events and health. Pure (no I/O): :meth:`ClusterPicture.apply` returns
 the changes it made, which the controller publishes on the feed.
 
-Bounds: at most ``MAX_REPORTED_NODES`` nodes and ``MAX_STATS_KEYS`` figures per stats message
-(over either, :class:`ReportLimitExceeded` and the agent is cut off, as for the reports of
-``clusters.reports``); at most ``MAX_PICTURE_EVENTS`` events (the oldest received go first) and
-``MAX_PICTURE_NAMESPACES`` namespaces."""
+Bounds: at most ``MAX_REPORTED_NODES`` nodes, ``MAX_STATS_KEYS`` figures per stats message and
+``MAX_REPORT_BYTES`` kept for nodes, node stats and namespaces (estimated with
+``reports.estimate_bytes``; over any, :class:`ReportLimitExceeded` and the agent is cut off, as for
+the reports of ``clusters.reports``); at most ``MAX_PICTURE_EVENTS`` events and
+``MAX_PICTURE_EVENT_BYTES`` of them (the oldest received go first) and ``MAX_PICTURE_NAMESPACES``
+namespaces."""
 
 from __future__ import annotations
 
@@ -14,8 +16,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from rancher_server.clusters.reports import ReportLimitExceeded
-from rancher_server.constants import MAX_REPORTED_NODES, MAX_STATS_KEYS
+from rancher_server.clusters.reports import ReportLimitExceeded, estimate_bytes
+from rancher_server.constants import (
+    MAX_PICTURE_EVENT_BYTES,
+    MAX_REPORT_BYTES,
+    MAX_REPORTED_NODES,
+    MAX_STATS_KEYS,
+)
 from rancher_tunnel.messages import (
     REMOVED_EVENT,
     REMOVED_NAMESPACE,
@@ -96,6 +103,22 @@ class ClusterPicture:
     health: Health | None = None
     health_at: float | None = None
     events_evicted: int = 0
+    # what is kept, estimated (``estimate_bytes``): nodes, node stats, namespaces by key
+    sizes: dict[str, int] = field(default_factory=dict, repr=False)
+    kept_bytes: int = 0
+    event_sizes: dict[str, int] = field(default_factory=dict, repr=False)
+    event_bytes: int = 0
+
+    def _keep(self, key: str, value: object) -> None:
+        """Account for keeping ``value`` under ``key``; over the bound the agent is cut off."""
+        size, old = estimate_bytes(value), self.sizes.get(key, 0)
+        if self.kept_bytes - old + size > MAX_REPORT_BYTES:
+            raise ReportLimitExceeded(f"cluster picture over {MAX_REPORT_BYTES} bytes")
+        self.sizes[key] = size
+        self.kept_bytes += size - old
+
+    def _forget(self, key: str) -> None:
+        self.kept_bytes -= self.sizes.pop(key, 0)
 
     def apply(self, msg: Message) -> list[Change]:
         """Apply one picture message; the changes it made (none for a message that changes
@@ -108,6 +131,7 @@ class ClusterPicture:
             values = _finite(msg.values)
             if self.node_stats.get(msg.name) == values:
                 return []
+            self._keep(f"nodestats/{msg.name}", values)
             self.node_stats[msg.name] = values
             return [Change(CHANGE_NODE_STATS, msg.name, values)]
         if isinstance(msg, ClusterStats):
@@ -123,6 +147,7 @@ class ClusterPicture:
                 return []
             if msg.name not in self.namespaces and len(self.namespaces) >= MAX_PICTURE_NAMESPACES:
                 return []
+            self._keep(f"ns/{msg.name}", (msg.name, msg.phase))
             self.namespaces[msg.name] = msg.phase
             return [Change(CHANGE_NAMESPACE, msg.name, {"name": msg.name, "phase": msg.phase})]
         if isinstance(msg, Health):
@@ -137,6 +162,7 @@ class ClusterPicture:
             raise ReportLimitExceeded(f"node info: more than {MAX_REPORTED_NODES} nodes")
         if self.nodes.get(msg.name) == msg:
             return []
+        self._keep(f"node/{msg.name}", msg)
         self.nodes[msg.name] = msg
         return [Change(CHANGE_NODE, msg.name, node_json(msg, self.node_stats.get(msg.name)))]
 
@@ -146,9 +172,15 @@ class ClusterPicture:
             return []
         out: list[Change] = []
         self.events[key] = msg
-        while len(self.events) > MAX_PICTURE_EVENTS:
+        size = estimate_bytes(msg)
+        self.event_bytes += size - self.event_sizes.get(key, 0)
+        self.event_sizes[key] = size
+        while len(self.events) > MAX_PICTURE_EVENTS or (
+            self.event_bytes > MAX_PICTURE_EVENT_BYTES and len(self.events) > 1
+        ):
             gone = next(iter(self.events))
             del self.events[gone]
+            self.event_bytes -= self.event_sizes.pop(gone, 0)
             self.events_evicted += 1
             out.append(Change(CHANGE_EVENT, gone, None))
         out.append(Change(CHANGE_EVENT, key, event_json(msg)))
@@ -158,12 +190,16 @@ class ClusterPicture:
         if msg.what == REMOVED_NODE and msg.key in self.nodes:
             del self.nodes[msg.key]
             self.node_stats.pop(msg.key, None)
+            self._forget(f"node/{msg.key}")
+            self._forget(f"nodestats/{msg.key}")
             return [Change(CHANGE_NODE, msg.key, None)]
         if msg.what == REMOVED_EVENT and msg.key in self.events:
             del self.events[msg.key]
+            self.event_bytes -= self.event_sizes.pop(msg.key, 0)
             return [Change(CHANGE_EVENT, msg.key, None)]
         if msg.what == REMOVED_NAMESPACE and msg.key in self.namespaces:
             del self.namespaces[msg.key]
+            self._forget(f"ns/{msg.key}")
             return [Change(CHANGE_NAMESPACE, msg.key, None)]
         return []
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from rancher_server.constants import (
@@ -24,6 +24,24 @@ from rancher_tunnel.messages import Health, Message, NodeInfo, Stats
 
 class ReportLimitExceeded(Exception):
     """An agent's report would exceed what is kept per cluster."""
+
+
+def estimate_bytes(value: Any) -> int:
+    """What keeping a decoded message (or a part of it) costs: its text plus a fixed overhead
+    per string, number and container entry (messages are nested at most 16 deep)."""
+    if isinstance(value, str | bytes):
+        return len(value) + REPORT_ENTRY_OVERHEAD_BYTES
+    if isinstance(value, dict):
+        return REPORT_ENTRY_OVERHEAD_BYTES + sum(
+            estimate_bytes(k) + estimate_bytes(v) for k, v in value.items()
+        )
+    if isinstance(value, list | tuple):
+        return REPORT_ENTRY_OVERHEAD_BYTES + sum(estimate_bytes(v) for v in value)
+    if isinstance(value, Message):
+        return REPORT_ENTRY_OVERHEAD_BYTES + sum(
+            estimate_bytes(getattr(value, f.name)) for f in fields(value)
+        )
+    return REPORT_ENTRY_OVERHEAD_BYTES
 
 
 def _node_bytes(msg: NodeInfo) -> int:

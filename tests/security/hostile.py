@@ -24,7 +24,7 @@ from rancher_tunnel import frames as fr
 from rancher_tunnel import messages
 from rancher_tunnel.constants import PING_PAYLOAD_BYTES, PROTOCOL_VERSION
 from rancher_tunnel.frames import FrameType, Role
-from rancher_tunnel.messages import NodeInfo
+from rancher_tunnel.messages import NodeInfo, PictureBegin
 
 RECV_BUFFER_BYTES = 4096  # the hostile agent's socket receive buffer (it never reads)
 HANDSHAKE_TIMEOUT_S = 10.0
@@ -33,6 +33,7 @@ RECONNECT_PAUSE_S = 0.2
 OP_BINARY, OP_PING = 0x2, 0x9
 CREDENTIAL_HEADER = "X-API-Tunnel-Agent-Credential"  # issued at first registration
 MODES = ("ping", "pong", "open", "report")
+REPORT_GENERATION = 1
 
 
 def ws_frame(opcode: int, payload: bytes, *, mask: bool = True) -> bytes:
@@ -141,8 +142,14 @@ def flood_message(mode: str, round_: int) -> bytes:
         return ws_frame(OP_BINARY, tunnel)
     if mode == "report":  # node info of ever new nodes, each as large as a message may be
         labels = {f"l{i}": "v" * 200 for i in range(250)}
-        msg = messages.encode(NodeInfo(name=f"node-{round_}", labels=labels))
-        return ws_frame(OP_BINARY, fr.encode_frame(0, FrameType.MESSAGE, msg))
+        msg = messages.encode(
+            NodeInfo(name=f"node-{round_}", labels=labels, generation=REPORT_GENERATION)
+        )
+        frames = fr.encode_frame(0, FrameType.MESSAGE, msg)
+        if round_ == 0:  # a picture generation starts: its snapshot is what the server keeps
+            begin = messages.encode(PictureBegin(generation=REPORT_GENERATION))
+            frames = fr.encode_frame(0, FrameType.MESSAGE, begin) + frames
+        return ws_frame(OP_BINARY, frames)
     raise ValueError(f"unknown mode {mode!r}")
 
 
