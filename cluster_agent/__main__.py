@@ -28,6 +28,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+from cluster_agent import cliargs
 from cluster_agent.config import AgentConfig
 from cluster_agent.runner import agent_main
 
@@ -45,6 +46,9 @@ def describe(config: AgentConfig) -> tuple[Mapping[str, Any], str]:
 
 
 def main() -> None:
+    if len(sys.argv) == 1 or sys.argv[1] != "import":
+        cliargs.parse("cluster-agent", __doc__, sys.argv[1:],
+                      epilog="cluster-agent import --help: run it from outside the cluster")
     if len(sys.argv) > 1 and sys.argv[1] == "import":
         from cluster_agent.config import ConfigError
         from cluster_agent.importer import parse_args, prepare_env

@@ -5,10 +5,12 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
+T = TypeVar("T")
 SA_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 DEFAULT_REPORT_INTERVAL_S = 15.0  # how often the cluster agent reports health (Rancher: 15 s)
 DEFAULT_NAMESPACE = "cattle-system"
@@ -108,27 +110,44 @@ def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
 
 
 def from_env(env: Mapping[str, str] | None = None) -> AgentConfig:
+    """The configuration; every mistake at once in one :class:`ConfigError` (a line each, named
+    by its variable), so a person fixes them in one go."""
     env = os.environ if env is None else env
+    errors: list[str] = []
+
+    def check(fn: Callable[[], T], default: T) -> T:
+        try:
+            return fn()
+        except ConfigError as e:
+            errors.append(str(e))
+            return default
+
     server = env.get("CATTLE_SERVER", "").rstrip("/")
     token = env.get("CATTLE_TOKEN", "")
     if not server.startswith("https://"):
-        raise ConfigError("CATTLE_SERVER must be set to the server's https:// URL")
+        errors.append("CATTLE_SERVER must be set to the server's https:// URL"
+                      + (f" (got {server!r})" if server else ""))
     if not token:
-        raise ConfigError("CATTLE_TOKEN must be set to the cluster's registration token")
+        errors.append("CATTLE_TOKEN must be set to the cluster's registration token")
     api_address = env.get("CATTLE_K8S_API", "")
     api_ca = ""
     if env.get("CATTLE_KUBECONFIG"):
         from cluster_agent.kubeconfig import load  # imports ConfigError from here
 
-        target = load(env["CATTLE_KUBECONFIG"])
-        api_address, api_ca = target.address, target.ca_pem
+        target = check(lambda: load(env["CATTLE_KUBECONFIG"]), None)
+        if target is not None:
+            api_address, api_ca = target.address, target.ca_pem
     elif not api_address and env.get("KUBERNETES_SERVICE_HOST"):
         port = env.get("KUBERNETES_SERVICE_PORT", "443")
         api_address = f"{env['KUBERNETES_SERVICE_HOST']}:{port}"
     if not api_ca and (SA_DIR / "ca.crt").exists():
         api_ca = (SA_DIR / "ca.crt").read_text()
     if env.get("CATTLE_K8S_CA_FILE"):
-        api_ca = Path(env["CATTLE_K8S_CA_FILE"]).read_text()
+        try:
+            api_ca = Path(env["CATTLE_K8S_CA_FILE"]).read_text()
+        except OSError as e:
+            errors.append(f"CATTLE_K8S_CA_FILE: cannot read {env['CATTLE_K8S_CA_FILE']}: "
+                          f"{e.strerror}")
     api_token = ""
     token_file = env.get("CATTLE_K8S_TOKEN_FILE") or (
         str(SA_DIR / "token") if (SA_DIR / "token").exists() else ""
@@ -137,11 +156,24 @@ def from_env(env: Mapping[str, str] | None = None) -> AgentConfig:
         try:
             api_token = Path(token_file).read_text().strip()
         except OSError as e:
-            raise ConfigError(f"cannot read the service-account token {token_file}: {e}") from e
+            errors.append(f"CATTLE_K8S_TOKEN_FILE: cannot read the service-account token "
+                          f"{token_file}: {e.strerror}")
     raw_allowed = env.get("CATTLE_ALLOWED_TARGETS", "")
-    allowed = tuple(Target.parse(x) for x in raw_allowed.split(",") if x.strip())
-    if not allowed and api_address:
-        allowed = (Target.parse(api_address),)
+    allowed_list: list[Target] = []
+    for raw in (x for x in raw_allowed.split(",") if x.strip()):
+        try:
+            allowed_list.append(Target.parse(raw))
+        except ConfigError as e:
+            errors.append(f"CATTLE_ALLOWED_TARGETS: {e}")
+    allowed = tuple(allowed_list)
+    if not allowed and api_address and not raw_allowed.strip():
+        allowed = check(lambda: (Target.parse(api_address),), ())
+    report_interval_s = check(lambda: _positive_float(
+        env, "CATTLE_HEALTH_INTERVAL_S", DEFAULT_REPORT_INTERVAL_S), DEFAULT_REPORT_INTERVAL_S)
+    watch_timeout_s = check(lambda: _positive_float(
+        env, "CATTLE_WATCH_TIMEOUT_S", DEFAULT_WATCH_TIMEOUT_S), DEFAULT_WATCH_TIMEOUT_S)
+    if errors:
+        raise ConfigError("\n".join(errors))
     return AgentConfig(
         server=server,
         token=token,
@@ -153,11 +185,9 @@ def from_env(env: Mapping[str, str] | None = None) -> AgentConfig:
         allowed=allowed,
         node_name=env.get("CATTLE_NODE_NAME", ""),
         health_listen=env.get("CATTLE_HEALTH_LISTEN", ""),
-        report_interval_s=_positive_float(
-            env, "CATTLE_HEALTH_INTERVAL_S", DEFAULT_REPORT_INTERVAL_S
-        ),
+        report_interval_s=report_interval_s,
         credential_file=env.get("CATTLE_CREDENTIAL_FILE", ""),
         credential_secret=env.get("CATTLE_CREDENTIAL_SECRET", ""),
         namespace=env.get("CATTLE_NAMESPACE", "") or DEFAULT_NAMESPACE,
-        watch_timeout_s=_positive_float(env, "CATTLE_WATCH_TIMEOUT_S", DEFAULT_WATCH_TIMEOUT_S),
+        watch_timeout_s=watch_timeout_s,
     )

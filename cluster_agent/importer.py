@@ -27,6 +27,7 @@ import aiohttp
 
 from cluster_agent.config import ConfigError
 from cluster_agent.kubeconfig import KubeTarget, load
+from rancher_tunnel.version import version_line
 
 NAMESPACE = "cattle-system"
 ACCOUNT = "cattle"
@@ -171,6 +172,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    p.add_argument("--version", action="version", version=version_line("cluster-agent"))
     p.add_argument(
         "--kubeconfig",
         default=os.environ.get("KUBECONFIG") or str(Path.home() / ".kube" / "config"),

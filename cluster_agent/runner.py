@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any
+
+import aiohttp
 
 from cluster_agent.cacert import CAChecksumMismatch, server_ssl_context
 from cluster_agent.config import AgentConfig, ConfigError, from_env
@@ -18,13 +21,36 @@ from cluster_agent.dial import make_dial_handler
 from cluster_agent.health import start_health
 from cluster_agent.reporter import Reporter
 from rancher_tunnel import logs
+from rancher_tunnel.backoff import backoff
 from rancher_tunnel.process import run_until_signalled
+
+
+async def _trust_the_server(config: AgentConfig, stop: asyncio.Event) -> ssl.SSLContext | None:
+    """The TLS context for the server; a server that cannot be reached yet (it may start after
+    us) is retried with backoff and a log line, never a traceback. None: stopped meanwhile."""
+    log = logs.get_logger(component="main")
+    for delay in backoff():
+        try:
+            return await server_ssl_context(config)
+        except CAChecksumMismatch:
+            raise
+        except (aiohttp.ClientError, OSError, TimeoutError) as e:
+            log.warning("server not reachable yet; retrying", server=config.server,
+                        error=str(e) or type(e).__name__, retry_in_s=round(delay, 2))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(delay):
+                await stop.wait()
+        if stop.is_set():
+            return None
+    return None
 
 
 async def run_agent(
     config: AgentConfig, params: Mapping[str, Any], name: str, stop: asyncio.Event
 ) -> None:
-    ctx = await server_ssl_context(config)
+    ctx = await _trust_the_server(config, stop)
+    if ctx is None:
+        return  # stopped before the server was reachable
     credential = AgentCredential(store_for(config))
     await credential.load()
     reporter = (
@@ -70,6 +96,9 @@ def agent_main(
         config = from_env()
     except ConfigError as e:
         log.error("bad configuration", error=str(e))
+        problems = "\n".join(f"  - {line}" for line in str(e).splitlines())
+        print(f"{service}: the configuration is not usable:\n{problems}\n"
+              f"({service} --help lists every variable)", file=sys.stderr)
         sys.exit(EXIT_CONFIG_ERROR)
     params, name = describe(config)
     try:

@@ -19,6 +19,7 @@ from kube_api_auth.constants import (
     WATCH_INACTIVITY_TIMEOUT_S,
 )
 from kube_api_auth.kubeapi import SERVICE_ACCOUNT_DIR
+from rancher_tunnel.version import version_line
 
 ENV_PREFIX = "KUBE_API_AUTH_"
 
@@ -48,6 +49,7 @@ def parser() -> argparse.ArgumentParser:
         description="TokenReview webhook for the authorized cluster endpoint. Every flag can "
         f"also be set as {ENV_PREFIX}<FLAG> (upper case, '-' -> '_').",
     )
+    p.add_argument("--version", action="version", version=version_line("kube-api-auth"))
     p.add_argument("--listen-host", default=DEFAULT_LISTEN_HOST)
     p.add_argument(
         "--listen-port",

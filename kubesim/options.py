@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
+from rancher_tunnel.version import version_line
+
 
 @dataclass
 class Options:
@@ -22,6 +24,7 @@ class Options:
 
 def parse_args(argv: list[str] | None = None) -> Options:
     p = argparse.ArgumentParser(prog="kubesim", description="A Kubernetes API stand-in")
+    p.add_argument("--version", action="version", version=version_line("kubesim"))
     p.add_argument("--port", type=int, default=0, help="0 picks a free port")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--plain-http", action="store_true")

@@ -7,11 +7,19 @@ from __future__ import annotations
 import os
 import platform
 import socket
+import sys
 from collections.abc import Mapping
 from typing import Any
 
+from cluster_agent import cliargs
 from cluster_agent.config import AgentConfig
 from cluster_agent.runner import agent_main
+
+CONFIG_HELP = """
+
+Environment: as cluster-agent (cluster-agent --help lists every variable), plus
+    CATTLE_NODE_NAME        the node's name (default: the host name)
+"""
 
 
 def node_facts(name: str) -> dict[str, object]:
@@ -31,6 +39,7 @@ def describe(config: AgentConfig) -> tuple[Mapping[str, Any], str]:
 
 
 def main() -> None:
+    cliargs.parse("node-agent", __doc__ + CONFIG_HELP, sys.argv[1:])
     agent_main("node-agent", describe)
 
 

@@ -35,6 +35,7 @@ from rancher_server.store.etcd_open import open_store
 from rancher_server.tls import load_or_generate
 from rancher_tunnel import logs
 from rancher_tunnel.process import run_until_signalled
+from rancher_tunnel.version import version_line
 
 EXIT_STORE_ERROR = 4
 
@@ -47,6 +48,7 @@ def _env_list(name: str, default: list[str]) -> list[str]:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rancher-server", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=version_line("rancher-server"))
     p.add_argument("--data-dir", type=Path,
                    default=Path(os.environ.get("RANCHER_DATA_DIR") or default_data_dir()),
                    help="state directory (env RANCHER_DATA_DIR)")

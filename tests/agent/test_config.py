@@ -102,3 +102,19 @@ def test_parse_target(raw: str, want: tuple[str, int]) -> None:
 def test_parse_target_rejects(raw: str) -> None:
     with pytest.raises(ValueError):
         parse_target(raw)
+
+
+def test_every_mistake_is_listed_at_once_with_its_variable(tmp_path: Path) -> None:
+    env = {
+        "CATTLE_SERVER": "http://server:8443",
+        "CATTLE_ALLOWED_TARGETS": "api:6443,no-port,*.svc:x",
+        "CATTLE_HEALTH_INTERVAL_S": "soon",
+        "CATTLE_K8S_TOKEN_FILE": str(tmp_path / "missing"),
+    }
+    with pytest.raises(ConfigError) as info:
+        from_env(env)
+    lines = str(info.value).splitlines()
+    assert [line.split(" ")[0].rstrip(":") for line in lines] == [
+        "CATTLE_SERVER", "CATTLE_TOKEN", "CATTLE_K8S_TOKEN_FILE", "CATTLE_ALLOWED_TARGETS",
+        "CATTLE_ALLOWED_TARGETS", "CATTLE_HEALTH_INTERVAL_S"]
+    assert "'http://server:8443'" in lines[0]

@@ -265,3 +265,24 @@ def test_cli_cluster_lifecycle(tmp_path: Path, logdir: Path) -> None:
     assert endpoint == {"enabled": True, "fqdn": "api.example:6443", "ca_cert": ""}
     server.cli("cluster", "delete", reg["id"])
     assert server.cli("cluster", "list") == []
+
+
+def test_agent_started_before_its_server_waits_and_connects(
+    tmp_path: Path, logdir: Path, http_target: int
+) -> None:
+    """An agent whose server is not up yet says so in its log and retries with backoff (no
+    traceback, no exit); it connects once the server starts."""
+    server, reg, _, _ = setup(tmp_path, logdir, http_target)
+    server.start()  # once, for its CA (generated on first start) and checksum
+    server.stop()
+    agent = AgentProc(
+        agent_env(server, reg, CATTLE_K8S_API=f"127.0.0.1:{http_target}"), logdir / "agent.log"
+    ).start()
+    with running(agent):
+        wait_until(lambda: "server not reachable yet" in (logdir / "agent.log").read_text(),
+                   10, what="the agent waiting for its server")
+        assert agent.proc is not None and agent.proc.poll() is None
+        server.start()
+        with running(server):
+            wait_until(lambda: sessions(server) == 1, 20, what="the agent connected")
+    assert "Traceback" not in (logdir / "agent.log").read_text()
