@@ -29,7 +29,7 @@ from rancher_tunnel.constants import WS_MAX_MESSAGE_BYTES
 from rancher_tunnel.envlimits import limits_from_env
 from rancher_tunnel.frames import Role
 from rancher_tunnel.logs import get_logger
-from rancher_tunnel.session import Session, StreamHandler
+from rancher_tunnel.session import MessageHandler, Session, StreamHandler
 
 TOKEN_HEADER = "X-API-Tunnel-Token"
 PARAMS_HEADER = "X-API-Tunnel-Params"
@@ -54,8 +54,12 @@ class AgentConnection:
         name: str,
         on_session: Callable[[Session], Coroutine[Any, Any, None]] | None = None,
         credential: AgentCredential | None = None,
+        on_message: MessageHandler | None = None,
     ) -> None:
+        """``on_session`` runs beside each session (cancelled when it ends); ``on_message`` gets
+        the typed messages the server sends on any session (from its first frame on)."""
         self._config = config
+        self._on_message = on_message
         self._credential = credential
         self._on_session = on_session
         self._headers = tunnel_headers(config, params)
@@ -129,6 +133,7 @@ class AgentConnection:
                             Role.AGENT,
                             name=self._name,
                             on_stream=self._on_stream,
+                            on_message=self._on_message,
                             limits=self._limits,
                         )
                         self._session = session

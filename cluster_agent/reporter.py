@@ -7,7 +7,6 @@ tunnel session gets a :class:`~cluster_agent.sender.PictureSender` that resynchr
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 
 from cluster_agent import slim
 from cluster_agent.apihealth import agent_version, check_readyz, node_usage
@@ -25,12 +24,6 @@ MAX_AGENT_EVENTS = 10_000  # events kept (and mirrored on the server); the oldes
 log = get_logger(component="reporter")
 
 
-def attach_message_handler(session: Session, handler: Callable[[Message], Awaitable[None]]) -> None:
-    """The server's messages to the agent (acknowledgements) go to ``handler``. ``AgentConnection``
-    builds its sessions without a message handler; until it takes one, set it here."""
-    session._on_message = handler  # see the docstring
-
-
 class Reporter:
     def __init__(self, config: AgentConfig, interval_s: float,
                  kube: AgentKube | None = None) -> None:
@@ -40,6 +33,13 @@ class Reporter:
         self.picture = AgentPicture(MAX_AGENT_EVENTS)
         self.informers: list[Informer] = []
         self._session: Session | None = None
+        self._sender: PictureSender | None = None
+
+    async def on_message(self, msg: Message) -> None:
+        """The server's messages (acknowledgements, resync requests) for the current session's
+        sender; one that arrives between sessions concerns no generation and is dropped."""
+        if self._sender is not None:
+            await self._sender.on_message(msg)
 
     async def run_informers(self) -> None:
         """Forever (cancel to stop): the informers and the polls."""
@@ -72,10 +72,9 @@ class Reporter:
         if not self._config.api_address:
             return
         sender = PictureSender(self.picture, session, agent_version())
-        attach_message_handler(session, sender.on_message)
-        self._session = session
+        self._session, self._sender = session, sender
         try:
             await sender.run()
         finally:
             if self._session is session:
-                self._session = None
+                self._session, self._sender = None, None

@@ -64,6 +64,7 @@ async def run_agent(
         name=name,
         on_session=reporter.run if reporter is not None else None,
         credential=credential,
+        on_message=reporter.on_message if reporter is not None else None,
     )
     health = await start_health(conn, config.health_listen) if config.health_listen else None
     task = asyncio.create_task(conn.run(), name="agent-connection")

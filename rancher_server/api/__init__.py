@@ -24,6 +24,7 @@ from rancher_server.api import (  # noqa: F401 - importing them registers their 
     project_bindings_api,
     projects_api,
     roletemplates_api,
+    settings_api,
     tokens_api,
     users_api,
 )
