@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from rancher_server.api import (  # noqa: F401 - importing them registers their endpoints
+    authconfigs_api,
     bindings_api,
     clusters_api,
     globalroles_api,
@@ -30,6 +31,7 @@ from rancher_server.api import (  # noqa: F401 - importing them registers their 
 )
 from rancher_server.api.router import build_routes
 from rancher_server.api.spec import REGISTRY
+from rancher_server.auth.providers.service import directory_ctx
 from rancher_server.auth.runtime import close_runtime
 from rancher_server.clusters.controller import ControllerManager
 from rancher_server.state import STATE
@@ -60,4 +62,5 @@ def setup(app: web.Application) -> None:
     down."""
     app.add_routes(routes())
     app.cleanup_ctx.append(_controllers)
+    app.cleanup_ctx.append(directory_ctx)  # directory users' periodic group refresh
     app.on_shutdown.append(_on_shutdown)

@@ -7,6 +7,7 @@ from typing import Any
 
 from rancher_server.access.templates import Catalog
 from rancher_server.api.resources import iso
+from rancher_server.auth.providers.principals import is_directory_group
 from rancher_server.store import Binding, GlobalBinding, NotFound, Project, RoleTemplate
 
 USER_PRINCIPAL_PREFIX = "local://"
@@ -30,6 +31,8 @@ def parse_project_ref(ref: str) -> tuple[str, str]:
 def subject_fields(kind: str, subject: str) -> dict[str, str]:
     if kind == "user":
         return {"userId": subject, "userPrincipalId": USER_PRINCIPAL_PREFIX + subject}
+    if is_directory_group(subject):  # a directory group's name is its principal id
+        return {"groupName": subject, "groupPrincipalId": subject}
     return {"groupName": subject, "groupPrincipalId": GROUP_PRINCIPAL_PREFIX + subject}
 
 

@@ -1,6 +1,8 @@
 """Who a binding is for, from a request body: ``userId``, or a local group as ``groupName`` or
-Rancher's ``groupPrincipalId`` (``local_group://<group>``). And the template a binding names,
-checked against the catalog (422 naming the field when it may not be bound there)."""
+Rancher's ``groupPrincipalId`` (``local_group://<group>``), or a directory group by its principal
+id (``openldap_group://<dn>``, ``activedirectory_group://<dn>``, kept whole as the group's
+name). And the template a binding names, checked against the catalog (422 naming the field when
+it may not be bound there)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from rancher_server.api.access_resources import GROUP_PRINCIPAL_PREFIX
 from rancher_server.api.authz import catalog
 from rancher_server.auth.http import ApiError
 from rancher_server.auth.principal import Principal
+from rancher_server.auth.providers.principals import is_directory_group
 from rancher_server.policy import GROUP_PATTERN
 from rancher_server.state import ServerState
 from rancher_server.store import NotFound, RoleTemplate
@@ -22,10 +25,13 @@ def subject_of(state: ServerState, body: dict[str, Any]) -> tuple[str, str]:
     user_id = body.get("userId")
     group = body.get("groupName")
     principal = body.get("groupPrincipalId")
-    if isinstance(principal, str) and group is None:
+    if isinstance(principal, str) and group is None and is_directory_group(principal):
+        group = principal  # openldap_group://<dn>, activedirectory_group://<dn>: kept whole
+    elif isinstance(principal, str) and group is None:
         if not principal.startswith(GROUP_PRINCIPAL_PREFIX):
             raise ApiError(422, f"field 'groupPrincipalId' must start with "
-                                f"{GROUP_PRINCIPAL_PREFIX}")
+                                f"{GROUP_PRINCIPAL_PREFIX} or name a directory group "
+                                f"(openldap_group://<dn>, activedirectory_group://<dn>)")
         group = principal.removeprefix(GROUP_PRINCIPAL_PREFIX)
         if not re.fullmatch(GROUP_PATTERN, group):
             raise ApiError(422, "field 'groupPrincipalId' names an invalid group (and system: "

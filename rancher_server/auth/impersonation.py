@@ -4,6 +4,7 @@ reconciler's impersonation ClusterRoles allow exactly these)."""
 from __future__ import annotations
 
 from rancher_server.auth.principal import Principal
+from rancher_server.auth.providers.principals import directory_user_provider
 
 AUTHENTICATED_GROUP = "system:authenticated"
 EXTRA_PRINCIPAL_ID = "principalid"
@@ -18,9 +19,16 @@ def impersonation_groups(principal: Principal) -> list[str]:
     return groups
 
 
+def principal_id(principal: Principal) -> str:
+    """``local://<user id>``, or a directory user's principal id (its username)."""
+    if directory_user_provider(principal.username) is not None:
+        return principal.username
+    return f"local://{principal.user_id}"
+
+
 def principal_extras(principal: Principal) -> dict[str, str]:
     return {
-        EXTRA_PRINCIPAL_ID: f"local://{principal.user_id}",
+        EXTRA_PRINCIPAL_ID: principal_id(principal),
         EXTRA_USERNAME: principal.username,
         EXTRA_REQUEST_TOKEN_ID: principal.token_id,
     }

@@ -100,3 +100,18 @@ async def check_credentials(
         return LoginOutcome(RESULT_DISABLED, user=user)
     rt.by_user.success(_pair(username, remote))
     return LoginOutcome(RESULT_OK, user=user)
+
+
+# For other login paths (the directory providers): the same throttles, keyed the same way.
+def login_retry_after(state: ServerState, username: str, remote: str) -> float:
+    """Seconds this (source, username) must wait before another attempt (0.0: now)."""
+    return _retry_after(state, username, remote)
+
+
+def record_login_failure(state: ServerState, username: str, remote: str) -> float:
+    """Count a failed attempt; the slowdown its answer gets."""
+    return _record_failure(state, username, remote)
+
+
+def record_login_success(state: ServerState, username: str, remote: str) -> None:
+    runtime(state).by_user.success(_pair(username, remote))

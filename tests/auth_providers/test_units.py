@@ -1,0 +1,114 @@
+"""Directory providers without a directory: principal ids, secrets at rest, configuration merge
+and what the API shows, Active Directory's login filters and disabled bit."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from rancher_server.auth.impersonation import principal_extras
+from rancher_server.auth.principal import Principal
+from rancher_server.auth.providers import config as cfgmod
+from rancher_server.auth.providers.activedirectory import FLAVOUR as AD
+from rancher_server.auth.providers.ldap import Entry
+from rancher_server.auth.providers.principals import (
+    directory_user_provider,
+    is_directory_group,
+    parse_principal,
+)
+from rancher_server.auth.providers.secretbox import (
+    SecretBox,
+    SecretError,
+    load_box,
+    new_key_text,
+    parse_key,
+)
+
+DN = "cn=ops\\2C night=shift,ou=groups,dc=example,dc=org"
+
+
+def test_principal_ids_round_trip_and_never_look_local() -> None:
+    assert parse_principal(f"openldap_group://{DN}") == ("openldap", "group", DN)
+    assert parse_principal("activedirectory_user://cn=a,dc=b") == (
+        "activedirectory", "user", "cn=a,dc=b")
+    assert parse_principal("local://u-abc") is None
+    assert parse_principal("openldap_group://") is None
+    assert is_directory_group(f"openldap_group://{DN}")
+    assert not is_directory_group("openldap_group://cn=x\r\nInjected: 1")
+    assert directory_user_provider("openldap_user://uid=a,dc=x") == "openldap"
+    assert directory_user_provider("admin") is None
+
+
+def test_impersonation_extra_carries_the_directory_principal() -> None:
+    p = Principal("u-1", "openldap_user://uid=alice,dc=x", "Alice", (), "token-1", False)
+    assert principal_extras(p)["principalid"] == "openldap_user://uid=alice,dc=x"
+    local = Principal("u-2", "bob", "Bob", (), "token-2", False)
+    assert principal_extras(local)["principalid"] == "local://u-2"
+
+
+def test_secret_box_round_trip_context_and_rotation(tmp_path: Path) -> None:
+    old = SecretBox(parse_key(new_key_text()))
+    ct = old.encrypt("bind-pw", "authconfig.openldap")
+    assert "bind-pw" not in ct
+    assert old.decrypt(ct, "authconfig.openldap") == "bind-pw"
+    with pytest.raises(SecretError):
+        old.decrypt(ct, "authconfig.activedirectory")  # moved to another field
+    new_text = new_key_text()
+    rotated = load_box(tmp_path, {"RANCHER_SECRETS_KEY": new_text})
+    with pytest.raises(SecretError, match="unknown key"):
+        rotated.decrypt(ct, "authconfig.openldap")
+    unrelated = new_key_text()  # an old key that is not the one used does not help
+    box2 = load_box(tmp_path, {"RANCHER_SECRETS_KEY": new_text,
+                               "RANCHER_SECRETS_OLD_KEYS": unrelated})
+    with pytest.raises(SecretError):
+        box2.decrypt(ct, "authconfig.openldap")
+    # The generated key file: created once, 0600, reused.
+    box = load_box(tmp_path, {})
+    key_file = tmp_path / "secrets.key"
+    assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
+    assert load_box(tmp_path, {}).decrypt(box.encrypt("x", "c"), "c") == "x"
+
+
+def test_rotation_with_the_old_key_listed() -> None:
+    old_text, new_text = new_key_text(), new_key_text()
+    ct = SecretBox(parse_key(old_text)).encrypt("pw", "ctx")
+    box = load_box(Path("/nonexistent"), {"RANCHER_SECRETS_KEY": new_text,
+                                          "RANCHER_SECRETS_OLD_KEYS": old_text})
+    assert box.decrypt(ct, "ctx") == "pw"
+    assert box.needs_rewrap(ct)
+    assert not box.needs_rewrap(box.encrypt("pw", "ctx"))
+
+
+def test_config_never_shows_the_password_and_keeps_it_when_empty() -> None:
+    box = SecretBox(parse_key(new_key_text()))
+    cfg = cfgmod.merge(cfgmod.defaults("openldap"), {
+        "servers": ["ldap.example.org"], "serviceAccountPassword": "s3cret",
+        "userSearchBase": "ou=people,dc=x", "enabled": True})
+    shown = cfgmod.to_api(cfg)
+    assert shown["serviceAccountPassword"] == "" and shown["passwordSet"] is True
+    raw = cfgmod.dump(cfg, box)
+    assert "s3cret" not in raw
+    again = cfgmod.merge(cfgmod.load("openldap", raw, box), {"serviceAccountPassword": ""})
+    assert again.service_account_password == "s3cret"
+    assert again.effective_port == 636
+    assert dataclasses.replace(again, tls="starttls").effective_port == 389
+    with pytest.raises(cfgmod.ConfigError, match="tls"):
+        cfgmod.merge(cfg, {"tls": "ssl3"})
+    with pytest.raises(cfgmod.ConfigError, match="allowedPrincipalIds"):
+        cfgmod.merge(cfg, {"allowedPrincipalIds": ["activedirectory_group://cn=x"]})
+    with pytest.raises(cfgmod.ConfigError, match="needs"):
+        cfgmod.merge(cfgmod.defaults("openldap"), {"enabled": True})
+
+
+def test_active_directory_login_names_and_disabled_bit() -> None:
+    cfg = cfgmod.defaults("activedirectory")
+    assert AD.login_filter(cfg, "ann@corp.example") == "(userPrincipalName=ann@corp.example)"
+    assert AD.login_filter(cfg, "CORP\\ann") == "(sAMAccountName=ann)"
+    assert AD.login_filter(cfg, "a*)(x=1") == "(sAMAccountName=a\\2a\\29\\28x=1)"
+    assert AD.enabled(Entry("cn=a", {"useraccountcontrol": ["512"]}))
+    assert not AD.enabled(Entry("cn=a", {"useraccountcontrol": ["514"]}))
+    assert not AD.enabled(Entry("cn=a", {"useraccountcontrol": ["garbage"]}))
