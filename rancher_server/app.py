@@ -18,6 +18,7 @@ from rancher_server.access.manager import AccessCollector, AccessManager
 from rancher_server.api.errors import error_middleware
 from rancher_server.auth import authenticate_bearer, error_response, unauthorized
 from rancher_server.auth.bootstrap import ensure_admin
+from rancher_server.clusters.public_url import loopback_warning, public_url
 from rancher_server.config import ServerConfig
 from rancher_server.constants import SHUTDOWN_GRACE_S
 from rancher_server.metrics import make_registry
@@ -171,6 +172,9 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None
     bootstrap_password = ensure_admin(state)
     forwards = [await start_forward(ForwardSpec.parse(s), app[DIALER]) for s in config.tcp_forwards]
     log.info("server ready", url=state.url, ca_checksum=state.tls.ca_checksum)
+    warning = loopback_warning(public_url(state.store, state.url))
+    if warning:
+        log.warning(warning)
     ready: dict[str, object] = {
         "ready": True,
         "url": state.url,

@@ -23,6 +23,7 @@ from rancher_server.api.spec import AUTH_PUBLIC, Ctx, endpoint
 from rancher_server.auth.audit import audit_now
 from rancher_server.auth.http import ApiError
 from rancher_server.clusters.import_manifest import import_manifest
+from rancher_server.clusters.public_url import loopback_warning, public_url
 from rancher_server.clusters.registration import create_cluster as create_registration
 from rancher_server.store import Cluster, NotFound
 from rancher_server.tls import ca_checksum
@@ -34,8 +35,10 @@ WS_CLOSE_NORMAL = 1000
 
 
 def server_url(ctx: Ctx) -> str:
-    """The configured URL (agents and kubeconfigs), else the one this request came to."""
-    return ctx.state.url or f"{ctx.request.scheme}://{ctx.request.host}"
+    """The public URL (agents and kubeconfigs: the setting, the flag, or the server's default),
+    else the one this request came to."""
+    return public_url(ctx.state.store, ctx.state.url) or (
+        f"{ctx.request.scheme}://{ctx.request.host}")
 
 
 def _node_agents(ctx: Ctx, cluster_id: str) -> list[tuple[str, float, dict[str, object]]]:
@@ -82,7 +85,14 @@ async def create_cluster(ctx: Ctx) -> web.Response:
     out.update({"registrationToken": reg.token, "serverUrl": url, "caChecksum": checksum,
                 "command": reg.agent_command(url, checksum),
                 "manifestUrl": f"{url}/v3/import/{reg.token}.yaml",
-                "importCommand": f"kubectl apply -f {url}/v3/import/{reg.token}.yaml"})
+                "importCommand": f"kubectl apply -f {url}/v3/import/{reg.token}.yaml",
+                # For a server whose certificate the cluster does not trust (self-signed): the
+                # manifest still carries the CA checksum, so the agent pins the server.
+                "insecureImportCommand":
+                    f"curl --insecure -sfL {url}/v3/import/{reg.token}.yaml | kubectl apply -f -"})
+    warning = loopback_warning(url)
+    if warning:
+        out["warnings"] = [warning]
     await audit_now(ctx.state, ctx.user, "cluster.create", f"cluster:{reg.cluster.id}",
                     "success", ctx.remote)
     await audit_now(ctx.state, ctx.user, "binding.create", f"binding:{owner.id}",
