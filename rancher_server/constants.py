@@ -17,7 +17,12 @@ DIAL_TIMEOUT_S = 10.0
 # disconnected with the bound "reports"); the tunnel's own per-peer bounds are in
 # rancher_tunnel/constants.py.
 MAX_REPORTED_NODES = 5000  # node info entries kept per cluster
-MAX_REPORT_BYTES = 4 * 1024 * 1024  # strings of node info, stats and health kept per cluster
+# one node's info, estimated as kept (text + REPORT_ENTRY_OVERHEAD_BYTES per string and entry):
+# a typical node is about 13 KiB, one with a hundred labels about 30 KiB
+MAX_NODE_REPORT_BYTES = 64 * 1024
+# all a cluster's report or picture keeps (nodes, stats, namespaces), estimated the same way:
+# room for MAX_REPORTED_NODES typical nodes
+MAX_REPORT_BYTES = 64 * 1024 * 1024
 MAX_STATS_KEYS = 256  # names in one stats report
 REPORT_ENTRY_OVERHEAD_BYTES = 100  # a kept string or map entry costs about this beyond its text
 MAX_PICTURE_EVENT_BYTES = 4 * 1024 * 1024  # events kept per cluster (the oldest go first)

@@ -3,7 +3,8 @@ cluster stats, namespaces, events and health. Pure (no I/O): :meth:`ClusterPictu
 the changes it made, which the controller publishes on the feed.
 
 Bounds: at most ``MAX_REPORTED_NODES`` nodes, ``MAX_STATS_KEYS`` figures per stats message and
-``MAX_REPORT_BYTES`` kept for nodes, node stats and namespaces (estimated with
+``MAX_NODE_REPORT_BYTES`` per node and ``MAX_REPORT_BYTES`` kept for nodes, node stats and
+namespaces (estimated with
 ``reports.estimate_bytes``; over any, :class:`ReportLimitExceeded` and the agent is cut off, as for
 the reports of ``clusters.reports``); at most ``MAX_PICTURE_EVENTS`` events and
 ``MAX_PICTURE_EVENT_BYTES`` of them (the oldest received go first) and ``MAX_PICTURE_NAMESPACES``
@@ -16,7 +17,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from rancher_server.clusters.reports import ReportLimitExceeded, estimate_bytes
+from rancher_server.clusters.reports import (
+    ReportLimitExceeded,
+    check_node_bytes,
+    estimate_bytes,
+)
 from rancher_server.constants import (
     MAX_PICTURE_EVENT_BYTES,
     MAX_REPORT_BYTES,
@@ -109,9 +114,10 @@ class ClusterPicture:
     event_sizes: dict[str, int] = field(default_factory=dict, repr=False)
     event_bytes: int = 0
 
-    def _keep(self, key: str, value: object) -> None:
+    def _keep(self, key: str, value: object, size: int | None = None) -> None:
         """Account for keeping ``value`` under ``key``; over the bound the agent is cut off."""
-        size, old = estimate_bytes(value), self.sizes.get(key, 0)
+        size = estimate_bytes(value) if size is None else size
+        old = self.sizes.get(key, 0)
         if self.kept_bytes - old + size > MAX_REPORT_BYTES:
             raise ReportLimitExceeded(f"cluster picture over {MAX_REPORT_BYTES} bytes")
         self.sizes[key] = size
@@ -162,7 +168,9 @@ class ClusterPicture:
             raise ReportLimitExceeded(f"node info: more than {MAX_REPORTED_NODES} nodes")
         if self.nodes.get(msg.name) == msg:
             return []
-        self._keep(f"node/{msg.name}", msg)
+        size = estimate_bytes(msg)
+        check_node_bytes(msg.name, size)
+        self._keep(f"node/{msg.name}", msg, size)
         self.nodes[msg.name] = msg
         return [Change(CHANGE_NODE, msg.name, node_json(msg, self.node_stats.get(msg.name)))]
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from rancher_server.constants import (
+    MAX_NODE_REPORT_BYTES,
     MAX_REPORT_BYTES,
     MAX_REPORTED_NODES,
     MAX_STATS_KEYS,
@@ -24,6 +25,14 @@ from rancher_tunnel.messages import Health, Message, NodeInfo, Stats
 
 class ReportLimitExceeded(Exception):
     """An agent's report would exceed what is kept per cluster."""
+
+
+def check_node_bytes(name: str, size: int) -> None:
+    """One node's info over ``MAX_NODE_REPORT_BYTES`` cuts the agent off."""
+    if size > MAX_NODE_REPORT_BYTES:
+        raise ReportLimitExceeded(
+            f"node info for {name[:64]!r}: {size} bytes over {MAX_NODE_REPORT_BYTES}"
+        )
 
 
 def estimate_bytes(value: Any) -> int:
@@ -90,6 +99,7 @@ class AgentReport:
         if old is None and len(self.nodes) >= MAX_REPORTED_NODES:
             raise ReportLimitExceeded(f"node info: more than {MAX_REPORTED_NODES} nodes")
         size = _node_bytes(msg)
+        check_node_bytes(msg.name, size)
         self._check(self.size_bytes - (old or 0) + size, "node info")
         self.nodes[msg.name] = msg
         self._node_bytes[msg.name] = size
