@@ -15,7 +15,6 @@ UI_PREFIX = "/ui"
 
 def routes() -> list[web.RouteDef]:
     return [
-        web.get("/", root_redirect),
         web.get(UI_PREFIX, root_redirect),
         web.get(f"{UI_PREFIX}/", index),
         web.get(UI_PREFIX + "/static/{path:.+}", asset),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from tests.server_api.conftest import Api
 
 NON_API_PREFIXES = ("/ping", "/healthz", "/metrics", "/v3/settings/cacerts", "/v3/connect",
-                    "/k8s/")
+                    "/k8s/", "/ui")  # /ui: the web UI's page, assets and cookie session
 
 
 async def test_openapi_lists_every_route(api: Api) -> None:
