@@ -23,18 +23,16 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 from cluster_agent.config import ConfigError
-from cluster_agent.kubeconfig import KubeTarget, load
+from cluster_agent.kube import AgentKube, KubeError
+from cluster_agent.kubeconfig import load
 from rancher_tunnel.version import version_line
 
 NAMESPACE = "cattle-system"
 ACCOUNT = "cattle"
 BINDING = "cattle-admin-binding"
 TOKEN_EXPIRATION_S = 365 * 24 * 3600
-REQUEST_TIMEOUT_S = 30.0
-MAX_ERROR_CHARS = 300
+HTTP_CONFLICT = 409  # the object exists already: importing twice is fine
 CREDENTIAL_KEY_CHARS = 16
 
 
@@ -74,32 +72,23 @@ def identity_objects() -> list[tuple[str, dict[str, Any]]]:
     ]
 
 
-async def provision(target: KubeTarget) -> str:
-    """Create the agent's account (idempotent) and return a token for it."""
-    timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
-    async with aiohttp.ClientSession(timeout=timeout, headers=target.headers) as http:
-        for collection, obj in identity_objects():
-            async with http.post(target.server + collection, json=obj, ssl=target.ssl) as resp:
-                if resp.status not in (200, 201, 409):
-                    text = (await resp.text())[:MAX_ERROR_CHARS]
-                    raise ConfigError(
-                        f"cannot create {obj['kind']} {obj['metadata']['name']}: "
-                        f"HTTP {resp.status}: {text}"
-                    )
-        url = f"{target.server}/api/v1/namespaces/{NAMESPACE}/serviceaccounts/{ACCOUNT}/token"
-        body = {
-            "apiVersion": "authentication.k8s.io/v1",
-            "kind": "TokenRequest",
-            "spec": {"expirationSeconds": TOKEN_EXPIRATION_S},
-        }
-        async with http.post(url, json=body, ssl=target.ssl) as resp:
-            if resp.status not in (200, 201):
-                text = (await resp.text())[:MAX_ERROR_CHARS]
-                raise ConfigError(
-                    f"cannot get a token for {NAMESPACE}/{ACCOUNT}: HTTP {resp.status}: {text}"
-                )
-            doc = await resp.json()
-    token = doc.get("status", {}).get("token", "")
+async def provision(kubeconfig: str) -> str:
+    """Create the agent's account (idempotent: 409 is fine) and return a token for it."""
+    try:
+        async with AgentKube.from_kubeconfig(kubeconfig) as kube:
+            for collection, obj in identity_objects():
+                await kube.request_json(
+                    "POST", collection, body=obj, accept=frozenset({HTTP_CONFLICT}))
+            path = f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/{ACCOUNT}/token"
+            body = {
+                "apiVersion": "authentication.k8s.io/v1",
+                "kind": "TokenRequest",
+                "spec": {"expirationSeconds": TOKEN_EXPIRATION_S},
+            }
+            _, doc = await kube.request_json("POST", path, body=body)
+    except KubeError as e:
+        raise ConfigError(f"cannot set up the agent's identity: {e}") from e
+    token = (doc.get("status") or {}).get("token", "")
     if not token:
         raise ConfigError("the cluster returned an empty token")
     return str(token)
@@ -146,7 +135,7 @@ def prepare_env(kubeconfig: str, credential_file: str = "") -> dict[str, str]:
     service-account token never touches the disk where memfd exists; elsewhere it is in a private
     temporary directory removed at exit and on signals."""
     target = load(kubeconfig)
-    token = asyncio.run(provision(target))
+    token = asyncio.run(provision(kubeconfig))
     env = {
         "CATTLE_K8S_API": target.address,
         "CATTLE_CREDENTIAL_FILE": credential_file or os.environ.get("CATTLE_CREDENTIAL_FILE")

@@ -104,12 +104,13 @@ class AgentKube:
 
     async def _send(
         self, method: str, path: str, query: Mapping[str, str] | None,
-        client_timeout: aiohttp.ClientTimeout,
+        client_timeout: aiohttp.ClientTimeout, body: Mapping[str, Any] | None = None,
     ) -> aiohttp.ClientResponse:
         resp: aiohttp.ClientResponse = await self._api.call_api(
             path, method,
             query_params=list((query or {}).items()),
             header_params=dict(self._headers),
+            body=dict(body) if body is not None else None,
             _preload_content=False, _return_http_data_only=True,
             _request_timeout=client_timeout,
         )
@@ -130,19 +131,29 @@ class AgentKube:
 
     async def get_json(self, path: str, query: Mapping[str, str] | None = None) -> dict[str, Any]:
         """A GET; 429, 5xx and lost connections are retried (Retry-After honoured)."""
-        what = f"GET {path}"
+        _, doc = await self.request_json("GET", path, query=query)
+        return doc
+
+    async def request_json(
+        self, method: str, path: str, *, query: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None, accept: frozenset[int] = frozenset(),
+    ) -> tuple[int, dict[str, Any]]:
+        """One call with the retry loop: 429, 5xx and lost connections are retried (Retry-After
+        honoured); a status in ``accept`` (e.g. 409 for a create that may have happened) is an
+        answer, not an error. (status, JSON body)."""
+        what = f"{method} {path}"
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
                 try:
                     resp = await self._send(
-                        "GET", path, query, aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S))
+                        method, path, query, aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S), body)
                 except CONNECTION_ERRORS as e:
                     raise KubeError(0, "Unreachable", str(e) or type(e).__name__, what) from e
                 async with resp:
-                    if resp.status >= 300:
+                    if resp.status >= 300 and resp.status not in accept:
                         raise await _error(resp, what)
                     doc = await resp.json(content_type=None)
-                return doc if isinstance(doc, dict) else {}
+                return resp.status, doc if isinstance(doc, dict) else {}
             except KubeError as e:
                 if attempt == MAX_ATTEMPTS or not (e.status == 0 or e.status in RETRYABLE_STATUSES):
                     raise

@@ -53,6 +53,7 @@ class AgentPicture:
         self.health: dict[str, Any] | None = None
         self.max_events = max_events
         self.events_evicted = 0
+        self.coalesced = 0  # changes merged into a later message of the same key, since start
         self._pod_node: dict[str, tuple[str, dict[str, float]]] = {}  # pod -> (node, figures)
         self._per_node: dict[str, dict[str, float]] = {}
         self.dirty: dict[DirtyKey, None] = {}
@@ -61,7 +62,10 @@ class AgentPicture:
 
     # -- feeding (informer callbacks) ------------------------------------------------------
     def _mark(self, part: str, key: str) -> None:
-        self.dirty[(part, key)] = None
+        if (part, key) in self.dirty:
+            self.coalesced += 1  # merged into the one message the key will get
+        else:
+            self.dirty[(part, key)] = None
         self.changed.set()
 
     def on_node(self, key: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:

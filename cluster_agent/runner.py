@@ -66,7 +66,9 @@ async def run_agent(
         credential=credential,
         on_message=reporter.on_message if reporter is not None else None,
     )
-    health = await start_health(conn, config.health_listen) if config.health_listen else None
+    health = (
+        await start_health(conn, config.health_listen, reporter) if config.health_listen else None
+    )
     task = asyncio.create_task(conn.run(), name="agent-connection")
     stopper = asyncio.create_task(stop.wait(), name="agent-stop")
     informers = (

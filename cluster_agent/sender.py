@@ -85,7 +85,8 @@ class PictureSender:
                 self._synced = self._synced or synced_now
                 self._seq += 1
                 await self._session.send_message(PictureMark(
-                    self._picture.generation, self._seq, len(msgs), synced_now))
+                    self._picture.generation, self._seq, len(msgs), synced_now,
+                    coalesced=self._picture.coalesced))
                 self.rounds_sent += 1
         except SessionClosed:
             return

@@ -1,7 +1,8 @@
-"""How to reach the downstream API server: a kubeconfig file or the in-cluster service account.
+"""How to reach the downstream API server (a kubeconfig file or the in-cluster service account),
+and :class:`KubeCalls`, kubernetes_asyncio's API client through which every call goes.
 
 Only what list+watch needs: the base URL, an SSL context (CA, client certificate) and an
-optional bearer token (re-read from its file on every connect, as projected tokens rotate).
+optional bearer token (re-read from its file on every call, as projected tokens rotate).
 """
 
 from __future__ import annotations
@@ -10,11 +11,14 @@ import base64
 import os
 import ssl
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import yaml
+from kubernetes_asyncio.client import ApiClient, Configuration
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
@@ -122,3 +126,31 @@ def in_cluster(sa_dir: Path = SERVICE_ACCOUNT_DIR) -> ApiTarget:
         ssl_context=_ssl_context(ca, False, None, None),
         token_file=sa_dir / "token",
     )
+
+
+class KubeCalls:
+    """kubernetes_asyncio's :class:`ApiClient` towards ``target``, over the caller's aiohttp
+    session (whose connector carries the target's TLS): it builds each request (path, query,
+    headers) and sends it; bodies stay raw (``_preload_content=False``) because the index reads a
+    few fields of each object and a watch is a stream of lines. Close with :meth:`close`."""
+
+    def __init__(self, session: aiohttp.ClientSession, target: ApiTarget) -> None:
+        self.target = target
+        self._api = ApiClient(Configuration(host=target.base_url))
+        self._own_session = self._api.rest_client.pool_manager
+        self._api.rest_client.pool_manager = session
+
+    async def close(self) -> None:
+        await self._own_session.close()
+
+    async def get(
+        self, path: str, query: Mapping[str, str], client_timeout: aiohttp.ClientTimeout
+    ) -> aiohttp.ClientResponse:
+        """One GET; the caller reads and releases the response (``async with``)."""
+        resp: aiohttp.ClientResponse = await self._api.call_api(
+            path, "GET",
+            query_params=list(query.items()),
+            header_params={"Accept": "application/json", **self.target.headers()},
+            _preload_content=False, _return_http_data_only=True, _request_timeout=client_timeout,
+        )
+        return resp

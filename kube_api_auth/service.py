@@ -86,7 +86,10 @@ async def serve(
         )
     else:
         target = api_target(config)
-        session = aiohttp.ClientSession(read_bufsize=MAX_WATCH_LINE_BYTES // 2)
+        session = aiohttp.ClientSession(
+            read_bufsize=MAX_WATCH_LINE_BYTES // 2,
+            connector=aiohttp.TCPConnector(ssl=target.ssl_context),
+        )
         feeder = watch.Feeder(
             session,
             target,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -28,7 +28,7 @@ from kube_api_auth.constants import (
     WATCH_SERVER_TIMEOUT_S,
 )
 from kube_api_auth.index import Index, Kind
-from kube_api_auth.kubeapi import ApiTarget
+from kube_api_auth.kubeapi import ApiTarget, KubeCalls
 from kube_api_auth.metrics import Metrics
 from rancher_tunnel.logs import get_logger
 
@@ -86,24 +86,19 @@ async def _error(resp: aiohttp.ClientResponse) -> ApiError | GoneError:
 
 
 async def list_resource(
-    session: aiohttp.ClientSession, target: ApiTarget, res: Resource, settings: WatchSettings
+    kube: KubeCalls, res: Resource, settings: WatchSettings
 ) -> tuple[list[dict[str, Any]], str]:
     """All objects of ``res`` (paginated) and the list's resourceVersion."""
     items: list[dict[str, Any]] = []
     cont = ""
+    timeout = aiohttp.ClientTimeout(total=API_LIST_TIMEOUT_S, connect=API_CONNECT_TIMEOUT_S)
     while True:
         params = {"limit": str(settings.page_limit)}
         if cont:
             params["continue"] = cont
         if res.label_selector:
             params["labelSelector"] = res.label_selector
-        async with session.get(
-            target.base_url + res.path,
-            params=params,
-            headers=target.headers(),
-            ssl=target.ssl_context,
-            timeout=aiohttp.ClientTimeout(total=API_LIST_TIMEOUT_S, connect=API_CONNECT_TIMEOUT_S),
-        ) as resp:
+        async with await kube.get(res.path, params, timeout) as resp:
             if resp.status != 200:
                 raise await _error(resp)
             doc = await resp.json(content_type=None)
@@ -142,13 +137,22 @@ def _apply(index: Index, kind: Kind, event: Any) -> str | None:
 
 @dataclass
 class Feeder:
-    """Feeds ``index`` from one API server: one forever-loop per resource."""
+    """Feeds ``index`` from one API server: one forever-loop per resource. Its calls go through
+    kubernetes_asyncio (:class:`KubeCalls`) over ``session``."""
 
     session: aiohttp.ClientSession
     target: ApiTarget
     index: Index
     metrics: Metrics
     settings: WatchSettings
+    _kube: KubeCalls | None = field(default=None, init=False)
+
+    @property
+    def kube(self) -> KubeCalls:
+        """The API client, while :meth:`run` runs."""
+        if self._kube is None:
+            raise RuntimeError("the feeder is not running")
+        return self._kube
 
     async def watch_once(self, res: Resource, resource_version: str) -> str:
         """One watch call from ``resource_version``; returns the last version seen when the
@@ -162,13 +166,8 @@ class Feeder:
         if res.label_selector:
             params["labelSelector"] = res.label_selector
         inactivity_s = self.settings.inactivity_timeout_s
-        async with self.session.get(
-            self.target.base_url + res.path,
-            params=params,
-            headers=self.target.headers(),
-            ssl=self.target.ssl_context,
-            timeout=aiohttp.ClientTimeout(total=None, connect=API_CONNECT_TIMEOUT_S),
-        ) as resp:
+        timeout = aiohttp.ClientTimeout(total=None, connect=API_CONNECT_TIMEOUT_S)
+        async with await self.kube.get(res.path, params, timeout) as resp:
             if resp.status != 200:
                 raise await _error(resp)
             while True:
@@ -199,9 +198,7 @@ class Feeder:
         while True:
             try:
                 if version is None:
-                    items, version = await list_resource(
-                        self.session, self.target, res, self.settings
-                    )
+                    items, version = await list_resource(self.kube, res, self.settings)
                     self.index.replace(res.kind, items)
                     log.info("listed", objects=len(items))
                 version = await self.watch_once(res, version)
@@ -230,6 +227,11 @@ class Feeder:
 
     async def run(self, watched: list[Resource]) -> None:
         """Run every resource's loop until cancelled."""
-        async with asyncio.TaskGroup() as group:
-            for res in watched:
-                group.create_task(self.run_resource(res), name=f"watch-{res.kind.value}")
+        self._kube = KubeCalls(self.session, self.target)
+        try:
+            async with asyncio.TaskGroup() as group:
+                for res in watched:
+                    group.create_task(self.run_resource(res), name=f"watch-{res.kind.value}")
+        finally:
+            await self.kube.close()
+            self._kube = None

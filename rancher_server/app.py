@@ -18,6 +18,7 @@ from rancher_server.access.manager import AccessCollector, AccessManager
 from rancher_server.api.errors import error_middleware
 from rancher_server.auth import authenticate_bearer, error_response, unauthorized
 from rancher_server.auth.bootstrap import ensure_admin
+from rancher_server.clusters.metrics import PictureCollector
 from rancher_server.clusters.public_url import loopback_warning, public_url
 from rancher_server.config import ServerConfig
 from rancher_server.constants import SHUTDOWN_GRACE_S
@@ -116,6 +117,7 @@ def create_app(state: ServerState) -> web.Application:
     app[proxy.ACCESS] = manager
     app[proxy.IMPERSONATOR] = Impersonator(manager)
     state.metrics.register(AccessCollector(manager))
+    state.metrics.register(PictureCollector(lambda: state.controllers))
     app[proxy.GUARD] = StreamGuard(state.store)
     state.metrics.register(StreamGuardCollector(app[proxy.GUARD]))
 

@@ -279,13 +279,16 @@ class PictureBegin(Message):
 @dataclasses.dataclass(frozen=True)
 class PictureMark(Message):
     """Agent -> server: the end of round ``seq`` of ``generation``, which carried ``count``
-    picture messages; ``synced``: the snapshot is complete with this round."""
+    picture messages; ``synced``: the snapshot is complete with this round. ``coalesced``: how
+    many changes the agent has merged into a later message of the same object since it started
+    (the latest state wins while the server reads slowly), for the server's metrics."""
 
     KIND: ClassVar[str] = "picture.mark"
     generation: int
     seq: int
     count: int
     synced: bool = False
+    coalesced: int = 0
 
 
 @register

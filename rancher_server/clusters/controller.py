@@ -87,6 +87,7 @@ class ClusterController:
         self.conditions = {t: Condition(t) for t in ("Connected", "Synced", "Ready")}
         self._outbox: asyncio.Queue[tuple[Session, Message]] = asyncio.Queue(OUTBOX_MAX)
         self._tasks: set[asyncio.Task[None]] = set()
+        self.replies_dropped = 0  # acknowledgements the agent did not read (it was cut off)
         self.log = log.bind(cluster=cluster_id)
         self._update_state()
 
@@ -153,6 +154,7 @@ class ClusterController:
             try:
                 self._outbox.put_nowait((self.session, out.reply))
             except asyncio.QueueFull:  # the agent does not read: its session is cut off
+                self.replies_dropped += 1
                 self._spawn(self.session.close(1008, "picture replies not read"), "close")
         if out.synced_now or out.changes or out.reply is not None:
             self._update_state()

@@ -9,6 +9,8 @@ is ever silently missing."""
 
 from __future__ import annotations
 
+import time
+from collections import deque
 from dataclasses import dataclass, field
 
 from rancher_server.clusters.picture import Change, ClusterPicture
@@ -28,6 +30,29 @@ from rancher_tunnel.messages import (
 )
 
 PICTURE_MESSAGES = (NodeInfo, NodeStats, ClusterStats, Event, NamespaceInfo, Health, Removed)
+RATE_WINDOW_S = 10  # events per second are averaged over this many whole seconds
+
+
+class RateMeter:
+    """Occurrences per second over the last ``window_s`` whole seconds (one bucket a second)."""
+
+    def __init__(self, window_s: int = RATE_WINDOW_S) -> None:
+        self._window_s = window_s
+        self._buckets: deque[list[int]] = deque()  # [second, count], oldest first
+
+    def add(self, n: int = 1, now: float | None = None) -> None:
+        second = int(time.monotonic() if now is None else now)
+        if self._buckets and self._buckets[-1][0] == second:
+            self._buckets[-1][1] += n
+        else:
+            self._buckets.append([second, n])
+            while len(self._buckets) > self._window_s + 1:
+                self._buckets.popleft()
+
+    def per_s(self, now: float | None = None) -> float:
+        second = int(time.monotonic() if now is None else now)
+        total = sum(c for s, c in self._buckets if second - self._window_s <= s < second)
+        return total / self._window_s
 
 
 @dataclass
@@ -45,6 +70,12 @@ class PictureReceiver:
     synced: bool = False  # the live picture is the current generation's (snapshot applied)
     received: int = 0  # picture messages of the current round
     resyncs_requested: int = 0
+    # for the server's metrics, since the controller started
+    messages_total: int = 0  # picture messages applied
+    events_total: int = 0  # event messages applied (new events and repeats)
+    stale_dropped: int = 0  # picture messages of another generation (or none), ignored
+    agent_coalesced: int = 0  # as the agent's last mark said
+    events_rate: RateMeter = field(default_factory=RateMeter)
 
     def receive(self, msg: Message) -> Outcome:
         if isinstance(msg, PictureBegin):
@@ -53,17 +84,23 @@ class PictureReceiver:
             return Outcome()
         if isinstance(msg, PictureMark):
             return self._mark(msg)
-        if not isinstance(msg, PICTURE_MESSAGES) or self.generation is None:
+        if not isinstance(msg, PICTURE_MESSAGES):
             return Outcome()
-        if getattr(msg, "generation", None) != self.generation:
+        if self.generation is None or getattr(msg, "generation", None) != self.generation:
+            self.stale_dropped += 1
             return Outcome()  # a stale generation's
         self.received += 1
+        self.messages_total += 1
+        if isinstance(msg, Event):
+            self.events_total += 1
+            self.events_rate.add()
         if self.staging is not None:
             self.staging.apply(msg)
             return Outcome()
         return Outcome(changes=self.live.apply(msg))
 
     def _mark(self, msg: PictureMark) -> Outcome:
+        self.agent_coalesced = msg.coalesced  # a restarted agent counts from 0: a counter reset
         if msg.generation != self.generation:
             return Outcome()
         if msg.count != self.received:

@@ -17,7 +17,7 @@ import pytest
 
 from tests.e2e.picture_stack import PictureStack, feed
 from tests.kube import kubectl
-from tests.procs import wait_until
+from tests.procs import free_port, metrics, wait_until
 
 pytestmark = pytest.mark.simcluster
 FOLLOW_WITHIN_S = 2.0
@@ -28,7 +28,8 @@ BURST_EVENTS = 400
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PictureStack]:
     s = PictureStack(tmp_path_factory.mktemp("picture"),
-                     agent_env={"CATTLE_WATCH_TIMEOUT_S": "3"})
+                     agent_env={"CATTLE_WATCH_TIMEOUT_S": "3",
+                                "CATTLE_HEALTH_LISTEN": f"127.0.0.1:{free_port()}"})
     try:
         yield s.start()
     finally:
@@ -153,3 +154,37 @@ def test_a_410_on_the_agents_watches_is_recovered_by_relisting(stack: PictureSta
                what="a node added after the relist")
     stack.sim_admin("node", "remove", "node-8")
     wait_until(lambda: _equal(stack), CONVERGE_WITHIN_S, what="events still equal")
+
+
+def _scrape(text: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out
+
+
+def test_metrics_of_the_picture_on_the_server_and_the_agent(stack: PictureStack) -> None:
+    """The server's per-cluster gauges and counters, and the agent's prometheus_client
+    exposition (tunnel, informers, picture)."""
+    assert stack.admin is not None
+    cid = stack.cluster_id
+    wait_until(lambda: _scrape(stack.admin.call_text("GET", "/metrics")).get(  # type: ignore
+        f'rancher_cluster_nodes_ready{{cluster="{cid}"}}') == stack.cluster()["nodesReady"],
+        CONVERGE_WITHIN_S, what="nodes ready on /metrics")
+    m = _scrape(stack.admin.call_text("GET", "/metrics"))
+    assert m[f'rancher_cluster_state{{cluster="{cid}",state="active"}}'] == 1
+    assert m[f'rancher_cluster_capacity{{cluster="{cid}",resource="cpu"}}'] > 0
+    assert f'rancher_cluster_requested{{cluster="{cid}",resource="memory"}}' in m
+    assert m[f'rancher_cluster_picture_messages_total{{cluster="{cid}"}}'] > 0
+    assert m[f'rancher_cluster_events_received_total{{cluster="{cid}"}}'] > 0
+    assert f'rancher_cluster_events_per_second{{cluster="{cid}"}}' in m
+    assert f'rancher_cluster_picture_dropped_total{{cluster="{cid}",reason="stale"}}' in m
+    assert f'rancher_cluster_picture_coalesced_total{{cluster="{cid}"}}' in m
+    listen = stack.agent_env["CATTLE_HEALTH_LISTEN"]
+    a = metrics(f"http://{listen}/metrics")
+    assert a["cattle_agent_connected"] == 1 and a["cattle_agent_sessions_started_total"] >= 1
+    assert a['cattle_agent_state{state="connected"}'] == 1
+    assert a['cattle_agent_informer_objects{resource="nodes"}'] == stack.cluster()["nodeCount"]
+    assert "cattle_agent_picture_pending" in a
