@@ -16,6 +16,7 @@ from prometheus_client.registry import Collector
 
 from cluster_agent.connection import AgentConnection
 from cluster_agent.connstate import ConnState
+from cluster_agent.dial import DialStats
 from cluster_agent.reporter import Reporter
 
 CONN: web.AppKey[AgentConnection] = web.AppKey("conn", AgentConnection)
@@ -25,9 +26,11 @@ REGISTRY: web.AppKey[CollectorRegistry] = web.AppKey("registry", CollectorRegist
 class AgentCollector(Collector):
     """The agent's figures, read from the connection (and the reporter) when scraped."""
 
-    def __init__(self, conn: AgentConnection, reporter: Reporter | None = None) -> None:
+    def __init__(self, conn: AgentConnection, reporter: Reporter | None = None,
+                 dials: DialStats | None = None) -> None:
         self._conn = conn
         self._reporter = reporter
+        self._dials = dials
 
     def collect(self) -> Iterator[Metric]:
         conn = self._conn
@@ -51,6 +54,12 @@ class AgentCollector(Collector):
             "cattle_agent_credentials_refused",
             "Connection attempts the server answered with 401 or 403",
             value=conn.credentials_refused)
+        if self._dials is not None:
+            dials = CounterMetricFamily("cattle_agent_dials", "The server's dials (served: "
+                                        "connected to an allowed target)", labels=["result"])
+            dials.add_metric(["served"], self._dials.served)
+            dials.add_metric(["refused"], self._dials.refused)
+            yield dials
         if self._reporter is not None:
             yield from self._picture(self._reporter)
 
@@ -92,12 +101,13 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def start_health(
-    conn: AgentConnection, listen: str, reporter: Reporter | None = None
+    conn: AgentConnection, listen: str, reporter: Reporter | None = None,
+    dials: DialStats | None = None,
 ) -> web.AppRunner:
     app = web.Application()
     app[CONN] = conn
     registry = CollectorRegistry()
-    registry.register(AgentCollector(conn, reporter))
+    registry.register(AgentCollector(conn, reporter, dials))
     app[REGISTRY] = registry
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)

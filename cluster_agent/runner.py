@@ -7,22 +7,24 @@ import asyncio
 import contextlib
 import ssl
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
 
 from cluster_agent.cacert import CAChecksumMismatch, server_ssl_context
-from cluster_agent.config import AgentConfig, ConfigError, from_env
+from cluster_agent.config import AgentConfig, ConfigError, Target, from_env
 from cluster_agent.connection import AgentConnection
 from cluster_agent.constants import EXIT_CA_MISMATCH, EXIT_CONFIG_ERROR
 from cluster_agent.credential import AgentCredential, store_for
-from cluster_agent.dial import make_dial_handler
+from cluster_agent.dial import DialStats, make_dial_handler
 from cluster_agent.health import start_health
 from cluster_agent.reporter import Reporter
 from rancher_tunnel import logs
 from rancher_tunnel.backoff import backoff
 from rancher_tunnel.process import run_until_signalled
+from rancher_tunnel.session import Session
 
 
 async def _trust_the_server(config: AgentConfig, stop: asyncio.Event) -> ssl.SSLContext | None:
@@ -45,9 +47,30 @@ async def _trust_the_server(config: AgentConfig, stop: asyncio.Event) -> ssl.SSL
     return None
 
 
+SessionHook = Callable[[Session], Coroutine[Any, Any, None]]
+
+
+def node_dial_targets(config: AgentConfig) -> AgentConfig:
+    """A node agent carries the tunnel only to reach its cluster's API server: whatever
+    ``CATTLE_ALLOWED_TARGETS`` says, it may dial that address and nothing else."""
+    log = logs.get_logger(component="main")
+    if not config.api_address:
+        return replace(config, allowed=())
+    api = Target.parse(config.api_address)
+    if config.allowed and config.allowed != (api,):
+        log.warning("a node agent dials only its cluster's API server; "
+                    "CATTLE_ALLOWED_TARGETS is ignored", api_server=config.api_address)
+    return replace(config, allowed=(api,))
+
+
 async def run_agent(
-    config: AgentConfig, params: Mapping[str, Any], name: str, stop: asyncio.Event
+    config: AgentConfig, params: Mapping[str, Any], name: str, stop: asyncio.Event,
+    on_session: SessionHook | None = None,
 ) -> None:
+    """``on_session`` runs beside each tunnel session (the node agent's host reports); the
+    cluster agent's picture reporter is built here."""
+    if params.get("role") == "node":
+        config = node_dial_targets(config)
     ctx = await _trust_the_server(config, stop)
     if ctx is None:
         return  # stopped before the server was reachable
@@ -56,18 +79,20 @@ async def run_agent(
     reporter = (
         Reporter(config, config.report_interval_s) if params.get("role") == "cluster" else None
     )
+    dials = DialStats()
     conn = AgentConnection(
         config,
         params,
-        make_dial_handler(config),
+        make_dial_handler(config, dials),
         ctx,
         name=name,
-        on_session=reporter.run if reporter is not None else None,
+        on_session=reporter.run if reporter is not None else on_session,
         credential=credential,
         on_message=reporter.on_message if reporter is not None else None,
     )
     health = (
-        await start_health(conn, config.health_listen, reporter) if config.health_listen else None
+        await start_health(conn, config.health_listen, reporter, dials)
+        if config.health_listen else None
     )
     task = asyncio.create_task(conn.run(), name="agent-connection")
     stopper = asyncio.create_task(stop.wait(), name="agent-stop")
@@ -90,9 +115,11 @@ async def run_agent(
 
 
 def agent_main(
-    service: str, describe: Callable[[AgentConfig], tuple[Mapping[str, Any], str]]
+    service: str, describe: Callable[[AgentConfig], tuple[Mapping[str, Any], str]],
+    on_session: Callable[[AgentConfig], SessionHook] | None = None,
 ) -> None:
-    """Run an agent process; ``describe`` gives its tunnel params and session name."""
+    """Run an agent process; ``describe`` gives its tunnel params and session name;
+    ``on_session`` (given the configuration) what runs beside each session."""
     logs.configure(service)
     log = logs.get_logger(component="main")
     try:
@@ -105,7 +132,8 @@ def agent_main(
         sys.exit(EXIT_CONFIG_ERROR)
     params, name = describe(config)
     try:
-        run_until_signalled(lambda stop: run_agent(config, params, name, stop))
+        hook = on_session(config) if on_session is not None else None
+        run_until_signalled(lambda stop: run_agent(config, params, name, stop, hook))
     except CAChecksumMismatch as e:
         log.error("refusing to connect", error=str(e))
         sys.exit(EXIT_CA_MISMATCH)

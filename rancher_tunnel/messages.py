@@ -309,3 +309,19 @@ class PictureResync(Message):
 
     KIND: ClassVar[str] = "picture.resync"
     reason: str = ""
+
+
+@register
+@dataclasses.dataclass(frozen=True)
+class HostReport(Message):
+    """Node agent -> server, every report interval: its host's facts (kernel, OS, CPUs, memory,
+    boot time, container runtime sockets present) and stats (CPU busy percent since the last
+    report, memory available, root disk, load averages, uptime), read from ``/proc`` and
+    ``/sys``. The latest wins."""
+
+    KIND: ClassVar[str] = "node.host"
+    node: str
+    facts: dict[str, str] = dataclasses.field(default_factory=dict)
+    stats: dict[str, float] = dataclasses.field(default_factory=dict)
+    runtime_sockets: list[str] = dataclasses.field(default_factory=list)
+    at: float = 0.0  # the node agent's clock (seconds since the epoch)

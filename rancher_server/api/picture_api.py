@@ -20,7 +20,7 @@ from rancher_server.api.spec import Ctx, endpoint
 from rancher_server.auth.http import ApiError
 from rancher_server.clusters.controller import ClusterController, ControllerManager
 from rancher_server.clusters.feed import RESYNC, FeedItem
-from rancher_server.clusters.picture import event_json, node_json
+from rancher_server.clusters.picture import event_json, host_json, node_json
 
 DEFAULT_PAGE_LIMIT = 100
 MAX_PAGE_LIMIT = 1000
@@ -75,11 +75,19 @@ def _token(position: tuple[str, str]) -> str:
 @endpoint("GET", "/v3/clusters/{id}/nodes", "The cluster's nodes as its agent watches them: "
           "conditions, capacity, allocatable, versions, addresses, taints, and per node the CPU, "
           "memory and pods requested and limited by pod specs (and used, where the cluster "
-          "serves metrics.k8s.io)", response="collection of nodes")
+          "serves metrics.k8s.io); host: what the node's node agent reads from /proc and /sys "
+          "(facts, stats, container runtime sockets, reportedAt; null without a node agent)",
+          response="collection of nodes")
 async def list_cluster_nodes(ctx: Ctx) -> web.Response:
     ctl = _controller(ctx)
     pic = ctl.picture
-    data = [node_json(n, pic.node_stats.get(name)) for name, n in sorted(pic.nodes.items())]
+    hosts = ctx.state.sessions.hosts_of(ctl.cluster_id)
+    data = []
+    for name, n in sorted(pic.nodes.items()):
+        node = node_json(n, pic.node_stats.get(name))
+        seen = hosts.get(name)
+        node["host"] = host_json(*seen) if seen is not None else None
+        data.append(node)
     return web.json_response({"type": "collection", "resourceType": "node", "data": data,
                               "clusterId": ctl.cluster_id})
 

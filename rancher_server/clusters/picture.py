@@ -35,6 +35,7 @@ from rancher_tunnel.messages import (
     ClusterStats,
     Event,
     Health,
+    HostReport,
     Message,
     NamespaceInfo,
     NodeInfo,
@@ -79,6 +80,12 @@ def node_json(n: NodeInfo, stats: dict[str, float] | None) -> dict[str, Any]:
         "architecture": n.architecture, "addresses": n.addresses, "taints": n.taints,
         "unschedulable": n.unschedulable, "stats": stats or {},
     }
+
+
+def host_json(h: HostReport, received_at: float) -> dict[str, Any]:
+    """A node agent's report of its host (``/proc``, ``/sys``)."""
+    return {"facts": h.facts, "stats": h.stats, "runtimeSockets": h.runtime_sockets,
+            "reportedAt": h.at or None, "receivedAt": received_at}
 
 
 def event_json(e: Event) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from rancher_server.tunnel.agent_auth import (
     hash_token,
     new_agent_credential,
 )
-from rancher_server.tunnel.bounds import account_session_end, report_handler
+from rancher_server.tunnel.bounds import account_session_end, host_handler, report_handler
 from rancher_tunnel.constants import WS_MAX_MESSAGE_BYTES
 from rancher_tunnel.frames import Role
 from rancher_tunnel.logs import get_logger
@@ -83,6 +83,8 @@ async def _serve(request: web.Request, register: bool) -> web.StreamResponse:
         on_message = report_handler(
             state.sessions, identity.cluster.id, lambda: holder[0] if holder else None
         )
+    else:  # a node agent reports its host
+        on_message = host_handler(state.sessions, identity, lambda: holder[0] if holder else None)
     session = Session(
         ws, Role.SERVER, name=identity.session_key, limits=state.limits, on_message=on_message
     )

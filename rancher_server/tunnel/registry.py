@@ -16,6 +16,7 @@ from rancher_server.clusters.reports import AgentReport
 from rancher_server.constants import SESSION_REPLACE_CLOSE_TIMEOUT_S
 from rancher_server.tunnel.agent_auth import AgentIdentity
 from rancher_tunnel.logs import get_logger
+from rancher_tunnel.messages import HostReport
 from rancher_tunnel.session import Session
 
 log = get_logger(component="registry")
@@ -30,6 +31,8 @@ class Entry:
     identity: AgentIdentity
     session: Session
     connected_at: float = field(default_factory=time.time)
+    host: HostReport | None = None  # a node agent's last host report
+    host_at: float | None = None  # when the server received it
 
 
 class SessionRegistry:
@@ -99,6 +102,22 @@ class SessionRegistry:
         if report is None:
             report = self.reports[cluster_id] = AgentReport()
         return report
+
+    def set_host(self, identity: AgentIdentity, session: Session, report: HostReport,
+                 at: float) -> None:
+        """A node agent's latest host report (kept while its session is the live one)."""
+        entry = self._entries.get(identity.session_key)
+        if entry is not None and entry.session is session:
+            entry.host, entry.host_at = report, at
+
+    def hosts_of(self, cluster_id: str) -> dict[str, tuple[HostReport, float]]:
+        """Node name -> the last host report of its connected node agent, and when."""
+        out: dict[str, tuple[HostReport, float]] = {}
+        for entry in self.sessions_of(cluster_id):
+            if entry.identity.role == "node" and entry.host is not None \
+                    and entry.host_at is not None:
+                out[entry.identity.node_name] = (entry.host, entry.host_at)
+        return out
 
     def is_connected(self, cluster_id: str) -> bool:
         return self.for_dial(cluster_id) is not None
