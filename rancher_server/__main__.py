@@ -18,15 +18,19 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import json
 import os
 import resource
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from rancher_server.cli import access as cli_access
 from rancher_server.cli import kubeconfig as cli_kubeconfig
 from rancher_server.cli import users as cli_users
+from rancher_server.clusters.public_url import BadURL
+from rancher_server.clusters.public_url import validate as validate_url
 from rancher_server.clusters.registration import create_cluster, rotate_token
 from rancher_server.config import ServerConfig, default_data_dir
 from rancher_server.constants import DEFAULT_LISTEN
@@ -37,7 +41,9 @@ from rancher_tunnel import logs
 from rancher_tunnel.process import run_until_signalled
 from rancher_tunnel.version import version_line
 
+EXIT_ERROR = 1
 EXIT_STORE_ERROR = 4
+MAX_PORT = 65535
 
 
 def _env_list(name: str, default: list[str]) -> list[str]:
@@ -45,20 +51,37 @@ def _env_list(name: str, default: list[str]) -> list[str]:
     return [x.strip() for x in raw.split(",") if x.strip()] or default
 
 
+def _server_options(p: argparse.ArgumentParser, *, defaults: bool) -> None:
+    """The options of the server itself, accepted before and after ``serve``. Under ``serve``
+    their defaults are suppressed, so a value given before the subcommand is kept."""
+    def d(value: object) -> object:
+        return value if defaults else argparse.SUPPRESS
+
+    p.add_argument("--data-dir", type=Path,
+                   default=d(Path(os.environ.get("RANCHER_DATA_DIR") or default_data_dir())),
+                   help="state directory (env RANCHER_DATA_DIR)")
+    p.add_argument("--listen", default=d(os.environ.get("RANCHER_LISTEN", DEFAULT_LISTEN)),
+                   help="HOST:PORT to serve HTTPS on (env RANCHER_LISTEN)")
+    p.add_argument("--server-url", default=d(os.environ.get("RANCHER_SERVER_URL", "")),
+                   help="https:// URL agents and kubeconfigs use (env RANCHER_SERVER_URL)")
+    p.add_argument("--log-format", choices=("json", "console"), default=d(None),
+                   help="log lines as JSON (default off a terminal) or for people (env "
+                        "LOG_FORMAT)")
+    p.add_argument("--debug", action="store_true", default=d(False),
+                   help="show a traceback with an error (default: one line saying what to do)")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rancher-server", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=version_line("rancher-server"))
-    p.add_argument("--data-dir", type=Path,
-                   default=Path(os.environ.get("RANCHER_DATA_DIR") or default_data_dir()),
-                   help="state directory (env RANCHER_DATA_DIR)")
-    p.add_argument("--listen", default=os.environ.get("RANCHER_LISTEN", DEFAULT_LISTEN),
-                   help="HOST:PORT to serve HTTPS on (env RANCHER_LISTEN)")
+    _server_options(p, defaults=True)
+    p.add_argument("--init", action="store_true",
+                   help="let an offline command create the server's state where there is none "
+                        "(by default it refuses: a mistyped --data-dir would make a new server)")
     p.add_argument("--hostname", action="append", dest="hostnames",
                    help="name or IP for the generated serving certificate (repeatable; env "
                         "RANCHER_HOSTNAMES, comma-separated)")
-    p.add_argument("--server-url", default=os.environ.get("RANCHER_SERVER_URL", ""),
-                   help="URL agents and kubeconfigs use (env RANCHER_SERVER_URL)")
     p.add_argument("--tls-cert", type=Path, default=os.environ.get("RANCHER_TLS_CERT") or None)
     p.add_argument("--tls-key", type=Path, default=os.environ.get("RANCHER_TLS_KEY") or None)
     p.add_argument("--tls-ca", type=Path, default=os.environ.get("RANCHER_TLS_CA") or None)
@@ -72,7 +95,8 @@ def _parser() -> argparse.ArgumentParser:
                    metavar="LHOST:PORT=CLUSTER/HOST:PORT",
                    help="forward a local TCP port through a cluster's tunnel (repeatable)")
     sub = p.add_subparsers(dest="command")
-    sub.add_parser("serve", help="run the server (default)")
+    serve = sub.add_parser("serve", help="run the server (default)")
+    _server_options(serve, defaults=False)
     demo = sub.add_parser("demo", help="server + stand-in cluster + agent, ready for kubectl")
     demo.add_argument("--dir", type=Path, default=Path("rancher-demo"),
                       help="where the demo keeps its state and logs")
@@ -127,15 +151,50 @@ def _raise_fd_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def _run_server(config: ServerConfig) -> None:
+def _fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
+    print(f"rancher-server: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+def _run_server(config: ServerConfig, debug: bool) -> None:
     from rancher_server.app import serve
 
     _raise_fd_limit()
     try:
         run_until_signalled(lambda stop: serve(config, stop))
     except StoreError as e:  # a damaged or too-new database: say what to do, no traceback
-        print(f"rancher-server: cannot start: {e}", file=sys.stderr)
-        sys.exit(EXIT_STORE_ERROR)
+        _fail(f"cannot start: {e}", EXIT_STORE_ERROR)
+    except OSError as e:
+        if debug:
+            raise
+        if e.errno == errno.EADDRINUSE:
+            _fail(f"cannot listen on {config.listen}: the address is in use (another server "
+                  "running? choose another --listen)")
+        if e.errno in (errno.EADDRNOTAVAIL, errno.EACCES):
+            _fail(f"cannot listen on {config.listen}: {e.strerror} (choose another --listen)")
+        _fail(f"cannot start: {e} (--debug shows the traceback)")
+
+
+def _check_options(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Mistakes in the options: one line naming the option and what to do (exit 2)."""
+    _host, sep, port = str(args.listen).rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= MAX_PORT:
+        p.error(f"--listen must be HOST:PORT, e.g. 0.0.0.0:8443 (got {args.listen!r})")
+    if args.server_url:
+        try:
+            validate_url(args.server_url)
+        except BadURL as e:
+            p.error(f"--server-url: {e}")
+
+
+def _require_state(args: argparse.Namespace, config: ServerConfig) -> None:
+    """Offline commands work on an existing server's state; creating one takes --init (a
+    mistyped --data-dir must not silently make a new server with a new CA)."""
+    if config.store_url or args.init or config.db_path.exists():
+        return
+    _fail(f"no server state in {config.data_dir} (no {config.db_path.name}): give the --data-dir "
+          "of the server (before the subcommand), start the server there first, or pass --init "
+          "to create a new one")
 
 
 def _cluster_command(args: argparse.Namespace, config: ServerConfig) -> int:
@@ -174,7 +233,11 @@ def _cluster_command(args: argparse.Namespace, config: ServerConfig) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    _check_options(parser, args)
+    if args.log_format:
+        os.environ["LOG_FORMAT"] = args.log_format
     logs.configure("rancher-server")
     config = _config(args)
     if args.command == "demo":
@@ -182,9 +245,11 @@ def main(argv: list[str] | None = None) -> None:
 
         sys.exit(run_demo(args.dir.resolve(), args.demo_listen, reset=args.reset))
     if args.command == "cluster":
+        _require_state(args, config)
         sys.exit(_cluster_command(args, config))
     store_commands = {**cli_users.COMMANDS, **cli_access.COMMANDS}
     if args.command in store_commands:
+        _require_state(args, config)
         config.data_dir.mkdir(parents=True, exist_ok=True)
         store = open_store(config.store_url, config.db_path)
         try:
@@ -195,7 +260,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(etcd_migrate.run(args, config.db_path))
     if args.command == "kubeconfig":
         sys.exit(cli_kubeconfig.run(args, config.data_dir))
-    _run_server(config)
+    _run_server(config, args.debug)
 
 
 if __name__ == "__main__":

@@ -144,6 +144,7 @@ class ServerProc:
                 str(self.data_dir),
                 "--listen",
                 f"127.0.0.1:{self.port}",
+                "--init",  # tests set up a server's state before its first start
                 *args,
             ],
             check=True,
