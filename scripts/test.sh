@@ -3,6 +3,9 @@
 # kind (Debian packages, the project with its test extras), then lints, type-checks and runs pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Say which step failed (a package that does not install, a lint error, a failing test).
+step="starting"
+trap 'echo "scripts/test.sh: FAILED at step: $step" >&2' ERR
 
 need=()
 command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || need+=(nginx-light)
@@ -15,15 +18,17 @@ command -v etcd >/dev/null 2>&1 || need+=(etcd-server)   # the etcd store's test
 [[ -x /usr/sbin/slapd ]] || need+=(slapd)                # directory login tests (tests/auth_providers)
 command -v ldapmodify >/dev/null 2>&1 || need+=(ldap-utils)
 if ((${#need[@]})); then
-  echo "installing Debian packages: ${need[*]}"
+  step="installing Debian packages: ${need[*]}"
+  echo "$step"
   if [[ $(id -u) -eq 0 ]]; then SUDO=""; else SUDO="sudo"; fi
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
 PY=${PYTHON:-python3}
+step="installing the project and its test extras from PyPI (pip install -e '.[test]')"
 "$PY" -m pip install -q --disable-pip-version-check -e '.[test]'
 
-echo "== ruff"; "$PY" -m ruff check .
-echo "== mypy --strict"; "$PY" -m mypy
-echo "== pytest"; "$PY" -m pytest -q -p no:cacheprovider "$@"
+step="ruff (lint)"; echo "== ruff"; "$PY" -m ruff check .
+step="mypy --strict (types)"; echo "== mypy --strict"; "$PY" -m mypy
+step="pytest (the tests)"; echo "== pytest"; "$PY" -m pytest -q -p no:cacheprovider "$@"
