@@ -52,10 +52,17 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "import":
         from cluster_agent.config import ConfigError
         from cluster_agent.importer import parse_args, prepare_env
+        from cluster_agent.preflight import PreflightFailed, check
 
         args = parse_args(sys.argv[2:])
         try:
+            check(args.kubeconfig)  # nothing changes in the cluster unless all of it is right
             os.environ.update(prepare_env(args.kubeconfig, args.credential_file))
+        except PreflightFailed as e:
+            problems = "\n".join(f"  - {line}" for line in str(e).splitlines())
+            print(f"cluster-agent import: nothing was changed in the cluster:\n{problems}",
+                  file=sys.stderr)
+            sys.exit(e.exit_code)
         except ConfigError as e:
             print(f"cluster-agent import: {e}", file=sys.stderr)
             sys.exit(2)
