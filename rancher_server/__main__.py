@@ -35,6 +35,7 @@ from rancher_server.clusters.registration import create_cluster, rotate_token
 from rancher_server.config import ServerConfig, default_data_dir
 from rancher_server.constants import DEFAULT_LISTEN
 from rancher_server.store import StoreError, etcd_migrate
+from rancher_server.store import admin as store_admin
 from rancher_server.store.etcd_open import open_store
 from rancher_server.tls import load_or_generate
 from rancher_tunnel import logs
@@ -125,7 +126,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_users.add_parsers(sub)
     cli_access.add_parsers(sub)
     cli_kubeconfig.add_parser(sub)
-    etcd_migrate.add_parser(sub)
+    store_admin.add_subcommands(etcd_migrate.add_parser(sub))
     return p
 
 
@@ -256,6 +257,8 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(cli_users.run(args, store, store_commands))
         finally:
             store.close()
+    if args.command == "store" and args.store_command in ("check", "backup"):
+        sys.exit(store_admin.run(args, config.db_path))
     if args.command == "store":
         sys.exit(etcd_migrate.run(args, config.db_path))
     if args.command == "kubeconfig":

@@ -136,13 +136,17 @@ def migrate(sqlite_path: Path, etcd_url: str, prefix: bytes = DEFAULT_PREFIX) ->
     return report
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+    """The ``store`` command with ``migrate``; returns its subcommands for others to add to."""
     p = sub.add_parser("store", help="the server's store")
     ssub = p.add_subparsers(dest="store_command", required=True)
     m = ssub.add_parser("migrate", help="copy the SQLite store into etcd (idempotent)")
     m.add_argument("--to", required=True, metavar="etcd://HOST:PORT[,HOST:PORT]")
     m.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS,
                    help="the state directory holding rancher.db (default: the server's)")
+    return ssub
 
 
 def run(args: argparse.Namespace, sqlite_path: Path) -> int:
