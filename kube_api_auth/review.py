@@ -59,6 +59,8 @@ def parse_review(body: bytes) -> ReviewRequest:
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedReviewError(f"body is not JSON: {type(exc).__name__}") from exc
+    except RecursionError as exc:  # hostile nesting: a 400, never a 500
+        raise MalformedReviewError("body is not JSON: nested too deeply") from exc
     if not isinstance(doc, dict):
         raise MalformedReviewError("body is not a JSON object")
     if doc.get("kind") != KIND:

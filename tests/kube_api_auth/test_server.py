@@ -171,6 +171,9 @@ async def test_revocation_and_user_disable_take_effect(svc: Service) -> None:
         (json.dumps({**objects.review("a:b"), "spec": {}}).encode(), "spec.token"),
         (json.dumps({**objects.review("a:b"), "spec": "x"}).encode(), "spec must be an object"),
         (b"\xff\xfe", "body is not JSON"),
+        (b"[" * 200_000 + b"]" * 200_000, "nested too deeply"),
+        (b'{"kind": "TokenReview", "spec": ' + b"[" * 200_000 + b"]" * 200_000 + b"}",
+         "nested too deeply"),
     ],
 )
 async def test_malformed_review_is_400(svc: Service, body: bytes, message: str) -> None:
