@@ -15,6 +15,7 @@ from typing import Any
 
 from cluster_agent.kube import AgentKube, KubeError
 from rancher_tunnel.logs import get_logger
+from rancher_tunnel.malloc import trim
 
 BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 30.0
@@ -81,6 +82,8 @@ class Informer:
             self._set(key, None)
         for key, value in fresh.items():
             self._set(key, value)
+        del fresh
+        trim()  # the pages' JSON is garbage now: give it back rather than keep it mapped
         self.synced.set()
 
     async def _watch(self) -> None:

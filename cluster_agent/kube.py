@@ -16,10 +16,10 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
-from kubernetes_asyncio.client import ApiClient, Configuration
 
 from cluster_agent.config import AgentConfig
 from cluster_agent.kubeconfig import load as load_kubeconfig
+from cluster_agent.kubelib import ApiClient, Configuration
 from rancher_tunnel.logs import get_logger
 
 REQUEST_TIMEOUT_S = 30.0

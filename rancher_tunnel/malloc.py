@@ -47,3 +47,16 @@ def tune_malloc() -> bool:
         )
     )
     return tuned
+
+
+def trim() -> None:
+    """Give freed heap back to the kernel now (glibc ``malloc_trim(0)``): after a one-off burst of
+    allocations, such as parsing a large list, that the tuning above would otherwise keep mapped.
+    A no-op elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        return
