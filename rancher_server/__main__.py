@@ -186,6 +186,13 @@ def _check_options(p: argparse.ArgumentParser, args: argparse.Namespace) -> None
             validate_url(args.server_url)
         except BadURL as e:
             p.error(f"--server-url: {e}")
+    if args.store:
+        from rancher_server.store.etcd_conn import parse_endpoints  # loads grpc: etcd only
+
+        try:
+            parse_endpoints(args.store)
+        except ValueError as e:
+            p.error(f"--store: {e}")
 
 
 def _require_state(args: argparse.Namespace, config: ServerConfig) -> None:
