@@ -54,7 +54,7 @@ export function homeView(main, _params, ctx) {
   const importBox = h("div");
   replace(main,
     h("div", { class: "page-head" }, h("h1", {}, "Clusters"), head,
-      h("button", { type: "button", onclick: () => replace(importBox, importForm(ctx, () => replace(importBox))) }, "Import a cluster")),
+      h("button", { type: "button", "data-testid": "import-open", onclick: () => replace(importBox, importForm(ctx, () => replace(importBox), () => later())) }, "Import a cluster")),
     importBox, error, grid);
 
   const render = () => {

@@ -37,7 +37,7 @@ export function projectsPanel(clusterId, ctx) {
     const group = (title, items, desc) => h("article", { class: "card project" },
       h("h3", {}, title), desc ? h("p", { class: "muted" }, desc) : null,
       items.length ? h("ul", { class: "namespaces" }, items.map(move)) : h("p", { class: "muted" }, "No namespaces."));
-    const name = h("input", { required: true, pattern: "[A-Za-z0-9][A-Za-z0-9 ._-]*" });
+    const name = h("input", { required: true, pattern: "[A-Za-z0-9][A-Za-z0-9 ._\\-]*" });
     const create = actionForm("Create a project", [field("New project name", name)], "Create project", async () => {
       await api("POST", "/v3/projects", { clusterId, name: name.value.trim() });
       ctx.toast(`Project ${name.value} created.`);
