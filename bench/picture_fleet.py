@@ -74,11 +74,14 @@ class Fleet:
         self.logs: list[IO[str]] = []
         self.agent_cluster = ""  # the id of the real agent's cluster
 
-    def create_clusters(self) -> dict[str, list[str]]:
+    def create_clusters(self, sizes: dict[str, int] | None = None) -> dict[str, list[str]]:
+        """Clusters in the store before the server starts, per group; their tokens, also in
+        ``<group>.tokens.json``."""
         (self.work / "data").mkdir(parents=True, exist_ok=True)
         store = SQLiteStore(self.work / "data" / "rancher.db")
-        groups: dict[str, list[str]] = {"base": [], "picture": [], "agent": []}
-        for group, n in (("base", CLUSTERS), ("picture", CLUSTERS), ("agent", 1)):
+        sizes = sizes or {"base": CLUSTERS, "picture": CLUSTERS, "agent": 1}
+        groups: dict[str, list[str]] = {group: [] for group in sizes}
+        for group, n in sizes.items():
             for i in range(n):
                 tok = f"fleet-{group}-{i}-{os.urandom(8).hex()}"
                 cluster = store.create_cluster(f"{group}-{i}", hash_token(tok))
@@ -132,6 +135,8 @@ class Fleet:
             except subprocess.TimeoutExpired:
                 sim.kill()
                 sim.wait()
+        if sim.stdout is not None:
+            sim.stdout.close()
 
     def until_total(self, name: str, target: float, within_s: float) -> float:
         """The time at which the sum of ``name`` over clusters reached ``target``."""
