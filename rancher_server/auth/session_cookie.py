@@ -53,3 +53,34 @@ def cookie_authorization(request: web.Request) -> str | None:
     """An ``Authorization`` value from the session cookie, for :func:`authenticate_bearer`."""
     bearer = session_bearer(request)
     return None if bearer is None else f"Bearer {bearer}"
+
+
+# -- the proxy, for the UI's reads ----------------------------------------------------------------
+PROXY_PATH_PREFIX = "/k8s/clusters/"
+PROXY_COOKIE_METHODS = frozenset({"GET", "HEAD"})
+
+
+def proxy_cookie_authorization(request: web.Request) -> str | None:
+    """An ``Authorization`` value from the session cookie for the UI's reads through the proxy
+    (workloads, pods, a pod's log): GET and HEAD only, never an upgrade (exec, attach,
+    port-forward), and only with the session's CSRF token in ``X-CSRF-Token``, which a page of
+    another origin can neither compute nor send without a preflight. Nothing in a cluster is
+    changed with the cookie; kubectl and other clients go on with bearer tokens."""
+    if ("Authorization" in request.headers or request.method not in PROXY_COOKIE_METHODS
+            or not request.path.startswith(PROXY_PATH_PREFIX) or "Upgrade" in request.headers):
+        return None
+    value = request.cookies.get(SESSION_COOKIE)
+    if not value or len(value) > MAX_COOKIE_CHARS:
+        return None
+    sent = request.headers.get(CSRF_HEADER, "")
+    if not hmac.compare_digest(sent.encode(), csrf_token_for(value).encode()):
+        return None
+    return f"Bearer {value}"
+
+
+def without_session_cookie(cookie_header: str) -> str:
+    """A ``Cookie`` header less the UI's session cookie (and nothing else), so the session's
+    token never goes on to a downstream cluster with a proxied request."""
+    kept = [part.strip() for part in cookie_header.split(";")
+            if part.strip() and part.strip().split("=", 1)[0] != SESSION_COOKIE]
+    return "; ".join(kept)

@@ -13,6 +13,7 @@ from rancher_server.access.impersonation import AccessNotReady, Impersonator
 from rancher_server.access.manager import AccessManager
 from rancher_server.access.roles import access_of
 from rancher_server.auth import Principal, audit, authenticate_bearer
+from rancher_server.auth.session_cookie import proxy_cookie_authorization
 from rancher_server.proxy.headers import (
     HeaderValueError,
     downstream_request_headers,
@@ -66,7 +67,8 @@ def _is_upgrade(request: web.Request) -> bool:
 async def handle(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     cluster_id, path_qs = _split_path(request.raw_path)
-    principal = await authenticate_bearer(state, request.headers.get("Authorization"))
+    principal = await authenticate_bearer(
+        state, request.headers.get("Authorization") or proxy_cookie_authorization(request))
     if principal is None:
         return status_response(401, "Unauthorized")
     remote = request.remote

@@ -16,6 +16,7 @@ from rancher_server.auth.impersonation import (
     impersonation_groups,
     principal_extras,
 )
+from rancher_server.auth.session_cookie import CSRF_HEADER, without_session_cookie
 
 HOP_BY_HOP = frozenset(
     h.lower()
@@ -56,6 +57,11 @@ def downstream_request_headers(
         lname = name.lower()
         if lname in drop or lname == "authorization" or lname.startswith("impersonate-"):
             continue
+        if lname in _UI_SESSION_HEADERS:
+            kept = _ui_session_free(lname, value)
+            if kept:
+                out.add(name, kept)
+            continue
         out.add(name, value)
     if upgrade:
         out["Connection"] = "Upgrade"
@@ -90,6 +96,16 @@ def upstream_response_headers(
 _DROP_REQUEST = frozenset(h.encode() for h in HOP_BY_HOP) | {b"authorization"}
 _IDENTITY_CACHE_MAX = 1024
 _identity_cache: dict[tuple[str, Principal], bytes] = {}
+
+
+# The web UI's session never goes downstream: its cookie is taken out of ``Cookie`` (other
+# cookies stay, for services behind the API server's service proxy) and its CSRF header dropped.
+_UI_SESSION_HEADERS = frozenset({"cookie", CSRF_HEADER.lower()})
+_UI_SESSION_HEADERS_RAW = frozenset(h.encode() for h in _UI_SESSION_HEADERS)
+
+
+def _ui_session_free(lname: str, value: str) -> str:
+    return without_session_cookie(value) if lname == "cookie" else ""
 
 
 class HeaderValueError(ValueError):
@@ -145,6 +161,11 @@ def request_head(
             if lname == b"connection":
                 conn_tokens = conn_tokens or set()
                 conn_tokens.update(t.strip() for t in value.lower().split(b",") if t.strip())
+            continue
+        if lname in _UI_SESSION_HEADERS_RAW:
+            kept = _ui_session_free(lname.decode(), value.decode("latin-1")).encode("latin-1")
+            if kept:
+                parts.append(name + b": " + kept + b"\r\n")
             continue
         parts.append(name + b": " + value + b"\r\n")
     if conn_tokens:

@@ -56,3 +56,51 @@ export async function sessionAlive() {
   return s.loggedIn;
 }
 export const list = async (path) => (await api("GET", path)).data || [];
+
+// Reads of a cluster's Kubernetes API through the server's proxy (/k8s/clusters/<id>/...): the
+// proxy takes the session cookie for GETs that carry the session's CSRF token (never a change).
+export const kubePath = (clusterId, path) => `/k8s/clusters/${encodeURIComponent(clusterId)}${path}`;
+
+async function kubeFetch(clusterId, path, signal) {
+  let resp;
+  try {
+    resp = await fetch(kubePath(clusterId, path), {
+      headers: { Accept: "application/json", "X-CSRF-Token": csrf },
+      credentials: "same-origin", cache: "no-store", signal,
+    });
+  } catch (e) {
+    if (e.name === "AbortError") throw e;
+    throw new ApiFailure(0, "the server cannot be reached");
+  }
+  if (!resp.ok) {
+    let message = `${resp.status} ${resp.statusText}`;
+    try {
+      message = (await resp.json()).message || message;
+    } catch (e) { /* not JSON */ }
+    if (resp.status === 401) onLoggedOut();
+    throw new ApiFailure(resp.status, message);
+  }
+  return resp;
+}
+
+export async function kubeGet(clusterId, path) {
+  return (await kubeFetch(clusterId, path)).json();
+}
+
+// Streams a text body (a pod's log with follow=true) line by line into onLine until the
+// signal aborts or the server ends it.
+export async function kubeStream(clusterId, path, onLine, signal) {
+  const resp = await kubeFetch(clusterId, path, signal);
+  const reader = resp.body.getReader();
+  const decoder = new TextDecoder();
+  let rest = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    rest += decoder.decode(value, { stream: true });
+    const lines = rest.split("\n");
+    rest = lines.pop();
+    for (const line of lines) onLine(line);
+  }
+  if (rest) onLine(rest);
+}

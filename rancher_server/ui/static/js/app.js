@@ -4,6 +4,7 @@ import { h, replace } from "./dom.js";
 import { homeView } from "./home.js";
 import { clusterView } from "./cluster.js";
 import { usersView, roleTemplatesView, tokensView } from "./admin.js";
+import { workloadsView } from "./workloads.js";
 
 const SESSION_CHECK_MS = 5000; // a token revoked elsewhere sends the page back to login
 const main = document.getElementById("main");
@@ -14,6 +15,7 @@ let checkTimer = null;
 
 const ROUTES = [
   [/^#?\/?$/, homeView],
+  [/^#\/clusters\/([^/]+)\/projects\/([^/]+)$/, workloadsView],
   [/^#\/clusters\/([^/]+)(?:\/(\w+))?$/, clusterView],
   [/^#\/users$/, usersView],
   [/^#\/roletemplates$/, roleTemplatesView],

@@ -34,8 +34,10 @@ export function projectsPanel(clusterId, ctx) {
       });
       return h("li", { dataset: { namespace: ns.name } }, h("span", { class: "ns" }, ns.name), s, error);
     };
-    const group = (title, items, desc) => h("article", { class: "card project" },
+    const group = (title, items, desc, projectId) => h("article", { class: "card project" },
       h("h3", {}, title), desc ? h("p", { class: "muted" }, desc) : null,
+      projectId ? h("p", {}, h("a", { href: `#/clusters/${enc}/projects/${encodeURIComponent(projectId)}`, "data-testid": "workloads-link" },
+        `Workloads of ${title}`)) : null,
       items.length ? h("ul", { class: "namespaces" }, items.map(move)) : h("p", { class: "muted" }, "No namespaces."));
     const name = h("input", { required: true, pattern: "[A-Za-z0-9][A-Za-z0-9 ._\\-]*" });
     const create = actionForm("Create a project", [field("New project name", name)], "Create project", async () => {
@@ -44,7 +46,7 @@ export function projectsPanel(clusterId, ctx) {
       load();
     });
     replace(root, create, h("div", { class: "grid" },
-      projects.map((p) => group(p.name, namespaces.filter((n) => n.projectId === p.id), p.description)),
+      projects.map((p) => group(p.name, namespaces.filter((n) => n.projectId === p.id), p.description, p.id)),
       group("Not in a project", namespaces.filter((n) => !n.projectId), "Without the project annotation (default counts as Default's, the platform's as System's).")));
   };
   load();
