@@ -124,6 +124,8 @@ def create_app(state: ServerState) -> web.Application:
     async def on_shutdown(app: web.Application) -> None:
         st = app[STATE]
         st.shutting_down = True
+        if st.controllers is not None:  # the agents' disconnection is ours, not their clusters'
+            st.controllers.last_states.freeze()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(
                 st.sessions.close_all(1001, "server shutting down"), SHUTDOWN_GRACE_S

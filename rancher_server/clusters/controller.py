@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from rancher_server.clusters.feed import FeedHub
+from rancher_server.clusters.laststate import LastState, LastStateWriter
+from rancher_server.clusters.laststate import load as load_last_state
 from rancher_server.clusters.picture import CHANGE_STATE, ClusterPicture
 from rancher_server.clusters.reports import AgentReport
 from rancher_server.clusters.resync import PictureReceiver
@@ -75,8 +77,13 @@ class PictureReport(AgentReport):
 
 class ClusterController:
     def __init__(self, cluster_id: str, registered: bool, sessions: SessionRegistry,
-                 hub: FeedHub) -> None:
+                 hub: FeedHub, last: LastState | None = None,
+                 writer: LastStateWriter | None = None) -> None:
+        """``last``: what the store kept of this cluster's state (a restarted server); its
+        ``since`` carries over while the state is the same; ``writer`` records changes."""
         self.cluster_id = cluster_id
+        self.restored = last  # until the cluster is active again (or removed)
+        self._writer = writer
         self._sessions = sessions
         self._hub = hub
         self.receiver = PictureReceiver()
@@ -90,6 +97,8 @@ class ClusterController:
         self.replies_dropped = 0  # acknowledgements the agent did not read (it was cut off)
         self.log = log.bind(cluster=cluster_id)
         self._update_state()
+        if last is not None and last.state == self.state:  # no transition: since carries over
+            self.since = last.since
 
     @property
     def picture(self) -> ClusterPicture:
@@ -208,9 +217,23 @@ class ClusterController:
             state, reason = ACTIVE, ""
         if (state, reason) != (self.state, self.reason):
             if state != self.state:
-                self.since = time.time()
+                restored = self.restored
+                same = restored is not None and restored.state == state
+                self.since = restored.since if same and restored is not None else time.time()
+                if state in (ACTIVE, REMOVING):
+                    self.restored = None
             self.state, self.reason = state, reason
+            self._record()
             self._hub.publish(self.cluster_id, CHANGE_STATE, "", self.status_json())
+
+    def _record(self) -> None:
+        if self._writer is None or self.removing:
+            return
+        s = self.picture.stats
+        self._writer.record(self.cluster_id, LastState(
+            self.state, self.reason, self.since,
+            int(s.get("nodes", len(self.picture.nodes))), int(s.get("nodes_ready", 0)),
+            time.time()))
 
     # -- views -----------------------------------------------------------------------------
     def status_json(self) -> dict[str, Any]:
@@ -234,6 +257,8 @@ class ClusterController:
             "used": ({"cpu": s["cpu_used"], "memory": s.get("memory_used_bytes", 0.0)}
                      if "cpu_used" in s else None),
         }
+        if self.restored is not None and not self.receiver.synced:
+            out["lastKnown"] = self.restored.to_json()  # before the server restarted
         h = self.picture.health
         if h is not None:
             out["health"] = {"healthy": h.healthy, "detail": h.detail,
@@ -260,6 +285,7 @@ class ControllerManager:
         self._store = store
         self._sessions = sessions
         self.hub = FeedHub()
+        self.last_states = LastStateWriter(store)
         self.controllers: dict[str, ClusterController] = {}
         self._removals: set[asyncio.Task[None]] = set()
 
@@ -281,7 +307,8 @@ class ControllerManager:
             self.observe(c)
             if cid not in self.controllers:
                 ctl = ClusterController(cid, c.registered_at is not None, self._sessions,
-                                        self.hub)
+                                        self.hub, load_last_state(self._store, cid),
+                                        self.last_states)
                 self.controllers[cid] = ctl
                 ctl.start()
                 for entry in self._sessions.sessions_of(cid):
@@ -289,6 +316,7 @@ class ControllerManager:
                         ctl.attach(entry.session)
         for cid in [cid for cid in self.controllers if cid not in clusters]:
             ctl = self.controllers.pop(cid)
+            self.last_states.forget(cid)
             task = asyncio.create_task(ctl.remove(), name=f"cluster {cid} removal")
             self._removals.add(task)
             task.add_done_callback(self._removals.discard)
@@ -312,6 +340,7 @@ class ControllerManager:
 
         self._store.add_listener(on_store_change)
         self._sessions.on_added.append(self._on_session)
+        writer = asyncio.create_task(self.last_states.run(), name="cluster-last-states")
         try:
             while not stop.is_set():
                 wake.clear()
@@ -329,3 +358,6 @@ class ControllerManager:
                 await ctl.stop()
             for task in list(self._removals):
                 task.cancel()
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
