@@ -6,22 +6,32 @@ tell the page who is logged in and its CSRF token; log out by revoking the token
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
-from rancher_server.api import schemas, tokens_api
+from rancher_server.api import authconfigs_api, schemas, tokens_api
 from rancher_server.api.router import read_json
 from rancher_server.api.spec import Ctx
 from rancher_server.api.validate import InvalidBody, validate
 from rancher_server.auth.http import ApiError, request_principal, require_principal
 from rancher_server.auth.principal import Principal
+from rancher_server.auth.providers.constants import ACTIVE_DIRECTORY, OPENLDAP
 from rancher_server.auth.session_cookie import SESSION_COOKIE, csrf_token_for, session_bearer
 from rancher_server.auth.tokens import authenticate_bearer
 from rancher_server.state import STATE
 from rancher_server.ui.assets import secure_headers
 
 LOGIN_DESCRIPTION = "ui session"
+LOCAL_PROVIDER = "local"
+# The providers that log in with a username and password, by the id the login page sends (the
+# ids of GET /v3-public/authProviders).
+PROVIDER_LOGINS: dict[str, Callable[[Ctx], Awaitable[web.StreamResponse]]] = {
+    LOCAL_PROVIDER: tokens_api.login,
+    OPENLDAP: authconfigs_api.openldap_login,
+    ACTIVE_DIRECTORY: authconfigs_api.activedirectory_login,
+}
 JSON_TYPE = "application/json"
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -62,14 +72,19 @@ async def whoami(request: web.Request) -> web.Response:
 
 async def login(request: web.Request) -> web.Response:
     _same_origin(request)
+    raw = await read_json(request)
+    provider = raw.pop("provider", LOCAL_PROVIDER) if isinstance(raw, dict) else LOCAL_PROVIDER
+    if provider not in PROVIDER_LOGINS:
+        raise ApiError(422, f"provider: one of {', '.join(PROVIDER_LOGINS)}")
     try:
-        body = validate(await read_json(request), schemas.LOGIN)
+        body = validate(raw, schemas.LOGIN)
     except InvalidBody as e:
         raise ApiError(422, str(e)) from e
     body = {"username": body["username"], "password": body["password"],
             "description": LOGIN_DESCRIPTION}
     state = request.app[STATE]
-    answer = await tokens_api.login(Ctx(request, state, None, body))  # 401/429 raise
+    # The provider's own login action (throttling, audit, its checks); 401/403/429 raise.
+    answer = await PROVIDER_LOGINS[provider](Ctx(request, state, None, body))
     assert isinstance(answer, web.Response) and answer.text is not None
     bearer = str(json.loads(answer.text)["token"])
     principal = await require_principal_for(request, bearer)

@@ -5,6 +5,7 @@ import { homeView } from "./home.js";
 import { clusterView } from "./cluster.js";
 import { usersView, roleTemplatesView, tokensView } from "./admin.js";
 import { workloadsView } from "./workloads.js";
+import { settingsView } from "./settings.js";
 
 const SESSION_CHECK_MS = 5000; // a token revoked elsewhere sends the page back to login
 const main = document.getElementById("main");
@@ -20,6 +21,7 @@ const ROUTES = [
   [/^#\/users$/, usersView],
   [/^#\/roletemplates$/, roleTemplatesView],
   [/^#\/tokens$/, tokensView],
+  [/^#\/settings$/, settingsView],
 ];
 
 export function toast(message) {
@@ -40,7 +42,8 @@ function header() {
     link("#/", "Clusters"),
     session.isAdmin ? link("#/users", "Users") : null,
     link("#/roletemplates", "Role templates"),
-    link("#/tokens", "API tokens"));
+    link("#/tokens", "API tokens"),
+    session.isAdmin ? link("#/settings", "Settings") : null);
   replace(top,
     h("a", { class: "brand", href: "#/" }, h("img", { src: "/ui/static/favicon.svg", alt: "" }), "Rancher"),
     nav,
@@ -74,17 +77,30 @@ function loginView(message) {
   const user = h("input", { id: "username", name: "username", autocomplete: "username", required: true });
   const pass = h("input", { id: "password", name: "password", type: "password", autocomplete: "current-password", required: true });
   const button = h("button", { type: "submit" }, "Log in");
+  const providers = h("div", { class: "providers", role: "group", "aria-label": "Log in with" });
+  let provider = "local";
   const form = h("form", { class: "login card", "aria-labelledby": "login-title" },
-    h("h1", { id: "login-title" }, "Log in to Rancher"),
+    h("h1", { id: "login-title" }, "Log in to Rancher"), providers,
     h("label", { for: "username" }, "Username"), user,
     h("label", { for: "password" }, "Password"), pass,
     button, error);
+  loginProviders().then((enabled) => {
+    if (enabled.length < 2) return; // only local users: no choice to offer
+    const choose = (id) => {
+      provider = id;
+      for (const b of providers.querySelectorAll("button")) b.setAttribute("aria-pressed", String(b.dataset.provider === id));
+      button.textContent = `Log in with ${PROVIDER_NAMES[id] || id}`;
+    };
+    replace(providers, enabled.map((id) => h("button", {
+      type: "button", class: "secondary small", dataset: { provider: id }, "aria-pressed": String(id === provider),
+      onclick: () => { choose(id); user.focus(); } }, PROVIDER_NAMES[id] || id)));
+  });
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     button.disabled = true;
     error.textContent = "";
     try {
-      started(await api("POST", "/ui/session", { username: user.value, password: pass.value }));
+      started(await api("POST", "/ui/session", { username: user.value, password: pass.value, provider }));
     } catch (e) {
       error.textContent = e.message;
       pass.value = "";
@@ -95,6 +111,18 @@ function loginView(message) {
   });
   replace(main, form);
   user.focus();
+}
+
+// The enabled providers that log in with a username and password here (GET
+// /v3-public/authProviders); the local users' first.
+const PROVIDER_NAMES = { local: "Local user", openldap: "OpenLDAP", activedirectory: "Active Directory" };
+async function loginProviders() {
+  try {
+    const all = (await api("GET", "/v3-public/authProviders")).data || [];
+    return all.map((p) => p.id).filter((id) => id in PROVIDER_NAMES);
+  } catch (e) {
+    return ["local"];
+  }
 }
 
 function started(s) {
