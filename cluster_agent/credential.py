@@ -18,8 +18,8 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
-import ssl
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Protocol
@@ -27,14 +27,15 @@ from typing import Any, Protocol
 import aiohttp
 
 from cluster_agent.config import AgentConfig, ConfigError
+from cluster_agent.kube import AgentKube, KubeError
 from rancher_tunnel.logs import get_logger
 
 CREDENTIAL_HEADER = "X-API-Tunnel-Agent-Credential"
 CREDENTIAL_FILE_MODE = 0o600
 MAX_CREDENTIAL_CHARS = 512
 SECRET_KEY = "agentCredential"
-SECRET_API_TIMEOUT_S = 10.0
-MAX_ERROR_CHARS = 200
+HTTP_NOT_FOUND = 404
+MERGE_PATCH = "application/merge-patch+json"
 
 log = get_logger(component="agent-credential")
 
@@ -85,60 +86,49 @@ class FileCredentialStore:
 
 
 class SecretCredentialStore:
-    """Key ``agentCredential`` of a Secret, through the cluster's API server."""
+    """Key ``agentCredential`` of a Secret, through the cluster's API server (kubernetes_asyncio,
+    :class:`~cluster_agent.kube.AgentKube`: its retry loop for 429, 5xx and lost connections)."""
 
-    def __init__(self, config: AgentConfig, namespace: str, name: str) -> None:
-        self._base = f"https://{config.api_address}/api/v1/namespaces/{namespace}/secrets"
+    def __init__(self, kube: Callable[[], AgentKube], namespace: str, name: str) -> None:
+        self._kube = kube
+        self._secrets = f"/api/v1/namespaces/{namespace}/secrets"
         self._name = name
         self._namespace = namespace
-        self._headers = {"Authorization": f"Bearer {config.api_token}"}
-        self._ssl = ssl.create_default_context(cadata=config.api_ca_pem or None)
-
-    def _session(self) -> aiohttp.ClientSession:
-        return aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=SECRET_API_TIMEOUT_S), headers=self._headers
-        )
 
     async def load(self) -> str:
-        async with self._session() as http, http.get(
-            f"{self._base}/{self._name}", ssl=self._ssl
-        ) as resp:
-            if resp.status == 404:
-                return ""
-            if resp.status != 200:
-                text = (await resp.text())[:MAX_ERROR_CHARS]
-                raise ConfigError(f"cannot read Secret {self._name}: HTTP {resp.status}: {text}")
-            doc = await resp.json()
+        try:
+            async with self._kube() as kube:
+                status, doc = await kube.request_json(
+                    "GET", f"{self._secrets}/{self._name}", accept=frozenset({HTTP_NOT_FOUND}))
+        except KubeError as e:
+            raise ConfigError(f"cannot read Secret {self._name}: {e}") from e
+        if status == HTTP_NOT_FOUND:
+            return ""
         raw = (doc.get("data") or {}).get(SECRET_KEY, "")
         return base64.b64decode(raw).decode()[:MAX_CREDENTIAL_CHARS] if raw else ""
 
     async def save(self, credential: str) -> None:
         data = {SECRET_KEY: base64.b64encode(credential.encode()).decode()}
-        async with self._session() as http:
-            async with http.patch(
-                f"{self._base}/{self._name}", json={"data": data}, ssl=self._ssl,
-                headers={"Content-Type": "application/merge-patch+json"},
-            ) as resp:
-                if resp.status == 200:
+        try:
+            async with self._kube() as kube:
+                status, _ = await kube.request_json(
+                    "PATCH", f"{self._secrets}/{self._name}", body={"data": data},
+                    content_type=MERGE_PATCH, accept=frozenset({HTTP_NOT_FOUND}))
+                if status != HTTP_NOT_FOUND:
                     return
-                if resp.status != 404:
-                    text = (await resp.text())[:MAX_ERROR_CHARS]
-                    raise ConfigError(
-                        f"cannot write Secret {self._name}: HTTP {resp.status}: {text}")
-            body = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "data": data,
-                    "metadata": {"name": self._name, "namespace": self._namespace}}
-            async with http.post(self._base, json=body, ssl=self._ssl) as resp:
-                if resp.status not in (200, 201):
-                    text = (await resp.text())[:MAX_ERROR_CHARS]
-                    raise ConfigError(
-                        f"cannot create Secret {self._name}: HTTP {resp.status}: {text}")
+                body = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "data": data,
+                        "metadata": {"name": self._name, "namespace": self._namespace}}
+                await kube.request_json("POST", self._secrets, body=body)
+        except KubeError as e:
+            raise ConfigError(f"cannot write Secret {self._name}: {e}") from e
 
 
 def store_for(config: AgentConfig) -> CredentialStore:
     if config.credential_file:
         return FileCredentialStore(Path(config.credential_file))
     if config.credential_secret:
-        return SecretCredentialStore(config, config.namespace, config.credential_secret)
+        return SecretCredentialStore(lambda: AgentKube.from_config(config), config.namespace,
+                                     config.credential_secret)
     return MemoryCredentialStore()
 
 

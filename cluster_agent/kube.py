@@ -105,11 +105,15 @@ class AgentKube:
     async def _send(
         self, method: str, path: str, query: Mapping[str, str] | None,
         client_timeout: aiohttp.ClientTimeout, body: Mapping[str, Any] | None = None,
+        content_type: str = "",
     ) -> aiohttp.ClientResponse:
+        headers = dict(self._headers)
+        if content_type:
+            headers["Content-Type"] = content_type
         resp: aiohttp.ClientResponse = await self._api.call_api(
             path, method,
             query_params=list((query or {}).items()),
-            header_params=dict(self._headers),
+            header_params=headers,
             body=dict(body) if body is not None else None,
             _preload_content=False, _return_http_data_only=True,
             _request_timeout=client_timeout,
@@ -137,16 +141,19 @@ class AgentKube:
     async def request_json(
         self, method: str, path: str, *, query: Mapping[str, str] | None = None,
         body: Mapping[str, Any] | None = None, accept: frozenset[int] = frozenset(),
+        content_type: str = "",
     ) -> tuple[int, dict[str, Any]]:
         """One call with the retry loop: 429, 5xx and lost connections are retried (Retry-After
         honoured); a status in ``accept`` (e.g. 409 for a create that may have happened) is an
-        answer, not an error. (status, JSON body)."""
+        answer, not an error. ``content_type``: of the body (default JSON; e.g. a merge patch).
+        (status, JSON body)."""
         what = f"{method} {path}"
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
                 try:
                     resp = await self._send(
-                        method, path, query, aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S), body)
+                        method, path, query, aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S), body,
+                        content_type)
                 except CONNECTION_ERRORS as e:
                     raise KubeError(0, "Unreachable", str(e) or type(e).__name__, what) from e
                 async with resp:
