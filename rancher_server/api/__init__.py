@@ -31,6 +31,7 @@ from rancher_server.api import (  # noqa: F401 - importing them registers their 
 )
 from rancher_server.api.router import build_routes
 from rancher_server.api.spec import REGISTRY
+from rancher_server.auth.providers.oauthservice import oauth_ctx
 from rancher_server.auth.providers.service import directory_ctx
 from rancher_server.auth.runtime import close_runtime
 from rancher_server.clusters.controller import ControllerManager
@@ -63,4 +64,5 @@ def setup(app: web.Application) -> None:
     app.add_routes(routes())
     app.cleanup_ctx.append(_controllers)
     app.cleanup_ctx.append(directory_ctx)  # directory users' periodic group refresh
+    app.cleanup_ctx.append(oauth_ctx)  # GitHub and OIDC users' periodic group refresh
     app.on_shutdown.append(_on_shutdown)

@@ -27,8 +27,10 @@ from rancher_server.auth.login import (
     record_login_success,
 )
 from rancher_server.auth.providers import config as cfgmod
+from rancher_server.auth.providers import oauthconfig as ocfg
 from rancher_server.auth.providers.constants import (
     ACTIVE_DIRECTORY,
+    GITHUB,
     MAX_ALLOWED_PRINCIPALS,
     MAX_CERTIFICATE_CHARS,
     MAX_FIELD_CHARS,
@@ -37,10 +39,18 @@ from rancher_server.auth.providers.constants import (
     MAX_REFRESH_INTERVAL_S,
     MAX_SERVERS,
     MIN_REFRESH_INTERVAL_S,
+    OAUTH_PROVIDERS,
+    OIDC,
     OPENLDAP,
     PROVIDERS,
 )
 from rancher_server.auth.providers.ldap import DirectoryError, DirectoryUnavailable, LoginRefused
+from rancher_server.auth.providers.oauthcommon import OAuthError, ProviderUnreachable
+from rancher_server.auth.providers.oauthservice import (
+    StateMismatch,
+    oauth,
+    oauth_provider_of,
+)
 from rancher_server.auth.providers.secretbox import SecretError
 from rancher_server.auth.providers.service import (
     NotAllowed,
@@ -48,6 +58,7 @@ from rancher_server.auth.providers.service import (
     StoreDisabled,
     directory,
 )
+from rancher_server.auth.session_cookie import SESSION_COOKIE
 from rancher_server.auth.tokens import issue_token
 from rancher_server.store import NotFound
 from rancher_tunnel.logs import get_logger
@@ -102,9 +113,9 @@ DIRECTORY_LOGIN: Schema = {
 
 def _provider(ctx: Ctx) -> str:
     provider = ctx.request.match_info["provider"]
-    if provider not in PROVIDERS:
+    if provider not in PROVIDERS + OAUTH_PROVIDERS:
         raise NotFound(f"auth provider {provider!r} not found (providers: "
-                       f"{', '.join(PROVIDERS)})")
+                       f"{', '.join(PROVIDERS + OAUTH_PROVIDERS)})")
     return provider
 
 
@@ -125,6 +136,11 @@ async def list_auth_providers(ctx: Ctx) -> web.Response:
         if raw and json.loads(raw).get("enabled") is True:
             data.append({"type": f"{provider}Provider", "id": provider,
                          "loginUrl": f"{LOGIN_PATHS[provider]}?action=login"})
+    for provider in OAUTH_PROVIDERS:
+        raw = ctx.state.store.get_setting(cfgmod.setting_name(provider))
+        if raw and json.loads(raw).get("enabled") is True:
+            data.append({"type": f"{provider}Provider", "id": provider,
+                         "redirectUrl": f"{OAUTH_PATHS[provider]}/authorize"})
     return web.json_response({"type": "collection", "resourceType": "authProvider",
                               "data": data})
 
@@ -133,6 +149,8 @@ async def list_auth_providers(ctx: Ctx) -> web.Response:
           "password is never shown: passwordSet says whether one is stored)", auth=AUTH_ADMIN)
 async def get_authconfig(ctx: Ctx) -> web.Response:
     provider = _provider(ctx)
+    if provider in OAUTH_PROVIDERS:
+        return await _oauth_get(ctx, provider)
     out = cfgmod.to_api(_stored(ctx, provider))
     report = directory(ctx.state).reports.get(provider)
     out["lastRefresh"] = report.as_dict() if report else None
@@ -144,6 +162,8 @@ async def get_authconfig(ctx: Ctx) -> web.Response:
           errors={422: "an invalid or incomplete configuration"})
 async def put_authconfig(ctx: Ctx) -> web.Response:
     provider = _provider(ctx)
+    if provider in OAUTH_PROVIDERS:
+        return await _oauth_put(ctx, provider)
     try:
         cfg = cfgmod.merge(_stored(ctx, provider), ctx.body)
     except cfgmod.ConfigError as e:
@@ -162,6 +182,8 @@ async def put_authconfig(ctx: Ctx) -> web.Response:
           body=TEST_CONNECTION)
 async def test_authconfig(ctx: Ctx) -> web.Response:
     provider = _provider(ctx)
+    if provider in OAUTH_PROVIDERS:
+        return await _oauth_test(ctx, provider)
     body = {k: v for k, v in ctx.body.items() if k not in ("username", "password")}
     try:
         cfg = cfgmod.merge(_stored(ctx, provider), body)
@@ -182,7 +204,10 @@ async def test_authconfig(ctx: Ctx) -> web.Response:
           "directory now", auth=AUTH_ADMIN, action="refreshGroups")
 async def refresh_provider_groups(ctx: Ctx) -> web.Response:
     provider = _provider(ctx)
-    report = await directory(ctx.state).refresh_provider(provider)
+    if provider in OAUTH_PROVIDERS:
+        report = await oauth(ctx.state).refresh_provider(provider)
+    else:
+        report = await directory(ctx.state).refresh_provider(provider)
     await audit_now(ctx.state, ctx.user, "authconfig.refresh", f"authconfig:{provider}",
                     "failure" if report.error else "success", ctx.remote)
     if report.error:
@@ -195,7 +220,13 @@ async def refresh_provider_groups(ctx: Ctx) -> web.Response:
 async def refresh_user_groups(ctx: Ctx) -> web.Response:
     user_id = ctx.request.match_info["id"]
     try:
-        user = await directory(ctx.state).refresh_user(user_id)
+        user = ctx.state.store.get_user(user_id)
+        if oauth_provider_of(user) is not None:
+            user = await oauth(ctx.state).refresh_user(user)
+        else:
+            user = await directory(ctx.state).refresh_user(user_id)
+    except OAuthError as e:
+        raise ApiError(503, f"provider unreachable ({e.stage}): {e.message}") from e
     except DirectoryError as e:
         raise ApiError(503, f"directory unreachable ({e.stage}): {e.message}") from e
     await audit_now(ctx.state, ctx.user, "user.refreshgroups", f"user:{user_id}", "success",
@@ -279,3 +310,177 @@ async def openldap_login(ctx: Ctx) -> web.Response:
                   503: "directory unreachable"})
 async def activedirectory_login(ctx: Ctx) -> web.Response:
     return await _directory_login(ctx, ACTIVE_DIRECTORY)
+
+
+# --------------------------------------------------------------------------- GitHub and OIDC
+
+OAUTH_PATHS = {
+    GITHUB: "/v3-public/githubProviders/github",
+    OIDC: "/v3-public/oidcProviders/oidc",
+}
+STATE_COOKIE = "R_OAUTH_STATE"  # binds a login's state to the browser that started it
+RESPONSE_COOKIE = "cookie"  # a browser: redirect to the UI with the session cookie
+RESPONSE_JSON = "json"  # an API client: the token in a JSON answer
+UI_HOME = "/ui/"
+MAX_PROVIDER_ERROR_CHARS = 64
+
+
+async def _oauth_get(ctx: Ctx, provider: str) -> web.Response:
+    try:
+        out = ocfg.to_api(oauth(ctx.state).config(provider))
+    except SecretError as e:
+        raise ApiError(503, f"the stored client secret does not decrypt: {e}") from e
+    report = oauth(ctx.state).reports.get(provider)
+    out["lastRefresh"] = report.as_dict() if report else None
+    out["redirectUrl"] = f"{OAUTH_PATHS[provider]}/authorize"
+    out["callbackPath"] = f"{OAUTH_PATHS[provider]}/callback"
+    return web.json_response(out)
+
+
+def _oauth_merged(ctx: Ctx, provider: str, body: dict[str, object]) -> ocfg.OAuthConfig:
+    try:
+        return ocfg.merge(oauth(ctx.state).config(provider), dict(body))
+    except SecretError as e:
+        raise ApiError(503, f"the stored client secret does not decrypt: {e}") from e
+    except cfgmod.ConfigError as e:
+        raise ApiError(422, str(e)) from e
+
+
+async def _oauth_put(ctx: Ctx, provider: str) -> web.Response:
+    cfg = _oauth_merged(ctx, provider, ctx.body)
+    await oauth(ctx.state).save(cfg)
+    changed = ",".join(sorted(k for k in ctx.body if k in ocfg.API_FIELDS[provider]))
+    await audit_now(ctx.state, ctx.user, "authconfig.update", f"authconfig:{provider}",
+                    f"success {changed}", ctx.remote)
+    log.info("auth provider configured", changed=changed, **ocfg.to_log(cfg))
+    return web.json_response(ocfg.to_api(cfg))
+
+
+async def _oauth_test(ctx: Ctx, provider: str) -> web.Response:
+    cfg = _oauth_merged(ctx, provider, ctx.body)
+    steps = await oauth(ctx.state).test(cfg)
+    failed = next((s for s in steps if not s[1]), None)
+    await audit_now(ctx.state, ctx.user, "authconfig.test", f"authconfig:{provider}",
+                    "success" if failed is None else f"failure {failed[0]}", ctx.remote)
+    return web.json_response({
+        "ok": failed is None, "stage": failed[0] if failed else "",
+        "message": failed[2] if failed else "every step succeeded",
+        "steps": [{"stage": st, "ok": ok, "message": m} for st, ok, m in steps]})
+
+
+async def _oauth_authorize(ctx: Ctx, provider: str) -> web.Response:
+    response = ctx.request.query.get("responseType", RESPONSE_COOKIE)
+    if response not in (RESPONSE_COOKIE, RESPONSE_JSON):
+        raise ApiError(422, f"responseType must be {RESPONSE_COOKIE} or {RESPONSE_JSON}")
+    base = ctx.state.config.server_url.rstrip("/") or (
+        f"{ctx.request.scheme}://{ctx.request.host}")
+    try:
+        url, state = await oauth(ctx.state).begin(
+            provider, f"{base}{OAUTH_PATHS[provider]}/callback", response)
+    except ProviderDisabled as e:
+        raise ApiError(404, f"auth provider {provider!r} is not enabled") from e
+    except SecretError as e:
+        raise ApiError(503, "the provider's client secret does not decrypt "
+                            "(RANCHER_SECRETS_KEY changed?)") from e
+    except OAuthError as e:
+        log.warning("oauth login: provider unreachable", provider=provider, stage=e.stage,
+                    error=e.message)
+        raise ApiError(503, f"the provider is unreachable ({e.stage}); local users can still "
+                            f"log in") from e
+    resp = web.Response(status=302, headers={"Location": url, **NO_STORE})
+    resp.set_cookie(STATE_COOKIE, state, path=OAUTH_PATHS[provider], secure=True,
+                    httponly=True, samesite="Lax")
+    return resp
+
+
+async def _oauth_callback(ctx: Ctx, provider: str) -> web.Response:
+    q, state, remote = ctx.request.query, ctx.state, ctx.remote
+    svc = oauth(state)
+    if "error" in q:
+        await audit_now(state, None, "login", f"user:{provider}:?", RESULT_FAILED, remote)
+        raise ApiError(401, f"the provider refused the login: "
+                            f"{q['error'][:MAX_PROVIDER_ERROR_CHARS]}")
+    try:
+        pending = svc.take(provider, q.get("state", ""), ctx.request.cookies.get(
+            STATE_COOKIE, ""))
+    except StateMismatch as e:
+        await audit_now(state, None, "login", f"user:{provider}:?", "failure state", remote)
+        raise ApiError(400, f"login refused: {e}") from e
+    try:
+        user = await svc.complete(provider, pending, q.get("code", ""))
+    except ProviderDisabled as e:
+        raise ApiError(404, f"auth provider {provider!r} is not enabled") from e
+    except ProviderUnreachable as e:
+        await audit_now(state, None, "login", f"user:{provider}:?", f"error {e.stage}", remote)
+        raise ApiError(503, f"the provider is unreachable ({e.stage}); local users can still "
+                            f"log in") from e
+    except OAuthError as e:
+        log.info("login", provider=provider, result=RESULT_FAILED, stage=e.stage,
+                 reason=e.message, remote=remote)
+        await audit_now(state, None, "login", f"user:{provider}:?", f"failure {e.stage}",
+                        remote)
+        raise ApiError(401, f"login refused ({e.stage}): {e.message}") from e
+    except NotAllowed as e:
+        await audit_now(state, None, "login", f"user:{e}", "not allowed", remote)
+        raise ApiError(403, "this user may not log in: the provider allows only certain users "
+                            "and groups") from e
+    except StoreDisabled as e:
+        await audit_now(state, None, "login", f"user:{e}", RESULT_DISABLED, remote, str(e))
+        raise ApiError(401, LOGIN_FAILED_MESSAGE) from e
+    issued = await asyncio.to_thread(issue_token, state.store, user, kind="login",
+                                     description=f"{provider} login", ttl_s=LOGIN_TOKEN_TTL_S)
+    log.info("login", provider=provider, user_id=user.id, result=RESULT_OK, remote=remote,
+             groups=len(user.groups))
+    await audit_now(state, None, "login", f"user:{user.username}",
+                    f"{RESULT_OK} {issued.token.id}", remote, user.id)
+    if pending.response == RESPONSE_JSON:
+        resp = web.json_response(token_resource(issued.token, time.time(),
+                                                bearer=issued.bearer),
+                                 status=201, headers=NO_STORE)
+    else:
+        resp = web.Response(status=302, headers={"Location": UI_HOME, **NO_STORE})
+        resp.set_cookie(SESSION_COOKIE, issued.bearer, path="/", secure=True, httponly=True,
+                        samesite="Strict")
+    resp.del_cookie(STATE_COOKIE, path=OAUTH_PATHS[provider], secure=True, httponly=True,
+                    samesite="Lax")
+    return resp
+
+
+_REDIRECT_ERRORS = {404: "provider not enabled", 503: "provider unreachable"}
+_CALLBACK_ERRORS = {400: "state unknown, used, expired or not this browser's",
+                    401: "the provider refused, or the ID token failed validation",
+                    403: "not an allowed principal", 404: "provider not enabled",
+                    503: "provider unreachable"}
+_RESPONSE_QUERY = {"responseType": "cookie (default: a redirect to the UI with the session "
+                                   "cookie) or json (the callback answers with the token)"}
+
+
+@endpoint("GET", OAUTH_PATHS[GITHUB] + "/authorize", "Start a GitHub login: a redirect to "
+          "GitHub's authorize page (state bound to this browser)", auth=AUTH_PUBLIC,
+          status=302, query=_RESPONSE_QUERY, response="a redirect", errors=_REDIRECT_ERRORS)
+async def github_authorize(ctx: Ctx) -> web.Response:
+    return await _oauth_authorize(ctx, GITHUB)
+
+
+@endpoint("GET", OAUTH_PATHS[GITHUB] + "/callback", "GitHub's redirect back: exchange the code, "
+          "read the user, organisations and teams, log in", auth=AUTH_PUBLIC, status=302,
+          query={"code": "from GitHub", "state": "from GitHub"}, errors=_CALLBACK_ERRORS,
+          response="a redirect to the UI with the session cookie, or the token (JSON)")
+async def github_callback(ctx: Ctx) -> web.Response:
+    return await _oauth_callback(ctx, GITHUB)
+
+
+@endpoint("GET", OAUTH_PATHS[OIDC] + "/authorize", "Start an OpenID Connect login: a redirect "
+          "to the issuer (PKCE, state, nonce)", auth=AUTH_PUBLIC, status=302,
+          query=_RESPONSE_QUERY, response="a redirect", errors=_REDIRECT_ERRORS)
+async def oidc_authorize(ctx: Ctx) -> web.Response:
+    return await _oauth_authorize(ctx, OIDC)
+
+
+@endpoint("GET", OAUTH_PATHS[OIDC] + "/callback", "The issuer's redirect back: exchange the "
+          "code, validate the ID token, log in", auth=AUTH_PUBLIC, status=302,
+          query={"code": "from the issuer", "state": "from the issuer"},
+          errors=_CALLBACK_ERRORS,
+          response="a redirect to the UI with the session cookie, or the token (JSON)")
+async def oidc_callback(ctx: Ctx) -> web.Response:
+    return await _oauth_callback(ctx, OIDC)

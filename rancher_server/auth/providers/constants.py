@@ -4,7 +4,11 @@ from __future__ import annotations
 
 OPENLDAP = "openldap"
 ACTIVE_DIRECTORY = "activedirectory"
-PROVIDERS = (OPENLDAP, ACTIVE_DIRECTORY)
+PROVIDERS = (OPENLDAP, ACTIVE_DIRECTORY)  # the LDAP ones (DirectoryService)
+GITHUB = "github"
+OIDC = "oidc"
+OAUTH_PROVIDERS = (GITHUB, OIDC)  # the browser-redirect ones (oauthservice)
+ALL_PROVIDERS = PROVIDERS + OAUTH_PROVIDERS
 
 # Where a provider's configuration lives in the store (settings table), JSON.
 SETTING_PREFIX = "authconfig."

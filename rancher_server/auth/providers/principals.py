@@ -1,5 +1,7 @@
 """Principal ids of directory users and groups, in Rancher's style: ``openldap_user://<dn>``,
-``openldap_group://<dn>``, ``activedirectory_user://<dn>``, ``activedirectory_group://<dn>``.
+``openldap_group://<dn>``, ``activedirectory_user://<dn>``, ``activedirectory_group://<dn>``,
+``github_user://<id>``, ``github_org://<id>``, ``github_team://<id>``, ``oidc_user://<sub>``,
+``oidc_group://<name>``.
 
 A directory user is a store user whose username is its user principal id (a local username can
 never contain ``:`` or ``/``) and whose groups are group principal ids (a local group name can
@@ -7,10 +9,17 @@ never contain ``/``), so neither can be mistaken for a local one."""
 
 from __future__ import annotations
 
-from rancher_server.auth.providers.constants import PROVIDERS
+from rancher_server.auth.providers.constants import ALL_PROVIDERS, GITHUB
 
 USER_SUFFIX = "_user://"
 GROUP_SUFFIX = "_group://"
+GITHUB_ORG_SUFFIX = "_org://"
+GITHUB_TEAM_SUFFIX = "_team://"
+# (kind, suffix) of each provider's principal ids; GitHub's organisations and teams are groups.
+KINDS: dict[str, tuple[tuple[str, str], ...]] = {
+    provider: (("user", USER_SUFFIX), ("group", GROUP_SUFFIX)) for provider in ALL_PROVIDERS}
+KINDS[GITHUB] = (("user", USER_SUFFIX), ("group", GITHUB_ORG_SUFFIX),
+                 ("group", GITHUB_TEAM_SUFFIX))
 FORBIDDEN_CHARS = frozenset("\r\n\0")  # they would split an HTTP header
 
 
@@ -24,8 +33,8 @@ def group_principal(provider: str, dn: str) -> str:
 
 def parse_principal(principal_id: str) -> tuple[str, str, str] | None:
     """(provider, "user" | "group", dn) of a directory principal id; None for anything else."""
-    for provider in PROVIDERS:
-        for kind, suffix in (("user", USER_SUFFIX), ("group", GROUP_SUFFIX)):
+    for provider, kinds in KINDS.items():
+        for kind, suffix in kinds:
             prefix = provider + suffix
             if principal_id.startswith(prefix) and len(principal_id) > len(prefix):
                 return provider, kind, principal_id[len(prefix):]

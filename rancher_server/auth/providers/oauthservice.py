@@ -1,0 +1,335 @@
+"""The GitHub and OpenID Connect providers on the event loop: configuration in the store (client
+secret encrypted), the pending logins of the redirect flow (state, PKCE verifier, nonce; single
+use, expiring), login completion into a store user (as the directory providers do, through
+:class:`.service.DirectoryService`'s user bookkeeping), the user's provider token kept encrypted
+for refreshes, and the periodic group refresh.
+
+What a refresh can see: GitHub, with the user's stored token, reads ``/user``, ``/user/orgs`` and
+``/user/teams`` again (a revoked token takes access away). OpenID Connect, with the refresh token
+the issuer gave at login (when it gave one, e.g. scope ``offline_access``), asks for a new ID
+token and reads its groups claim; a refused refresh token (session ended, user disabled in the
+issuer) takes access away. Without a refresh token only the next login updates the groups."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import secrets
+import time
+import weakref
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from rancher_server.auth.providers import github, oidc
+from rancher_server.auth.providers import oauthconfig as ocfg
+from rancher_server.auth.providers.config import setting_name
+from rancher_server.auth.providers.constants import (
+    DIRECTORY_PASSWORD_HASH,
+    GITHUB,
+    OAUTH_PROVIDERS,
+    OIDC,
+    REFRESH_TICK_S,
+)
+from rancher_server.auth.providers.ldap import DirectoryUser
+from rancher_server.auth.providers.oauthcommon import (
+    CredentialRefused,
+    Identity,
+    OAuthError,
+)
+from rancher_server.auth.providers.oauthconfig import OAuthConfig
+from rancher_server.auth.providers.principals import parse_principal
+from rancher_server.auth.providers.secretbox import SecretError
+from rancher_server.auth.providers.service import (
+    NotAllowed,
+    ProviderDisabled,
+    RefreshReport,
+    directory,
+)
+from rancher_server.state import STATE, ServerState
+from rancher_server.store import StoreError, User
+from rancher_tunnel.logs import get_logger
+
+log = get_logger(component="oauth")
+PENDING_TTL_S = 600.0  # a login must come back from the provider within this
+MAX_PENDING = 10_000  # pending logins kept; the oldest go first
+STATE_BYTES = 32
+CREDENTIAL_PREFIX = "oauthcred."  # setting "<prefix><user id>": the user's provider token
+
+
+class StateMismatch(Exception):
+    """A callback whose state is unknown, expired, used, or not this browser's."""
+
+
+@dataclass(frozen=True)
+class Pending:
+    provider: str
+    redirect_uri: str
+    response: str  # "cookie" (browser) or "json"
+    nonce: str
+    code_verifier: str
+    created: float
+
+
+def is_allowed(cfg: OAuthConfig, ident: Identity) -> bool:
+    if not cfg.allowed_principal_ids:
+        return True
+    allowed = set(cfg.allowed_principal_ids)
+    return ident.principal_id in allowed or any(g in allowed for g in ident.groups)
+
+
+def oauth_provider_of(user: User) -> str | None:
+    parsed = parse_principal(user.username)
+    if parsed is None or parsed[1] != "user" or parsed[0] not in OAUTH_PROVIDERS:
+        return None
+    return parsed[0]
+
+
+@dataclass
+class OAuthService:
+    state: ServerState
+    _pending: dict[str, Pending] = field(default_factory=dict)
+    _meta: dict[str, oidc.Metadata] = field(default_factory=dict)
+    _last_refresh: dict[str, float] = field(default_factory=dict)
+    reports: dict[str, RefreshReport] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ configuration
+
+    def config(self, provider: str) -> OAuthConfig:
+        return ocfg.load(provider, self.state.store.get_setting(setting_name(provider)),
+                         directory(self.state).box)
+
+    async def save(self, cfg: OAuthConfig) -> None:
+        await asyncio.to_thread(self.state.store.set_setting, setting_name(cfg.provider),
+                                ocfg.dump(cfg, directory(self.state).box))
+        self._meta.pop(cfg.provider, None)
+        self._last_refresh.pop(cfg.provider, None)
+
+    async def _metadata(self, cfg: OAuthConfig) -> oidc.Metadata:
+        meta = self._meta.get(cfg.provider)
+        if meta is None or not meta.fresh or meta.issuer.rstrip("/") != cfg.issuer.rstrip("/"):
+            meta = await asyncio.to_thread(oidc.discover, cfg)
+            self._meta[cfg.provider] = meta
+        return meta
+
+    async def test(self, cfg: OAuthConfig) -> list[tuple[str, bool, str]]:
+        fn = github.test_steps if cfg.provider == GITHUB else oidc.test_steps
+        return await asyncio.to_thread(fn, cfg)
+
+    # ------------------------------------------------------------------ the redirect flow
+
+    def _enabled(self, provider: str) -> OAuthConfig:
+        cfg = self.config(provider)
+        if not cfg.enabled:
+            raise ProviderDisabled(provider)
+        return cfg
+
+    async def begin(self, provider: str, redirect_uri: str, response: str) -> tuple[str, str]:
+        """(the provider's authorize URL, the state) of a new login."""
+        cfg = self._enabled(provider)
+        now = time.monotonic()
+        for key in [k for k, p in self._pending.items() if now - p.created > PENDING_TTL_S]:
+            del self._pending[key]
+        while len(self._pending) >= MAX_PENDING:
+            del self._pending[next(iter(self._pending))]
+        state = secrets.token_urlsafe(STATE_BYTES)
+        pending = Pending(provider, redirect_uri, response, secrets.token_urlsafe(STATE_BYTES),
+                          secrets.token_urlsafe(STATE_BYTES), now)
+        if provider == GITHUB:
+            url = github.authorize_url(cfg, redirect_uri, state)
+        else:
+            meta = await self._metadata(cfg)
+            url = oidc.authorize_url(cfg, meta, redirect_uri, state, pending.nonce,
+                                     pending.code_verifier)
+        self._pending[state] = pending
+        return url, state
+
+    def take(self, provider: str, state: str, bound_state: str) -> Pending:
+        """The pending login of a callback's state (used once). The state must also be the one
+        this browser was given (its cookie): another's callback URL logs nobody in."""
+        pending = self._pending.pop(state, None) if state else None
+        if pending is None or pending.provider != provider:
+            raise StateMismatch("unknown or already used state")
+        if time.monotonic() - pending.created > PENDING_TTL_S:
+            raise StateMismatch("the login took too long; start again")
+        if not secrets.compare_digest(state.encode(), bound_state.encode()):
+            raise StateMismatch("the state is not the one this browser was given")
+        return pending
+
+    async def complete(self, provider: str, pending: Pending, code: str) -> User:
+        """Exchange the code, read who the user is, and make their store user."""
+        cfg = self._enabled(provider)
+        if provider == GITHUB:
+            token = await asyncio.to_thread(github.exchange, cfg, pending.redirect_uri, code)
+            ident = await asyncio.to_thread(github.identity, cfg, token)
+        else:
+            meta = await self._metadata(cfg)
+            token = await asyncio.to_thread(oidc.exchange, cfg, meta, pending.redirect_uri,
+                                            code, pending.code_verifier)
+            claims = oidc.validate_id_token(cfg, meta, token, pending.nonce)
+            ident = oidc.identity(cfg, claims)
+        if not is_allowed(cfg, ident):
+            raise NotAllowed(ident.principal_id)
+        user = await self._sync(ident)
+        await self._keep_credential(user, token)
+        return user
+
+    async def _sync(self, ident: Identity) -> User:
+        svc = directory(self.state)
+        duser = DirectoryUser(dn=ident.principal_id, principal_id=ident.principal_id,
+                              display_name=ident.display_name, login_name=ident.login_name,
+                              groups=ident.groups, enabled=True)
+        store = self.state.store
+        if store.user_by_username(ident.principal_id) is None:
+            try:
+                return await asyncio.to_thread(
+                    store.create_user, ident.principal_id, ident.display_name,
+                    DIRECTORY_PASSWORD_HASH, groups=ident.groups)
+            except StoreError:
+                pass  # a concurrent first login: go on with the user it made
+        return await svc._sync_login(duser)
+
+    async def _keep_credential(self, user: User, token: dict[str, Any]) -> None:
+        kept = {k: token[k] for k in ("access_token", "refresh_token", "token_type")
+                if isinstance(token.get(k), str)}
+        if user.username.startswith(OIDC) and "refresh_token" not in kept:
+            kept = {}  # nothing a refresh could use
+        name = CREDENTIAL_PREFIX + user.id
+        value = directory(self.state).box.encrypt(json.dumps(kept), name) if kept else ""
+        await asyncio.to_thread(self.state.store.set_setting, name, value)
+
+    def _credential(self, user: User) -> dict[str, Any] | None:
+        name = CREDENTIAL_PREFIX + user.id
+        raw = self.state.store.get_setting(name)
+        if not raw:
+            return None
+        try:
+            doc = json.loads(directory(self.state).box.decrypt(raw, name))
+        except (SecretError, ValueError):
+            return None
+        return doc if isinstance(doc, dict) else None
+
+    # ------------------------------------------------------------------ refresh
+
+    async def _lookup(self, cfg: OAuthConfig, user: User) -> Identity | None:
+        """What the provider says now; None when it refuses the user's credential. Raises
+        OAuthError (the user keeps what they had) and LookupError (nothing to refresh with)."""
+        cred = self._credential(user)
+        if cred is None:
+            raise LookupError("no stored credential")
+        try:
+            if cfg.provider == GITHUB:
+                return await asyncio.to_thread(github.identity, cfg, cred)
+            meta = await self._metadata(cfg)
+            token = await asyncio.to_thread(oidc.refresh, cfg, meta, cred["refresh_token"])
+            claims = oidc.validate_id_token(cfg, meta, token, None)
+        except CredentialRefused:
+            return None
+        if token.get("refresh_token"):  # a rotated refresh token replaces the old one
+            await self._keep_credential(user, token)
+        ident = oidc.identity(cfg, claims)
+        return ident if ident.principal_id == user.username else None
+
+    async def refresh_user(self, user: User, report: RefreshReport | None = None) -> User:
+        provider = oauth_provider_of(user)
+        assert provider is not None
+        report = report or RefreshReport(provider)
+        cfg = self.config(provider)
+        svc = directory(self.state)
+        ident: Identity | None = None
+        if cfg.enabled:
+            try:
+                ident = await self._lookup(cfg, user)
+            except LookupError:
+                return user  # groups change at the next login only
+        allowed = ident is not None and is_allowed(cfg, ident)
+        if not allowed:
+            if user.enabled:
+                await svc._set_enabled(user, False)
+                report.disabled += 1
+                log.info("oauth user loses access", user_id=user.id, provider=provider,
+                         reason="provider disabled" if not cfg.enabled else "credential "
+                         "refused" if ident is None else "not allowed")
+            return self.state.store.get_user(user.id)
+        assert ident is not None
+        if not user.enabled:
+            if not svc._marked(user.id):
+                return user
+            user = await svc._set_enabled(user, True)
+            report.changed += 1
+        before = user.groups
+        user = await svc._apply_groups(user, DirectoryUser(
+            dn=ident.principal_id, principal_id=ident.principal_id,
+            display_name=ident.display_name, login_name=ident.login_name, groups=ident.groups,
+            enabled=True))
+        if user.groups != before:
+            report.changed += 1
+        return user
+
+    async def refresh_provider(self, provider: str) -> RefreshReport:
+        report = RefreshReport(provider, started_at=time.time())
+        t0 = time.monotonic()
+        users = [u for u in self.state.store.list_users() if oauth_provider_of(u) == provider]
+        report.users = len(users)
+        for user in users:
+            try:
+                await self.refresh_user(user, report)
+            except OAuthError as e:  # unreachable or a bad answer: keep the last known state
+                report.error, report.stage = e.message, e.stage
+                log.warning("oauth refresh failed; users keep their last known groups",
+                            provider=provider, stage=e.stage, error=e.message)
+                break
+        report.duration_s = time.monotonic() - t0
+        self.reports[provider] = report
+        self._last_refresh[provider] = time.monotonic()
+        return report
+
+    def _due(self, provider: str, now: float) -> bool:
+        if not self.state.store.get_setting(setting_name(provider)):
+            return False
+        try:
+            interval = self.config(provider).refresh_interval_s
+        except SecretError:
+            return False
+        last = self._last_refresh.get(provider)
+        return last is None or now - last >= interval
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            for provider in OAUTH_PROVIDERS:
+                try:
+                    if self._due(provider, time.monotonic()):
+                        await self.refresh_provider(provider)
+                except Exception as e:  # keep refreshing; logged, retried next period
+                    log.exception("oauth refresh error", provider=provider, error=str(e))
+                    self._last_refresh[provider] = time.monotonic()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), REFRESH_TICK_S)
+
+
+_SERVICES: dict[int, OAuthService] = {}
+
+
+def oauth(state: ServerState) -> OAuthService:
+    key = id(state)
+    svc = _SERVICES.get(key)
+    if svc is None:
+        svc = OAuthService(state)
+        _SERVICES[key] = svc
+        weakref.finalize(state, _SERVICES.pop, key, None)
+    return svc
+
+
+async def oauth_ctx(app: web.Application) -> AsyncIterator[None]:
+    """aiohttp cleanup context: the periodic refresh runs as long as the app."""
+    state = app[STATE]
+    stop = asyncio.Event()
+    task = asyncio.create_task(oauth(state).run(stop), name="oauth-refresh")
+    yield
+    stop.set()
+    await task
+    _SERVICES.pop(id(state), None)
+
