@@ -31,6 +31,7 @@ GITHUB_ENTERPRISE_API_PATH = "/api/v3"
 DEFAULT_OIDC_SCOPES = "openid profile email"
 DEFAULT_GROUPS_CLAIM = "groups"
 DEFAULT_NAME_CLAIM = "preferred_username"
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})  # where an http:// issuer may be
 
 
 @dataclass(frozen=True)
@@ -115,8 +116,10 @@ def _check(cfg: OAuthConfig) -> OAuthConfig:
             raise ConfigError("field 'apiPath' must start with / (GitHub Enterprise: /api/v3)")
     if cfg.provider == OIDC and cfg.issuer:
         parts = urlsplit(cfg.issuer)
-        if parts.scheme not in ("https", "http") or not parts.netloc or parts.query:
-            raise ConfigError("field 'issuer' must be an https:// URL without a query")
+        plain_ok = parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS
+        if (parts.scheme != "https" and not plain_ok) or not parts.netloc or parts.query:
+            raise ConfigError("field 'issuer' must be an https:// URL without a query "
+                              "(http:// only on loopback)")
     if cfg.enabled:
         needed = ["clientId", SECRET_FIELD] + (["issuer"] if cfg.provider == OIDC else [])
         missing = [n for n in needed if not getattr(cfg, fields[n])]

@@ -297,7 +297,29 @@ class OAuthService:
         last = self._last_refresh.get(provider)
         return last is None or now - last >= interval
 
+    async def rewrap_secrets(self) -> int:
+        """Re-encrypt client secrets and users' provider tokens that were encrypted with an
+        older key (rotation: RANCHER_SECRETS_OLD_KEYS)."""
+        box, store, done = directory(self.state).box, self.state.store, 0
+        for provider in OAUTH_PROVIDERS:
+            encrypted = ocfg.encrypted_secret(store.get_setting(setting_name(provider)))
+            if encrypted and box.needs_rewrap(encrypted):
+                await self.save(self.config(provider))
+                done += 1
+        for user in store.list_users():
+            name = CREDENTIAL_PREFIX + user.id
+            raw = store.get_setting(name) if oauth_provider_of(user) else None
+            if raw and box.needs_rewrap(raw):
+                value = box.encrypt(box.decrypt(raw, name), name)
+                await asyncio.to_thread(store.set_setting, name, value)
+                done += 1
+        if done:
+            log.info("oauth secrets re-encrypted with the current key", count=done)
+        return done
+
     async def run(self, stop: asyncio.Event) -> None:
+        with contextlib.suppress(SecretError):
+            await self.rewrap_secrets()
         while not stop.is_set():
             for provider in OAUTH_PROVIDERS:
                 try:
