@@ -14,6 +14,7 @@ command -v kubectl >/dev/null 2>&1 || need+=(kubectl)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)  # the web UI's browser tests (tests/ui)
+command -v npm >/dev/null 2>&1 || need+=(npm)            # axe-core for the UI's accessibility checks
 command -v etcd >/dev/null 2>&1 || need+=(etcd-server)   # the etcd store's tests start their own members
 [[ -x /usr/sbin/slapd ]] || need+=(slapd)                # directory login tests (tests/auth_providers)
 command -v ldapmodify >/dev/null 2>&1 || need+=(ldap-utils)
@@ -28,6 +29,12 @@ fi
 PY=${PYTHON:-python3}
 step="installing the project and its test extras from PyPI (pip install -e '.[test]')"
 "$PY" -m pip install -q --disable-pip-version-check -e '.[test]'
+
+# axe-core for tests/ui (accessibility), into a folder of the tests, never into the product.
+if [[ ! -f tests/ui/vendor/node_modules/axe-core/axe.min.js ]]; then
+  step="installing axe-core from npm into tests/ui/vendor"
+  npm install --prefix tests/ui/vendor --no-audit --no-fund --silent axe-core@4
+fi
 
 step="ruff (lint)"; echo "== ruff"; "$PY" -m ruff check .
 step="mypy --strict (types)"; echo "== mypy --strict"; "$PY" -m mypy

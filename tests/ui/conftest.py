@@ -58,11 +58,13 @@ def browser() -> Iterator[Any]:
 class Tab:
     """One browser context (its own cookies) and page, with the console errors it logged."""
 
-    def __init__(self, browser: Any, stack: PictureStack, width: int = VIEWPORT["width"]) -> None:
+    def __init__(self, browser: Any, stack: PictureStack, width: int = VIEWPORT["width"],
+                 bypass_csp: bool = False) -> None:
         assert stack.server is not None
         self.url = stack.server.url
         self.context = browser.new_context(ignore_https_errors=True, accept_downloads=True,
-                                           viewport={**VIEWPORT, "width": width})
+                                           viewport={**VIEWPORT, "width": width},
+                                           bypass_csp=bypass_csp)
         self.context.set_default_timeout(UI_TIMEOUT_MS)
         self.page = self.context.new_page()
         self.errors: list[str] = []
@@ -101,3 +103,24 @@ def shot(page: Any, tmp_path: Path, name: str) -> Path:
     path = tmp_path / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+# -- accessibility: axe-core (npm, installed into tests/ui/vendor by scripts/test.sh) ------------
+AXE_JS = Path(__file__).parent / "vendor" / "node_modules" / "axe-core" / "axe.min.js"
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+AXE_FAILING_IMPACTS = ("serious", "critical")
+
+
+def axe_violations(page: Any) -> list[str]:
+    """axe-core's serious and critical violations on the page as it is now (the page's context
+    must bypass the CSP: axe is injected as an inline script, which the UI's policy forbids)."""
+    if not AXE_JS.exists():
+        pytest.skip(f"{AXE_JS} is missing (scripts/test.sh installs axe-core with npm)")
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        page.add_script_tag(path=str(AXE_JS))
+    found = page.evaluate("(tags) => axe.run(document, {runOnly: {type: 'tag', values: tags}})"
+                          ".then(r => r.violations.map(v => ({id: v.id, impact: v.impact, "
+                          "nodes: v.nodes.map(n => n.target.join(' ')).slice(0, 3)})))",
+                          AXE_TAGS)
+    return [f"{v['impact']} {v['id']}: {v['nodes']}" for v in found
+            if v["impact"] in AXE_FAILING_IMPACTS]

@@ -56,7 +56,8 @@ def test_user_project_member_sees_only_their_project(browser: object, tab: Tab,
         titles = mpage.locator("article.project h3").all_inner_texts()
         assert PROJECT in titles and "Default" not in titles and "System" not in titles
         # The member may not switch the authorized endpoint: the API's reason is shown.
-        mpage.locator("[data-testid=ace-switch]").check()
+        # click(), not check(): the refusal unchecks the box again, which check() would race.
+        mpage.locator("[data-testid=ace-switch]").click()
         mpage.locator(".status", has_text="Authorized endpoint:").wait_for()
         assert mpage.locator("[data-testid=ace-switch]").is_checked() is False
     finally:

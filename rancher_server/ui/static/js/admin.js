@@ -14,7 +14,7 @@ function page(main, title, intro) {
 
 function table(caption, cols, rows, empty) {
   if (!rows.length) return h("p", { class: "empty" }, empty);
-  return h("div", { class: "table-wrap" }, h("table", {}, h("caption", { class: "sr-only" }, caption),
+  return h("div", { class: "table-wrap", tabindex: "0" }, h("table", {}, h("caption", { class: "sr-only" }, caption),
     h("thead", {}, h("tr", {}, cols.map((c) => h("th", { scope: "col" }, c)))), h("tbody", {}, rows)));
 }
 
@@ -43,7 +43,7 @@ export function usersView(main, _params, ctx) {
             await api("POST", `/v3/users/${encodeURIComponent(u.id)}?action=setpassword`, { newPassword: pw.value });
             pw.value = "";
             ctx.toast(`Password of ${u.username} changed.`);
-          }, { "aria-label": `Set the password of ${u.username}` })),
+          }, { "aria-label": `Set password of ${u.username}` })),
           actionButton("Delete", async () => {
             await api("DELETE", `/v3/users/${encodeURIComponent(u.id)}`);
             load();

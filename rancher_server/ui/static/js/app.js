@@ -153,6 +153,11 @@ export function sessionEnded() {
 }
 
 whenLoggedOut(sessionEnded);
+// The skip link moves focus to the content without touching the hash (the router's).
+document.querySelector(".skip").addEventListener("click", (ev) => {
+  ev.preventDefault();
+  main.focus();
+});
 window.addEventListener("hashchange", route);
 
 (async () => {

@@ -50,7 +50,7 @@ function nodeRow(n) {
 function nodesPanel(nodes) {
   const all = [...nodes.values()].sort((a, b) => a.name.localeCompare(b.name));
   if (!all.length) return h("p", { class: "empty" }, "No nodes reported yet: the cluster's agent sends them when it connects.");
-  return h("div", { class: "table-wrap" }, h("table", { "data-testid": "nodes-table" },
+  return h("div", { class: "table-wrap", tabindex: "0" }, h("table", { "data-testid": "nodes-table" },
     h("caption", { class: "sr-only" }, "Nodes"),
     h("thead", {}, h("tr", {}, ["Node", "Status", "Conditions", "Capacity", "Requested / used", "Taints", "Kubelet"].map((t) => h("th", { scope: "col" }, t)))),
     h("tbody", {}, all.map(nodeRow))));
@@ -78,7 +78,7 @@ function healthPanel(c) {
   return h("div", { class: "health" },
     h("dl", { class: "facts wide", "data-testid": "health" }, rows.map(([k, v]) => h("div", {}, h("dt", {}, k), h("dd", {}, v)))),
     h("h3", {}, "Conditions"),
-    h("div", { class: "table-wrap" }, h("table", {},
+    h("div", { class: "table-wrap", tabindex: "0" }, h("table", {},
       h("thead", {}, h("tr", {}, ["Condition", "Status", "Reason", "Since"].map((t) => h("th", { scope: "col" }, t)))),
       h("tbody", {}, (c.conditions || []).map((x) => h("tr", {},
         h("th", { scope: "row" }, x.type), h("td", {}, x.status), h("td", {}, [x.reason, x.message].filter(Boolean).join(": ") || "—"),
@@ -187,7 +187,7 @@ export function clusterView(main, [id, initialTab], ctx) {
   const eventsTable = () => {
     const shown = events.filter((e) => eventMatches(e, filter));
     if (!shown.length) return h("p", { class: "empty", "data-testid": "events-empty" }, "No events match.");
-    return h("div", { class: "table-wrap" }, h("table", { "data-testid": "events-table" },
+    return h("div", { class: "table-wrap", tabindex: "0" }, h("table", { "data-testid": "events-table" },
       h("thead", {}, h("tr", {}, ["Last seen", "Type", "Reason", "Object", "Message", "Count"].map((t) => h("th", { scope: "col" }, t)))),
       h("tbody", {}, shown.map((e) => h("tr", { class: e.eventType === "Warning" ? "warning" : "" },
         h("td", { title: when(e.lastSeen) }, ago(e.lastSeen)), h("td", {}, e.eventType), h("td", {}, e.reason),

@@ -65,7 +65,7 @@ export function membersPanel(clusterId, ctx) {
       load();
     });
     const table = (caption, cols, rows, empty) => (rows.length
-      ? h("div", { class: "table-wrap" }, h("table", {}, h("caption", {}, caption),
+      ? h("div", { class: "table-wrap", tabindex: "0" }, h("table", {}, h("caption", {}, caption),
         h("thead", {}, h("tr", {}, cols.map((c) => h("th", { scope: "col" }, c)))), h("tbody", {}, rows)))
       : h("p", { class: "empty" }, empty));
     replace(root,

@@ -50,7 +50,7 @@ function auditCard() {
     }
     const older = entries.length === AUDIT_PAGE ? h("button", { type: "button", class: "secondary small", onclick: () => { pages.push(entries[entries.length - 1].id); load(); } }, "Older entries") : null;
     const newer = pages.length > 1 ? h("button", { type: "button", class: "secondary small", onclick: () => { pages.pop(); load(); } }, "Newer entries") : null;
-    replace(body, entries.length ? h("div", { class: "table-wrap" }, h("table", { "data-testid": "audit" },
+    replace(body, entries.length ? h("div", { class: "table-wrap", tabindex: "0" }, h("table", { "data-testid": "audit" },
       h("caption", { class: "sr-only" }, "Audit log"),
       h("thead", {}, h("tr", {}, ["When", "Who", "Action", "Target", "Result", "From"].map((c) => h("th", { scope: "col" }, c)))),
       h("tbody", {}, entries.map((e) => h("tr", { dataset: { action: e.action } },

@@ -26,7 +26,7 @@ const restarts = (p) => ((p.status && p.status.containerStatuses) || []).reduce(
 
 function deploymentsTable(ns, items) {
   if (!items.length) return h("p", { class: "muted empty-line" }, `No Deployments in ${ns}.`);
-  return h("div", { class: "table-wrap" }, h("table", { "data-testid": "deployments" },
+  return h("div", { class: "table-wrap", tabindex: "0" }, h("table", { "data-testid": "deployments" },
     h("caption", {}, `Deployments in ${ns}`),
     h("thead", {}, h("tr", {}, ["Name", "Ready", "Up to date", "Available", "Images", "Age"].map((t) => h("th", { scope: "col" }, t)))),
     h("tbody", {}, items.map((d) => {
@@ -45,7 +45,7 @@ function deploymentsTable(ns, items) {
 
 function podsTable(ns, items, openLog) {
   if (!items.length) return h("p", { class: "muted empty-line" }, `No Pods in ${ns}.`);
-  return h("div", { class: "table-wrap" }, h("table", { "data-testid": "pods" },
+  return h("div", { class: "table-wrap", tabindex: "0" }, h("table", { "data-testid": "pods" },
     h("caption", {}, `Pods in ${ns}`),
     h("thead", {}, h("tr", {}, ["Name", "Status", "Ready", "Restarts", "Node", "Age", "Log"].map((t) => h("th", { scope: "col" }, t)))),
     h("tbody", {}, items.map((p) => {
