@@ -26,6 +26,9 @@ AGENT_MEMORY_REQUEST = "64Mi"
 AGENT_MEMORY_LIMIT = "256Mi"
 
 
+HOST_ROOT = "/host"  # where the node agent sees the host (CATTLE_HOST_ROOT)
+HOST_DIRS = ("proc", "sys", "run")
+
 def _security() -> dict[str, Any]:
     return {
         "runAsNonRoot": True,
@@ -141,7 +144,20 @@ def import_manifest(
                         "serviceAccountName": "cattle-node",
                         "automountServiceAccountToken": False,
                         "tolerations": [{"operator": "Exists"}],
-                        "containers": [_container("node-agent", "node-agent", node_env, image)],
+                        "containers": [{
+                            **_container("node-agent", "node-agent",
+                                         [*node_env, {"name": "CATTLE_HOST_ROOT",
+                                                      "value": HOST_ROOT}], image),
+                            "volumeMounts": [
+                                {"name": f"host-{d}", "mountPath": f"{HOST_ROOT}/{d}",
+                                 "readOnly": True} for d in HOST_DIRS],
+                        }],
+                        # The node's facts and stats: /proc and /sys, and /run for the
+                        # container runtime's socket (its presence only), read-only.
+                        "volumes": [
+                            {"name": f"host-{d}", "hostPath": {"path": f"/{d}",
+                                                               "type": "Directory"}}
+                            for d in HOST_DIRS],
                     },
                 },
             },
