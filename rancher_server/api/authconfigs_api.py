@@ -47,6 +47,7 @@ from rancher_server.auth.providers.constants import (
 from rancher_server.auth.providers.ldap import DirectoryError, DirectoryUnavailable, LoginRefused
 from rancher_server.auth.providers.oauthcommon import OAuthError, ProviderUnreachable
 from rancher_server.auth.providers.oauthservice import (
+    DevicePending,
     StateMismatch,
     oauth,
     oauth_provider_of,
@@ -59,8 +60,8 @@ from rancher_server.auth.providers.service import (
     directory,
 )
 from rancher_server.auth.session_cookie import SESSION_COOKIE
-from rancher_server.auth.tokens import issue_token
-from rancher_server.store import NotFound
+from rancher_server.auth.tokens import IssuedToken, issue_token
+from rancher_server.store import NotFound, User
 from rancher_tunnel.logs import get_logger
 
 log = get_logger(component="login")
@@ -393,6 +394,16 @@ async def _oauth_authorize(ctx: Ctx, provider: str) -> web.Response:
     return resp
 
 
+async def _issue_login(ctx: Ctx, provider: str, user: User) -> IssuedToken:
+    issued = await asyncio.to_thread(issue_token, ctx.state.store, user, kind="login",
+                                     description=f"{provider} login", ttl_s=LOGIN_TOKEN_TTL_S)
+    log.info("login", provider=provider, user_id=user.id, result=RESULT_OK, remote=ctx.remote,
+             groups=len(user.groups))
+    await audit_now(ctx.state, None, "login", f"user:{user.username}",
+                    f"{RESULT_OK} {issued.token.id}", ctx.remote, user.id)
+    return issued
+
+
 async def _oauth_callback(ctx: Ctx, provider: str) -> web.Response:
     q, state, remote = ctx.request.query, ctx.state, ctx.remote
     svc = oauth(state)
@@ -427,12 +438,7 @@ async def _oauth_callback(ctx: Ctx, provider: str) -> web.Response:
     except StoreDisabled as e:
         await audit_now(state, None, "login", f"user:{e}", RESULT_DISABLED, remote, str(e))
         raise ApiError(401, LOGIN_FAILED_MESSAGE) from e
-    issued = await asyncio.to_thread(issue_token, state.store, user, kind="login",
-                                     description=f"{provider} login", ttl_s=LOGIN_TOKEN_TTL_S)
-    log.info("login", provider=provider, user_id=user.id, result=RESULT_OK, remote=remote,
-             groups=len(user.groups))
-    await audit_now(state, None, "login", f"user:{user.username}",
-                    f"{RESULT_OK} {issued.token.id}", remote, user.id)
+    issued = await _issue_login(ctx, provider, user)
     if pending.response == RESPONSE_JSON:
         resp = web.json_response(token_resource(issued.token, time.time(),
                                                 bearer=issued.bearer),
@@ -484,3 +490,54 @@ async def oidc_authorize(ctx: Ctx) -> web.Response:
           response="a redirect to the UI with the session cookie, or the token (JSON)")
 async def oidc_callback(ctx: Ctx) -> web.Response:
     return await _oauth_callback(ctx, OIDC)
+
+
+DEVICE_LOGIN: Schema = {"type": "object", "required": ["deviceHandle"], "properties": {
+    "deviceHandle": {"type": "string", "minLength": 1, "maxLength": MAX_FIELD_CHARS}}}
+
+
+@endpoint("POST", OAUTH_PATHS[GITHUB], "Start a GitHub device login (for a CLI): the code the "
+          "user enters at GitHub, and the handle to poll deviceLogin with", auth=AUTH_PUBLIC,
+          action="deviceCode", errors=_REDIRECT_ERRORS)
+async def github_device_code(ctx: Ctx) -> web.Response:
+    try:
+        out = await oauth(ctx.state).device_begin(GITHUB)
+    except ProviderDisabled as e:
+        raise ApiError(404, "auth provider 'github' is not enabled") from e
+    except OAuthError as e:
+        raise ApiError(503, f"GitHub device login unavailable ({e.stage}): {e.message}") from e
+    return web.json_response(out, headers=NO_STORE)
+
+
+@endpoint("POST", OAUTH_PATHS[GITHUB], "Poll a GitHub device login: 202 while the user has not "
+          "entered the code, then the token", auth=AUTH_PUBLIC, action="deviceLogin",
+          body=DEVICE_LOGIN, status=201, returns="Token",
+          errors={202: "pending: poll again after 'interval' seconds",
+                  400: "unknown or expired device login", **_CALLBACK_ERRORS})
+async def github_device_login(ctx: Ctx) -> web.Response:
+    state, remote = ctx.state, ctx.remote
+    try:
+        user = await oauth(state).device_poll(GITHUB, ctx.body["deviceHandle"])
+    except DevicePending as e:
+        return web.json_response({"pending": True, "interval": e.interval_s}, status=202,
+                                 headers=NO_STORE)
+    except StateMismatch as e:
+        raise ApiError(400, f"login refused: {e}") from e
+    except ProviderDisabled as e:
+        raise ApiError(404, "auth provider 'github' is not enabled") from e
+    except ProviderUnreachable as e:
+        raise ApiError(503, f"the provider is unreachable ({e.stage}); local users can still "
+                            f"log in") from e
+    except OAuthError as e:
+        await audit_now(state, None, "login", "user:github:?", f"failure {e.stage}", remote)
+        raise ApiError(401, f"login refused ({e.stage}): {e.message}") from e
+    except NotAllowed as e:
+        await audit_now(state, None, "login", f"user:{e}", "not allowed", remote)
+        raise ApiError(403, "this user may not log in: the provider allows only certain users "
+                            "and groups") from e
+    except StoreDisabled as e:
+        await audit_now(state, None, "login", f"user:{e}", RESULT_DISABLED, remote, str(e))
+        raise ApiError(401, LOGIN_FAILED_MESSAGE) from e
+    issued = await _issue_login(ctx, GITHUB, user)
+    return web.json_response(token_resource(issued.token, time.time(), bearer=issued.bearer),
+                             status=201, headers=NO_STORE)

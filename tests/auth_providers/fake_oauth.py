@@ -30,6 +30,7 @@ from joserfc.jwk import RSAKey
 CLIENT_ID = "rancher-client"
 CLIENT_SECRET = "rancher-client-secret-0123456789"
 KID = "k1"
+DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 ID_TOKEN_TTL_S = 300
 
 
@@ -60,6 +61,8 @@ class World:
     tokens: dict[str, str] = field(default_factory=dict)  # access token -> user
     refresh: dict[str, str] = field(default_factory=dict)  # refresh token -> user
     mode: str = "ok"
+    devices: dict[str, str] = field(default_factory=dict)  # device code -> user code
+    approved: dict[str, str] = field(default_factory=dict)  # user code -> user
     key: RSAKey = field(default_factory=lambda: RSAKey.generate_key(2048, {"kid": KID}))
     other_key: RSAKey = field(default_factory=lambda: RSAKey.generate_key(2048, {"kid": KID}))
 
@@ -98,13 +101,40 @@ async def gh_access_token(request: web.Request) -> web.Response:
     w, form = request.app[WORLD], await request.post()
     if not client_ok(request, form):
         return web.json_response({"error": "incorrect_client_credentials"})
-    grant = w.codes.pop(str(form.get("code", "")), None)
-    if grant is None:
-        return web.json_response({"error": "bad_verification_code"})
+    if form.get("grant_type") == DEVICE_GRANT:
+        user_code = w.devices.get(str(form.get("device_code", "")), "")
+        user = w.approved.get(user_code)
+        if user is None:
+            return web.json_response({"error": "authorization_pending"})
+        del w.devices[str(form["device_code"])]
+        grant = Grant(user, "")
+    else:
+        found = w.codes.pop(str(form.get("code", "")), None)
+        if found is None:
+            return web.json_response({"error": "bad_verification_code"})
+        grant = found
     token = "gho_" + secrets.token_urlsafe(16)
     w.tokens[token] = grant.user
     return web.json_response({"access_token": token, "token_type": "bearer",
                               "scope": "read:user,read:org"})
+
+
+async def gh_device_code(request: web.Request) -> web.Response:
+    w, form = request.app[WORLD], await request.post()
+    if form.get("client_id") != CLIENT_ID:
+        return web.json_response({"error": "unauthorized_client"})
+    device, user_code = secrets.token_urlsafe(16), secrets.token_hex(4).upper()
+    w.devices[device] = user_code
+    return web.json_response({
+        "device_code": device, "user_code": user_code, "expires_in": 900, "interval": 1,
+        "verification_uri": f"http://127.0.0.1:{w.port}/login/device"})
+
+
+async def gh_device_enter(request: web.Request) -> web.Response:
+    """The user types the code at GitHub (as whoever login_as names)."""
+    w = request.app[WORLD]
+    w.approved[(await request.json())["user_code"]] = w.login_as
+    return web.json_response({})
 
 
 def gh_user_of(request: web.Request) -> FakeUser:
@@ -243,6 +273,8 @@ def make_app(world: World) -> web.Application:
     app.add_routes([
         web.get("/login/oauth/authorize", gh_authorize),
         web.post("/login/oauth/access_token", gh_access_token),
+        web.post("/login/device/code", gh_device_code),
+        web.post("/login/device", gh_device_enter),
         web.get("/api/v3/", gh_root),
         web.get("/api/v3/user", gh_user),
         web.get("/api/v3/user/orgs", gh_orgs),

@@ -225,6 +225,25 @@ def _refused(rest: Rest) -> bool:
     return False
 
 
+def test_github_device_flow_for_a_cli(stack: Stack) -> None:
+    anon = Rest(stack.server.url, stack.server.ca_path)
+    start = anon.call("POST", f"{GH}?action=deviceCode")
+    assert start["userCode"] and start["verificationUri"].endswith("/login/device")
+    assert "device_code" not in json.dumps(start)  # GitHub's device code stays in the server
+    pending = requests.post(f"{stack.server.url}{GH}?action=deviceLogin",
+                            json={"deviceHandle": start["deviceHandle"]},
+                            verify=str(stack.server.ca_path), timeout=HTTP_TIMEOUT_S)
+    assert pending.status_code == 202 and pending.json()["pending"] is True
+    stack.fake.post("/test/login_as", {"user": "bob"})
+    stack.fake.post("/login/device", {"user_code": start["userCode"]})
+    out = anon.call("POST", f"{GH}?action=deviceLogin", {"deviceHandle": start["deviceHandle"]})
+    bob = Rest(stack.server.url, stack.server.ca_path, str(out["token"]))
+    assert bob.call("GET", "/v3/users?me=true")["data"][0]["username"] == "github_user://1002"
+    with pytest.raises(ApiError) as e:  # used up
+        anon.call("POST", f"{GH}?action=deviceLogin", {"deviceHandle": start["deviceHandle"]})
+    assert e.value.status == 400
+
+
 def test_github_allowed_principals(stack: Stack) -> None:
     stack.admin.call("PUT", "/v3/authconfigs/github", {"allowedPrincipalIds": [ORG_BOB]})
     assert stack.login(GH, "alice").status_code == 403

@@ -38,6 +38,9 @@ TEAM_PREFIX = "github_team://"
 BAD_CLIENT_ERROR = "incorrect_client_credentials"
 BAD_CODE_ERROR = "bad_verification_code"
 PROBE_CODE = "rancher-py-connection-test"
+DEVICE_CODE_PATH = "/login/device/code"
+DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"  # RFC 8628
+DEVICE_PENDING = frozenset({"authorization_pending", "slow_down"})
 CLIENT_AUTH = "client_secret_post"  # GitHub takes the client's id and secret as form fields
 
 
@@ -59,6 +62,42 @@ def exchange(cfg: OAuthConfig, redirect_uri: str, code: str) -> dict[str, Any]:
     except AuthlibBaseError as e:
         raise OAuthError("token", f"GitHub refused the code: {e.error}") from e
     except ValueError as e:  # not JSON
+        raise OAuthError("token", "GitHub's token answer is not JSON") from e
+    return dict(token)
+
+
+def device_code(cfg: OAuthConfig) -> dict[str, Any]:
+    """Start a device login (RFC 8628): GitHub's device_code, user_code, verification_uri,
+    interval and expires_in."""
+    try:
+        resp = requests.post(cfg.web_url + DEVICE_CODE_PATH, timeout=OAUTH_HTTP_TIMEOUT_S,
+                             data={"client_id": cfg.client_id, "scope": SCOPES},
+                             headers={"Accept": "application/json"})
+        doc = resp.json()
+    except requests.RequestException as e:
+        raise ProviderUnreachable("device", f"{type(e).__name__} reaching {cfg.web_url}") from e
+    except ValueError as e:
+        raise OAuthError("device", "GitHub's device code answer is not JSON") from e
+    needed = ("device_code", "user_code", "verification_uri")
+    if not isinstance(doc, dict) or not all(isinstance(doc.get(k), str) for k in needed):
+        error = doc.get("error") if isinstance(doc, dict) else None
+        raise OAuthError("device", f"GitHub refused the device login: {error or 'no code'}")
+    return doc
+
+
+def poll_device(cfg: OAuthConfig, code: str) -> dict[str, Any] | None:
+    """The user's token once they entered the user code at GitHub; None while pending."""
+    client = session(cfg.client_id, cfg.client_secret, token_endpoint_auth_method=CLIENT_AUTH)
+    try:
+        token = client.fetch_token(cfg.web_url + ACCESS_TOKEN_PATH, grant_type=DEVICE_GRANT,
+                                   device_code=code, timeout=OAUTH_HTTP_TIMEOUT_S)
+    except requests.RequestException as e:
+        raise ProviderUnreachable("token", f"{type(e).__name__} reaching {cfg.web_url}") from e
+    except AuthlibBaseError as e:
+        if e.error in DEVICE_PENDING:
+            return None
+        raise OAuthError("token", f"GitHub refused the device login: {e.error}") from e
+    except ValueError as e:
         raise OAuthError("token", "GitHub's token answer is not JSON") from e
     return dict(token)
 

@@ -57,7 +57,23 @@ log = get_logger(component="oauth")
 PENDING_TTL_S = 600.0  # a login must come back from the provider within this
 MAX_PENDING = 10_000  # pending logins kept; the oldest go first
 STATE_BYTES = 32
+DEVICE_DEFAULT_INTERVAL_S = 5  # RFC 8628's default polling interval
 CREDENTIAL_PREFIX = "oauthcred."  # setting "<prefix><user id>": the user's provider token
+
+
+class DevicePending(Exception):
+    """The user has not entered the device login's code yet: poll again after ``interval``."""
+
+    def __init__(self, interval_s: int) -> None:
+        super().__init__("authorization pending")
+        self.interval_s = interval_s
+
+
+@dataclass(frozen=True)
+class DeviceLogin:
+    device_code: str
+    interval_s: int
+    expires_at: float
 
 
 class StateMismatch(Exception):
@@ -93,6 +109,7 @@ class OAuthService:
     state: ServerState
     _pending: dict[str, Pending] = field(default_factory=dict)
     _meta: dict[str, oidc.Metadata] = field(default_factory=dict)
+    _devices: dict[str, DeviceLogin] = field(default_factory=dict)
     _last_refresh: dict[str, float] = field(default_factory=dict)
     reports: dict[str, RefreshReport] = field(default_factory=dict)
 
@@ -171,6 +188,43 @@ class OAuthService:
                                             code, pending.code_verifier)
             claims = oidc.validate_id_token(cfg, meta, token, pending.nonce)
             ident = oidc.identity(cfg, claims)
+        if not is_allowed(cfg, ident):
+            raise NotAllowed(ident.principal_id)
+        user = await self._sync(ident)
+        await self._keep_credential(user, token)
+        return user
+
+    async def device_begin(self, provider: str) -> dict[str, Any]:
+        """Start a GitHub device login (for the CLI): what to show the user, and the handle to
+        poll with (GitHub's device_code stays here)."""
+        cfg = self._enabled(provider)
+        doc = await asyncio.to_thread(github.device_code, cfg)
+        now = time.monotonic()
+        for key in [k for k, d in self._devices.items() if d.expires_at < now]:
+            del self._devices[key]
+        while len(self._devices) >= MAX_PENDING:
+            del self._devices[next(iter(self._devices))]
+        interval = int(doc.get("interval") or DEVICE_DEFAULT_INTERVAL_S)
+        expires_in = float(doc.get("expires_in") or PENDING_TTL_S)
+        handle = secrets.token_urlsafe(STATE_BYTES)
+        self._devices[handle] = DeviceLogin(doc["device_code"], interval, now + expires_in)
+        return {"deviceHandle": handle, "userCode": doc["user_code"],
+                "verificationUri": doc["verification_uri"], "interval": interval,
+                "expiresIn": int(expires_in)}
+
+    async def device_poll(self, provider: str, handle: str) -> User:
+        """The user once they entered the code at GitHub. Raises DevicePending, StateMismatch
+        (unknown or expired handle) and what :meth:`complete` raises."""
+        cfg = self._enabled(provider)
+        login = self._devices.get(handle)
+        if login is None or login.expires_at < time.monotonic():
+            self._devices.pop(handle, None)
+            raise StateMismatch("unknown or expired device login; start again")
+        token = await asyncio.to_thread(github.poll_device, cfg, login.device_code)
+        if token is None:
+            raise DevicePending(login.interval_s)
+        del self._devices[handle]
+        ident = await asyncio.to_thread(github.identity, cfg, token)
         if not is_allowed(cfg, ident):
             raise NotAllowed(ident.principal_id)
         user = await self._sync(ident)
