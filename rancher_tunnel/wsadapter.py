@@ -22,11 +22,11 @@ from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 from aiohttp import WSMessage, WSMsgType, web
-from aiohttp._websocket.helpers import websocket_mask  # aiohttp's C masking (>= 3.11)
 from aiohttp.client_ws import ClientWebSocketResponse
 
 from .constants import WS_MAX_MESSAGE_BYTES
 from .errors import RemoteProtocolError
+from .wsmask import websocket_mask
 from .wsreader import WebSocketProtocolError, WsReaderProtocol
 
 # push-mode callbacks: one binary message (never mutated afterwards); the end of the input

@@ -5,7 +5,7 @@ reading task one loop iteration later. :class:`WsReaderProtocol` replaces it onc
 open (aiohttp still does the HTTP upgrade and the closing handshake): it is an
 ``asyncio.BufferedProtocol``, so the (TLS) transport decrypts into its buffers; a large message's
 payload is read straight into a buffer of its own (never reused, so zero-copy views of it may be
-held downstream), unmasked in place with aiohttp's C ``websocket_mask``, and handed to
+held downstream), unmasked in place (``wsmask``: aiohttp's C masking when importable), and handed to
 ``on_message`` synchronously from ``buffer_updated``. Small frames are parsed out of one reused
 scratch buffer and copied (cheap). Control frames: PING is answered through ``on_ping``, PONG is
 ignored, CLOSE ends the input (``on_close``). Anything malformed, a text message or a message over
@@ -21,9 +21,8 @@ import struct
 import threading
 from collections.abc import Callable
 
-from aiohttp._websocket.helpers import websocket_mask  # aiohttp's C masking (>= 3.11)
-
 from .errors import RemoteProtocolError
+from .wsmask import websocket_mask
 
 SCRATCH_BYTES = 64 * 1024  # reused buffer small frames are parsed from (one per thread)
 DIRECT_MIN_BYTES = 4 * 1024  # a partly received payload this large is read into its own buffer
