@@ -18,6 +18,7 @@ command -v npm >/dev/null 2>&1 || need+=(npm)            # axe-core for the UI's
 command -v etcd >/dev/null 2>&1 || need+=(etcd-server)   # the etcd store's tests start their own members
 [[ -x /usr/sbin/slapd ]] || need+=(slapd)                # directory login tests (tests/auth_providers)
 command -v ldapmodify >/dev/null 2>&1 || need+=(ldap-utils)
+command -v npm >/dev/null 2>&1 || need+=(npm)            # axe-core for the UI's accessibility tests
 if ((${#need[@]})); then
   step="installing Debian packages: ${need[*]}"
   echo "$step"
