@@ -15,6 +15,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from rancher_server import api, proxy, ui
 from rancher_server.access.impersonation import Impersonator
 from rancher_server.access.manager import AccessCollector, AccessManager
+from rancher_server.api.compression import compress_large_json
 from rancher_server.api.errors import error_middleware
 from rancher_server.auth import authenticate_bearer, error_response, unauthorized
 from rancher_server.auth.bootstrap import ensure_admin
@@ -100,7 +101,8 @@ def build_state(config: ServerConfig) -> ServerState:
 
 
 def create_app(state: ServerState) -> web.Application:
-    app = web.Application(client_max_size=1024 * 1024, middlewares=[error_middleware])
+    app = web.Application(client_max_size=1024 * 1024,
+                          middlewares=[error_middleware, compress_large_json])
     app[STATE] = state
     app[DIALER] = Dialer(state.sessions)
     app.on_response_prepare.append(add_hsts)

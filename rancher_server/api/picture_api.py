@@ -128,7 +128,9 @@ async def list_cluster_events(ctx: Ctx) -> web.Response:
 def summary_of(ctl: ClusterController, name: str) -> dict[str, Any]:
     status = ctl.status_json()
     warnings = sum(1 for e in ctl.picture.events.values() if e.type == "Warning")
-    return {"id": ctl.cluster_id, "name": name, **status,
+    versions = sorted({n.kubelet_version for n in ctl.picture.nodes.values()
+                       if n.kubelet_version})
+    return {"id": ctl.cluster_id, "name": name, **status, "kubernetesVersions": versions,
             "events": len(ctl.picture.events), "warningEvents": warnings}
 
 

@@ -79,6 +79,11 @@ export function homeView(main, _params, ctx) {
     }));
   };
   const loadVersions = async () => {
+    // The summary carries the versions; the full cluster list only for an older server.
+    if ([...clusters.values()].every((c) => Array.isArray(c.kubernetesVersions))) {
+      for (const c of clusters.values()) versions.set(c.id, c.kubernetesVersions.join(", "));
+      return;
+    }
     for (const c of await list("/v3/clusters")) versions.set(c.id, versionOf(c));
   };
   const refresh = async () => {
