@@ -18,12 +18,14 @@ from rancher_server.access.roles import cluster_roles
 from rancher_server.api.clusters_api import visible_cluster
 from rancher_server.api.spec import Ctx, endpoint
 from rancher_server.auth.http import ApiError
+from rancher_server.auth.tokens import token_usable
 from rancher_server.clusters.controller import ClusterController, ControllerManager
 from rancher_server.clusters.feed import RESYNC, FeedItem
 from rancher_server.clusters.picture import event_json, host_json, node_json
 
 DEFAULT_PAGE_LIMIT = 100
 MAX_PAGE_LIMIT = 1000
+FEED_TOKEN_CHECK_S = 1.0  # a revoked token's feed ends within this
 FEED_HEARTBEAT_S = 15.0  # an SSE comment line keeps proxies from closing an idle feed
 FEED_POLL_S = 1.0  # how often an idle feed checks that the server is not shutting down
 FEED_ACL_REFRESH_S = 5.0  # how often a feed of all clusters re-reads the caller's clusters
@@ -155,6 +157,15 @@ async def cluster_summary(ctx: Ctx) -> web.Response:
     return web.json_response({"type": "clusterSummary", "data": out, "totals": totals})
 
 
+def _no_longer_allowed(ctx: Ctx) -> str | None:
+    """Why the caller's token may no longer follow a feed (None: it may)."""
+    found = ctx.state.store.token_with_user(ctx.user.token_id)
+    if found is None:
+        return "token revoked"
+    tok, user = found
+    return token_usable(tok, user, time.time())
+
+
 def _sse(event: str, data: Any, item_id: int | None = None) -> bytes:
     head = f"id: {item_id}\n" if item_id is not None else ""
     return f"{head}event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
@@ -169,7 +180,14 @@ async def _stream(ctx: Ctx, manager: ControllerManager, accepts: Any,
         await resp.prepare(ctx.request)
         await resp.write(_sse("snapshot", snapshot))
         next_beat = time.monotonic() + FEED_HEARTBEAT_S
+        next_check = time.monotonic() + FEED_TOKEN_CHECK_S
         while not ctx.state.shutting_down and ctx.state.controllers is manager:
+            if time.monotonic() >= next_check:
+                next_check = time.monotonic() + FEED_TOKEN_CHECK_S
+                why = _no_longer_allowed(ctx)
+                if why is not None:  # a revoked token's feed ends, like a proxied watch
+                    await resp.write(_sse("end", {"reason": why}))
+                    break
             try:
                 item: FeedItem = await asyncio.wait_for(follower.queue.get(), FEED_POLL_S)
             except TimeoutError:
