@@ -71,3 +71,30 @@ def test_login_page_offers_the_enabled_directory_providers(tab: Tab, tmp_path: P
     # This server has no directory configured: the provider's refusal is shown in place.
     page.locator("#login-error").filter(has_text="").wait_for()
     assert page.inner_text("#login-error") != ""
+
+
+def test_login_page_links_to_redirect_providers(tab: Tab) -> None:
+    """GitHub and OpenID Connect log in at the provider: the page offers a link to the server's
+    authorize endpoint (which redirects there), not a password form for them."""
+    page = tab.page
+    providers = {"type": "collection", "data": [
+        {"type": "localProvider", "id": "local"},
+        {"type": "githubProvider", "id": "github",
+         "redirectUrl": "/v3-public/githubProviders/github/authorize"},
+        {"type": "oidcProvider", "id": "oidc",
+         "redirectUrl": "/v3-public/oidcProviders/oidc/authorize"},
+        {"type": "oidcProvider", "id": "oidc", "redirectUrl": "https://evil.example/x"}]}
+
+    def enabled(route: Any) -> None:
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(providers))
+    page.route("**/v3-public/authProviders", enabled)
+    page.goto(f"{tab.url}/ui/")
+    github = page.get_by_role("link", name="Log in with GitHub")
+    github.wait_for()
+    assert github.get_attribute("href") == "/v3-public/githubProviders/github/authorize"
+    links = page.locator("a.button[data-provider]")
+    assert links.count() == 2  # an off-site redirect URL is never offered
+    assert page.get_by_role("link", name="Log in with OpenID Connect").get_attribute(
+        "href") == "/v3-public/oidcProviders/oidc/authorize"
+    # The password form stays for local users (no directory provider is enabled).
+    assert page.locator(".providers button").count() == 0

@@ -78,12 +78,20 @@ function loginView(message) {
   const pass = h("input", { id: "password", name: "password", type: "password", autocomplete: "current-password", required: true });
   const button = h("button", { type: "submit" }, "Log in");
   const providers = h("div", { class: "providers", role: "group", "aria-label": "Log in with" });
+  const elsewhere = h("div", { class: "providers", role: "group", "aria-label": "Log in elsewhere" });
   let provider = "local";
   const form = h("form", { class: "login card", "aria-labelledby": "login-title" },
     h("h1", { id: "login-title" }, "Log in to Rancher"), providers,
     h("label", { for: "username" }, "Username"), user,
     h("label", { for: "password" }, "Password"), pass,
-    button, error);
+    button, elsewhere, error);
+  redirectProviders().then((found) => {
+    // GitHub and OpenID Connect log in at the provider: a link, not a password form; the
+    // provider sends the browser back to the server, which sets the session cookie.
+    replace(elsewhere, found.map((p) => h("a", {
+      class: "button secondary small", href: p.redirectUrl, dataset: { provider: p.id },
+    }, `Log in with ${REDIRECT_PROVIDER_NAMES[p.id] || p.id}`)));
+  });
   loginProviders().then((enabled) => {
     if (enabled.length < 2) return; // only local users: no choice to offer
     const choose = (id) => {
@@ -122,6 +130,18 @@ async function loginProviders() {
     return all.map((p) => p.id).filter((id) => id in PROVIDER_NAMES);
   } catch (e) {
     return ["local"];
+  }
+}
+
+// The enabled providers that log in by a redirect to themselves (GitHub, OpenID Connect).
+const REDIRECT_PROVIDER_NAMES = { github: "GitHub", oidc: "OpenID Connect" };
+async function redirectProviders() {
+  try {
+    const all = (await api("GET", "/v3-public/authProviders")).data || [];
+    return all.filter((p) => p.id in REDIRECT_PROVIDER_NAMES && typeof p.redirectUrl === "string"
+      && p.redirectUrl.startsWith("/"));
+  } catch (e) {
+    return [];
   }
 }
 
