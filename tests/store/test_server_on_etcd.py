@@ -25,7 +25,11 @@ def replica(tmp_path: Path, name: str, etcd: EtcdMember) -> ServerProc:
     return proc.start()
 
 
-def test_two_replicas_share_one_etcd(tmp_path: Path, etcd_member: EtcdMember) -> None:
+def test_two_replicas_share_one_etcd(tmp_path: Path) -> None:
+    # An etcd of its own: the server uses etcd's whole keyspace, and other tests (migration)
+    # write servers' states into the shared member.
+    etcd_member = EtcdMember(tmp_path / "etcd")
+    etcd_member.start()
     sim = KubeSimProc(tmp_path / "sim", ["--nodes", "1", "--authorization-mode", "RBAC"]).start()
     a = replica(tmp_path, "a", etcd_member)
     b = replica(tmp_path, "b", etcd_member)
@@ -74,6 +78,7 @@ def test_two_replicas_share_one_etcd(tmp_path: Path, etcd_member: EtcdMember) ->
         b.stop()
         a.stop()
         sim.stop()
+        etcd_member.stop()
 
 
 @pytest.mark.parametrize("bad", ["etcd://", "postgres://db"])
