@@ -19,8 +19,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import signal
 import ssl
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -49,6 +52,9 @@ QUICK_REFRESH_USERS = 1_000
 TARGET_LOGIN_P99_MS = 200.0
 TARGET_REFRESH_S = 60.0
 PCT_99 = 0.99
+ROUNDS = 3  # timed rounds; the percentiles are over all of their logins
+PROFILER_START_S = 1.0
+PROFILER_STOP_S = 30.0
 
 
 def seed_ldif(users: int) -> str:
@@ -70,16 +76,42 @@ def seed_ldif(users: int) -> str:
     return "\n".join(out) + "\n"
 
 
+def cpu_s(pid: int) -> float:
+    """User and system CPU time of a process so far (Linux /proc), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pct(xs: list[float], q: float) -> float:
     s = sorted(xs)
     return s[min(len(s) - 1, int(q * len(s)))]
 
 
-async def timed_logins(url: str, ca: Path, path: str, names: list[str], password: str) -> (
-        list[float]):
+async def timed_logins(url: str, ca: Path, path: str, names: list[str], password: str, *,
+                       warm: bool = False) -> list[float]:
+    """Each name's login latency (ms), all at once. ``warm``: every login goes over a keep-alive
+    connection opened (TLS handshake done) by a GET /ping before the clock starts, so the time is
+    the server's login and not this client's 100 handshakes; otherwise each login opens its own
+    connection (what 100 separate clients cost the server, handshakes included)."""
     ctx = ssl.create_default_context(cafile=str(ca))
-    conn = aiohttp.TCPConnector(ssl=ctx, limit=0, force_close=True)
-    async with aiohttp.ClientSession(connector=conn) as session:
+    opened = 0
+
+    async def on_create(*_: object) -> None:
+        nonlocal opened
+        opened += 1
+
+    trace = aiohttp.TraceConfig()
+    trace.on_connection_create_end.append(on_create)
+    conn = aiohttp.TCPConnector(ssl=ctx, limit=0, force_close=not warm)
+    async with aiohttp.ClientSession(connector=conn, trace_configs=[trace]) as session:
+        if warm:
+            async def ping() -> None:
+                async with session.get(url + "/ping") as r:
+                    await r.read()
+
+            await asyncio.gather(*(ping() for _ in names))
+            opened = 0
+
         async def one(name: str) -> float:
             t0 = time.perf_counter()
             async with session.post(url + path, json={"username": name,
@@ -88,12 +120,17 @@ async def timed_logins(url: str, ca: Path, path: str, names: list[str], password
                 assert r.status == 201, (r.status, await r.text())
             return (time.perf_counter() - t0) * 1000
 
-        return list(await asyncio.gather(*(one(n) for n in names)))
+        out = list(await asyncio.gather(*(one(n) for n in names)))
+        assert not warm or opened == 0, f"{opened} logins opened a new connection"
+        return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--rounds", type=int, default=ROUNDS, help="timed rounds of 100 logins")
+    ap.add_argument("--profile", metavar="FILE",
+                    help="py-spy (raw format) of the server during the timed rounds")
     args = ap.parse_args()
     refresh_users = QUICK_REFRESH_USERS if args.quick else REFRESH_USERS
     tmp = Path(tempfile.mkdtemp(prefix="ldap-bench-"))
@@ -115,7 +152,28 @@ def main() -> None:
                                  [f"u{i}" for i in range(WARMUP_LOGINS)], USER_PW))
         names = [f"u{DIRECTORY_USERS - 1 - i}" for i in range(CONCURRENT_LOGINS)]
         first_ms = asyncio.run(timed_logins(server.url, server.ca_path, login, names, USER_PW))
-        ldap_ms = asyncio.run(timed_logins(server.url, server.ca_path, login, names, USER_PW))
+        assert server.proc is not None and ldap.proc is not None
+        spy = None
+        if args.profile:
+            spy = subprocess.Popen(["py-spy", "record", "-p", str(server.proc.pid), "-r", "500",
+                                    "-f", "raw", "-o", args.profile], stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+            time.sleep(PROFILER_START_S)
+        ldap_ms: list[float] = []
+        cold_ms: list[float] = []
+        cpu_ms = {"server": 0.0, "slapd": 0.0}
+        for _ in range(args.rounds):  # interleaved: both see the same machine load
+            cold_ms += asyncio.run(timed_logins(server.url, server.ca_path, login, names,
+                                                USER_PW))
+            before = {"server": cpu_s(server.proc.pid), "slapd": cpu_s(ldap.proc.pid)}
+            ldap_ms += asyncio.run(timed_logins(server.url, server.ca_path, login, names,
+                                                USER_PW, warm=True))
+            cpu_ms["server"] += (cpu_s(server.proc.pid) - before["server"]) * 1000
+            cpu_ms["slapd"] += (cpu_s(ldap.proc.pid) - before["slapd"]) * 1000
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(PROFILER_STOP_S)
+        logins = args.rounds * CONCURRENT_LOGINS
 
         for i in range(CONCURRENT_LOGINS):
             admin.call("POST", "/v3/users", {"username": f"local{i}",
@@ -145,8 +203,13 @@ def main() -> None:
         "bench": "ldap", "quick": args.quick, "directory_users": DIRECTORY_USERS,
         "concurrent_logins": CONCURRENT_LOGINS,
         "ldap_first_login_p99_ms": round(pct(first_ms, PCT_99), 1),
+        "rounds": args.rounds,
         "ldap_login_p50_ms": round(statistics.median(ldap_ms), 1),
         "ldap_login_p99_ms": round(pct(ldap_ms, PCT_99), 1),
+        "ldap_login_cold_conn_p50_ms": round(statistics.median(cold_ms), 1),
+        "ldap_login_cold_conn_p99_ms": round(pct(cold_ms, PCT_99), 1),
+        "server_cpu_ms_per_login": round(cpu_ms["server"] / logins, 2),
+        "slapd_cpu_ms_per_login": round(cpu_ms["slapd"] / logins, 2),
         "local_login_p50_ms": round(statistics.median(local_ms), 1),
         "local_login_p99_ms": round(pct(local_ms, PCT_99), 1),
         "refreshed_users": report["users"], "changed_users": report["changed"],

@@ -22,10 +22,16 @@ LDAPS_DEFAULT_PORT = 636
 # Threads that run ldap3 (synchronous) calls. A dedicated pool, not asyncio's default executor: a
 # stalled directory must not starve the store's and the audit log's to_thread calls.
 LDAP_MAX_THREADS = 16
-LDAP_POOL_MAX_CONNECTIONS = 12  # open, bound connections kept per provider and purpose
+# Open, bound connections kept per provider and purpose: one per thread, so that a burst of logins
+# reuses them all (with fewer, every burst closed and reopened the rest: a TLS handshake each).
+LDAP_POOL_MAX_CONNECTIONS = LDAP_MAX_THREADS
 LDAP_PAGE_SIZE = 500  # paged search (RFC 2696) page size for the periodic refresh
 LDAP_FILTER_CHUNK = 50  # values per OR filter when walking nested groups
 MAX_NESTED_GROUP_DEPTH = 5  # a group of a group ... at most this deep (and cycles stop)
+# How long a login reuses the nesting it found (the groups a set of groups is inside) instead of
+# walking it again; the periodic refresh clears it. Membership itself is read at every login.
+NESTED_GROUP_CACHE_S = 30.0
+NESTED_GROUP_CACHE_MAX_ENTRIES = 10_000
 MAX_DIRECTORY_GROUPS_PER_USER = 256  # beyond this a user's groups are cut (and it is logged)
 LOGIN_SEARCH_SIZE_LIMIT = 2  # one entry expected; two means the login name is ambiguous
 

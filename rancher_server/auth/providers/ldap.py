@@ -13,6 +13,7 @@ import contextlib
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -27,6 +28,8 @@ from rancher_server.auth.providers.constants import (
     LOGIN_SEARCH_SIZE_LIMIT,
     MAX_DIRECTORY_GROUPS_PER_USER,
     MAX_NESTED_GROUP_DEPTH,
+    NESTED_GROUP_CACHE_MAX_ENTRIES,
+    NESTED_GROUP_CACHE_S,
 )
 from rancher_server.auth.providers.ldap3lib import (
     BASE,
@@ -346,7 +349,12 @@ def check_password(pool: ConnectionPool, dn: str, password: str) -> None:
         raise LoginRefused("empty password", dn)
 
     def bind(conn: Connection) -> bool:
-        return bool(conn.rebind(user=dn, password=password, authentication=SIMPLE))
+        # A pooled connection, rebound: no TLS handshake per login. It is only ever used for
+        # binds, and after a refused bind the server holds it anonymous (RFC 4511, 4.2.1).
+        try:
+            return bool(conn.rebind(user=dn, password=password, authentication=SIMPLE))
+        finally:
+            conn.password = None  # the user's password is not kept in an idle connection
 
     try:
         ok = pool.run(bind)
@@ -370,11 +378,11 @@ def _or(attr: str, values: list[str]) -> str:
     return parts[0] if len(parts) == 1 else "(|" + "".join(parts) + ")"
 
 
-def user_group_dns(conn: Connection, cfg: LdapConfig, flavour: Flavour, entry: Entry) -> (
-        list[str]):
+def user_group_dns(conn: Connection, cfg: LdapConfig, flavour: Flavour, entry: Entry,
+                   nested: NestedGroupCache | None = None) -> list[str]:
     """The DNs of the user's groups: memberOf, groups naming the user in the mapping attribute,
     the directory's own transitive list (AD tokenGroups) and, if nesting is on, the groups of
-    those groups up to MAX_NESTED_GROUP_DEPTH."""
+    those groups up to MAX_NESTED_GROUP_DEPTH (from ``nested`` when it has them)."""
     found: dict[str, str] = {}  # lower-cased DN -> DN as the directory spells it
     transitive = flavour.transitive_groups(conn, cfg, entry)
     if transitive is not None:
@@ -391,20 +399,80 @@ def user_group_dns(conn: Connection, cfg: LdapConfig, flavour: Flavour, entry: E
                 cfg, _or(cfg.group_member_mapping_attribute, [value])), [], stage=STAGE_GROUPS):
             found[g.dn.lower()] = g.dn
     if cfg.nested_group_membership_enabled and base:
-        frontier = list(found.values())
-        for _ in range(MAX_NESTED_GROUP_DEPTH):
-            nxt: list[str] = []
-            for i in range(0, len(frontier), LDAP_FILTER_CHUNK):
-                chunk = frontier[i:i + LDAP_FILTER_CHUNK]
-                for g in search(conn, base, _group_filter(cfg, _or(
-                        cfg.group_member_mapping_attribute, chunk)), [], stage=STAGE_GROUPS):
-                    if g.dn.lower() not in found:
-                        found[g.dn.lower()] = g.dn
-                        nxt.append(g.dn)
-            if not nxt:
-                break
-            frontier = nxt
+        direct = tuple(sorted(found))
+        cached = nested.get(direct) if nested is not None else None
+        if cached is None:
+            cached = _nested_groups(conn, cfg, base, found)
+            if nested is not None:
+                nested.put(direct, cached)
+        for dn in cached:
+            found.setdefault(dn.lower(), dn)
     return sorted(found.values(), key=str.lower)
+
+
+def _nested_groups(conn: Connection, cfg: LdapConfig, base: str, direct: dict[str, str]) -> (
+        tuple[str, ...]):
+    """The groups that hold ``direct`` (lower-cased DN -> DN) through nesting, up to
+    MAX_NESTED_GROUP_DEPTH levels (cycles stop): one search per level and chunk."""
+    found = dict(direct)
+    frontier = list(direct.values())
+    for _ in range(MAX_NESTED_GROUP_DEPTH):
+        nxt: list[str] = []
+        for i in range(0, len(frontier), LDAP_FILTER_CHUNK):
+            chunk = frontier[i:i + LDAP_FILTER_CHUNK]
+            for g in search(conn, base, _group_filter(cfg, _or(
+                    cfg.group_member_mapping_attribute, chunk)), [], stage=STAGE_GROUPS):
+                if g.dn.lower() not in found:
+                    found[g.dn.lower()] = g.dn
+                    nxt.append(g.dn)
+        if not nxt:
+            break
+        frontier = nxt
+    return tuple(dn for key, dn in found.items() if key not in direct)
+
+
+class NestedGroupCache:
+    """The groups a set of direct groups is nested in, kept NESTED_GROUP_CACHE_S between logins:
+    nesting (a team inside a division) changes far less often than membership, and walking it
+    costs a search per level on every login. Only the nesting is cached: a user's own entry, its
+    password and its direct groups are read from the directory at every login. The periodic
+    refresh never uses it (it reads the whole directory) and clears it, so a login after a
+    refresh sees no nesting older than that refresh; at worst a login within
+    NESTED_GROUP_CACHE_S of a change in nesting gets the old nesting until the next refresh.
+    Keyed by the sorted, lower-cased direct group DNs; thread-safe."""
+
+    def __init__(self, ttl_s: float = NESTED_GROUP_CACHE_S,
+                 max_entries: int = NESTED_GROUP_CACHE_MAX_ENTRIES,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._ttl_s = ttl_s
+        self._max = max_entries
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._entries: dict[tuple[str, ...], tuple[float, tuple[str, ...]]] = {}
+
+    def get(self, direct: tuple[str, ...]) -> tuple[str, ...] | None:
+        with self._lock:
+            hit = self._entries.get(direct)
+            if hit is None:
+                return None
+            if self._clock() >= hit[0]:
+                del self._entries[direct]
+                return None
+            return hit[1]
+
+    def put(self, direct: tuple[str, ...], nested: tuple[str, ...]) -> None:
+        with self._lock:
+            if len(self._entries) >= self._max:
+                self._entries.clear()  # bounded; a full cache is rebuilt by the next logins
+            self._entries[direct] = (self._clock() + self._ttl_s, nested)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
 
 
 def group_principals(provider: str, dns: Iterable[str]) -> tuple[str, ...]:
@@ -425,14 +493,17 @@ def directory_user(cfg: LdapConfig, flavour: Flavour, entry: Entry, group_dns: I
 
 
 def authenticate(service: ConnectionPool, auth: ConnectionPool, flavour: Flavour,
-                 login_name: str, password: str) -> DirectoryUser:
-    """The directory user for these credentials; LoginRefused or DirectoryError otherwise."""
+                 login_name: str, password: str,
+                 nested: NestedGroupCache | None = None) -> DirectoryUser:
+    """The directory user for these credentials; LoginRefused or DirectoryError otherwise.
+    Three round trips when ``nested`` knows the user's nesting: the user search, the bind as
+    the user, the search of the groups that name the user."""
     cfg = service.cfg
     entry = service.run(lambda c: find_user(c, cfg, flavour, login_name))
     check_password(auth, entry.dn, password)
     if not flavour.enabled(entry):
         raise LoginRefused("account disabled in the directory", entry.dn)
-    dns = service.run(lambda c: user_group_dns(c, cfg, flavour, entry))
+    dns = service.run(lambda c: user_group_dns(c, cfg, flavour, entry, nested))
     return directory_user(cfg, flavour, entry, dns)
 
 

@@ -41,6 +41,7 @@ from rancher_server.auth.providers.ldap import (
     DirectoryError,
     DirectoryUser,
     Flavour,
+    NestedGroupCache,
     TestStep,
     authenticate,
     directory_user,
@@ -109,11 +110,17 @@ def user_dn(user: User) -> tuple[str, str] | None:
     return parsed[0], parsed[2]
 
 
+@functools.lru_cache(maxsize=8)
+def _fingerprint(cfg: LdapConfig) -> str:
+    return cfg.fingerprint()  # a frozen config: computed once, not at every login
+
+
 @dataclass
 class _Pools:
     fingerprint: str
     service: ConnectionPool
     auth: ConnectionPool
+    nested: NestedGroupCache = field(default_factory=NestedGroupCache)
 
 
 @dataclass
@@ -124,6 +131,7 @@ class DirectoryService:
     _pools: dict[str, _Pools] = field(default_factory=dict)
     _box: SecretBox | None = None
     _last_refresh: dict[str, float] = field(default_factory=dict)
+    _configs: dict[str, tuple[str | None, LdapConfig]] = field(default_factory=dict)
     reports: dict[str, RefreshReport] = field(default_factory=dict)
     _refresh_lock: dict[str, asyncio.Lock] = field(default_factory=dict)
 
@@ -136,10 +144,16 @@ class DirectoryService:
         return self._box
 
     def config(self, provider: str) -> LdapConfig:
-        """The stored configuration (cached store read). SecretError when the bind password does
-        not decrypt with the configured keys."""
-        return cfgmod.load(provider, self.state.store.get_setting(
-            cfgmod.setting_name(provider)), self.box)
+        """The stored configuration (cached store read; parsed and decrypted once per stored
+        value, not at every login). SecretError when the bind password does not decrypt with the
+        configured keys."""
+        raw = self.state.store.get_setting(cfgmod.setting_name(provider))
+        hit = self._configs.get(provider)
+        if hit is not None and hit[0] == raw:
+            return hit[1]
+        cfg = cfgmod.load(provider, raw, self.box)
+        self._configs[provider] = (raw, cfg)
+        return cfg
 
     async def save(self, cfg: LdapConfig) -> None:
         await asyncio.to_thread(self.state.store.set_setting, cfgmod.setting_name(cfg.provider),
@@ -166,7 +180,7 @@ class DirectoryService:
         return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
 
     def _pools_for(self, cfg: LdapConfig) -> _Pools:
-        fp = cfg.fingerprint()
+        fp = _fingerprint(cfg)
         pools = self._pools.get(cfg.provider)
         if pools is None or pools.fingerprint != fp:
             if pools is not None:
@@ -188,7 +202,7 @@ class DirectoryService:
             raise ProviderDisabled(provider)
         pools = self._pools_for(cfg)
         duser = await self._call(authenticate, pools.service, pools.auth, FLAVOURS[provider],
-                                 login_name, password)
+                                 login_name, password, pools.nested)
         if not is_allowed(cfg, duser):
             raise NotAllowed(duser.principal_id)
         return await self._sync_login(duser)
@@ -311,6 +325,7 @@ class DirectoryService:
                 await self._apply(cfg, u, None, report)
             return
         pools = self._pools_for(cfg)
+        pools.nested.clear()  # logins after this refresh walk the nesting afresh
         if cfg.token_groups_enabled:
             for u in users:
                 dn = user_dn(u)
