@@ -213,7 +213,7 @@ class UsersMixin(SQLiteBase):
     def touch_tokens(self, last_used: Mapping[str, float]) -> None:
         if not last_used:
             return
-        with self._tx() as db:
+        with self._tx(quiet=True) as db:
             db.executemany(
                 "UPDATE tokens SET last_used_at=? WHERE id=?",
                 [(ts, tid) for tid, ts in last_used.items()],

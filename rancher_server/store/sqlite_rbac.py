@@ -127,7 +127,7 @@ class BindingsMixin(SQLiteBase):
         rows = [(e.ts, e.user_id, e.action, e.target, e.result, e.remote) for e in entries]
         if not rows:
             return
-        with self._tx() as db:
+        with self._tx(quiet=True) as db:
             db.executemany(
                 "INSERT INTO audit (ts, user_id, action, target, result, remote)"
                 " VALUES (?,?,?,?,?,?)",
@@ -145,7 +145,7 @@ class BindingsMixin(SQLiteBase):
         return [_audit(r) for r in rows]
 
     def purge_audit(self, older_than: float) -> int:
-        with self._tx() as db:
+        with self._tx(quiet=True) as db:
             return int(db.execute("DELETE FROM audit WHERE ts < ?", (older_than,)).rowcount)
 
     # Settings ------------------------------------------------------------------------------

@@ -94,8 +94,8 @@ def test_listeners_fire_after_commits_only_and_revision_changes(tmp_path: Path) 
     assert len(seen) == 3
     # A commit by another process (the CLI) moves the revision too.
     rev = store.revision
-    other = sqlite3.connect(tmp_path / "db", isolation_level=None)
-    other.execute("INSERT INTO settings (name, value) VALUES ('x', '1')")
+    other = SQLiteStore(tmp_path / "db")  # the CLI writes through the same store code
+    other.set_setting("x", "1")
     other.close()
     assert store.revision != rev
     store.close()
