@@ -41,15 +41,17 @@ share the two cores; numbers from this benchmark, ``--profile`` and an in-proces
   connection per login its 100 handshakes and the server's arrive in the timed window
   (``ldap_login_cold_conn_p99_ms``: 400-1,100 ms against 250-740 ms warm in the same runs).
 
-Changes, two interleaved before/after pairs of quick runs with 5 rounds each, in one session:
-LDAP round trips per login 5 -> 3 (a 30 s cache of the nesting above a user's direct groups;
-membership, the password and the account are still read at every login), pool one connection per
-thread (no reconnects per burst), configuration parsed once per stored value. ldap_login_p99_ms
-353 / 448 -> 257 / 254, p50 302 / 365 -> 242 / 242, ldap_login_cold_conn_p99_ms 539 / 592 -> 386
-/ 393, ldap_first_login_p99_ms 517 / 519 -> 375 / 405, server CPU per login 3.2 / 4.3 -> 2.6 / 2.8
-ms, slapd 0.54 / 0.62 -> 0.42 / 0.34 ms. In-process, LDAP only: 100 logins 225-265 -> 150 ms of
-wall, 227-270 -> 137-148 ms of CPU. The benchmark itself: warmed connections, and SETTLE_S
-between rounds (without it the first warm round measured the cold round's tail: 630-740 ms).
+Changes, three interleaved before/after pairs of quick runs with 5 rounds each, in one session
+(before: the same tree with the directory code as it was): LDAP round trips per login 5 -> 3 (a
+30 s cache of the nesting above a user's direct groups; membership, the password and the account
+are still read at every login), pool one connection per thread (no reconnects per burst),
+configuration parsed once per stored value. Server CPU per login 3.5 / 4.3 / 4.4 -> 2.3 / 2.9 /
+2.9 ms, slapd 0.60 / 0.66 / 0.64 -> 0.32 / 0.38 / 0.38 ms; ldap_login_p99_ms 393 / 455 / 461 ->
+278 / 607 / 264 and p50 348 / 382 / 393 -> 216 / 392 / 254 (the second pair's after-run had a
+load spike: its first round 1,811 ms, its client CPU up 15 %); ldap_login_cold_conn_p99_ms 553 /
+565 / 498 -> 423 / 753 / 412. In-process, LDAP only: 100 logins 225-265 -> 150 ms of wall,
+227-270 -> 137-148 ms of CPU. The benchmark itself: warmed connections, and SETTLE_S between
+rounds (without it the first warm round measured the cold round's tail: 630-740 ms).
 
 Left: ~1.4 ms of ldap3 CPU per login (three operations; pyasn1 encoding); the server's HTTP,
 token commit and log line (~1.3 ms, outside the directory code); and on this 2-core machine the
