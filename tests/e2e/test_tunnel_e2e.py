@@ -201,7 +201,12 @@ def test_stopped_agent_dropped_within_keepalive_bound(
         assert agent.proc is not None
         os.kill(agent.proc.pid, signal.SIGSTOP)
         t0 = time.monotonic()
-        wait_until(lambda: sessions(server) == 0, 10, what="session dropped")
+        try:
+            wait_until(lambda: sessions(server) == 0, 10, what="session dropped")
+        except TimeoutError:  # seen once in a full run: keep what explains it
+            tail = "\n".join((logdir / "server.log").read_text().splitlines()[-40:])
+            raise AssertionError(f"the stopped agent's session was not dropped; server log:\n"
+                                 f"{tail}") from None
         dropped_s = time.monotonic() - t0
         assert dropped_s <= 2 + 1.5, dropped_s
         os.kill(agent.proc.pid, signal.SIGCONT)
