@@ -4,15 +4,6 @@ this without aiohttp): name patterns, password bounds. Roles are role templates 
 
 from __future__ import annotations
 
-# Deprecated: the three old cluster roles' downstream ClusterRoles (Catalog.downstream_roles
-# replaces it); kept until nothing imports it.
-CLUSTER_OWNER = "cluster-owner"
-CLUSTER_MEMBER = "cluster-member"
-READ_ONLY = "read-only"
-DOWNSTREAM_CLUSTER_ROLE = {
-    CLUSTER_OWNER: "cluster-admin", CLUSTER_MEMBER: "edit", READ_ONLY: "view",
-}
-
 USERNAME_PATTERN = r"[a-z0-9]([a-z0-9._-]*[a-z0-9])?"
 # Local groups are sent downstream as Impersonate-Group: "system:" groups (system:masters!) and
 # anything that is not a plain name are refused.

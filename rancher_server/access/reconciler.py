@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -364,9 +363,6 @@ class ClusterReconciler:
         return out
 
     # What the API and metrics show ---------------------------------------------------------
-
-    def user_failures(self, names: Callable[[DKey], bool]) -> list[Failure]:
-        return [f for k, f in self.failures.items() if names(k)]
 
     def status(self) -> dict[str, Any]:
         watches = {

@@ -227,11 +227,19 @@ class Catalog:
             "rules": downstream_rules(t),
         }
 
-    def allows(self, template_ids: Iterable[str], resource: str, verb: str) -> bool:
-        """Whether any of these templates lets its holder ``verb`` the server's ``resource``."""
+    def allows(
+        self, template_ids: Iterable[str], resource: str, verb: str,
+        group: str = MANAGEMENT_GROUP,
+    ) -> bool:
+        """Whether any of these templates lets its holder ``verb`` ``resource`` of ``group``:
+        by default the server's own API; another group asks what the templates grant
+        downstream, where binding Kubernetes' ``cluster-admin`` grants everything."""
         for tid in template_ids:
             for t in self.closure(tid):
-                if any(_rule_allows(r, MANAGEMENT_GROUP, resource, verb) for r in t.rules):
+                if (group != MANAGEMENT_GROUP and t.external
+                        and external_role_name(t) == "cluster-admin"):
+                    return True
+                if any(_rule_allows(r, group, resource, verb) for r in t.rules):
                     return True
         return False
 

@@ -18,7 +18,7 @@ from rancher_server.access.roles import cluster_roles
 from rancher_server.api.clusters_api import visible_cluster
 from rancher_server.api.spec import Ctx, endpoint
 from rancher_server.auth.http import ApiError
-from rancher_server.auth.tokens import token_usable
+from rancher_server.auth.tokens import token_still_usable
 from rancher_server.clusters.controller import ClusterController, ControllerManager
 from rancher_server.clusters.feed import RESYNC, FeedItem
 from rancher_server.clusters.picture import event_json, host_json, node_json
@@ -157,15 +157,6 @@ async def cluster_summary(ctx: Ctx) -> web.Response:
     return web.json_response({"type": "clusterSummary", "data": out, "totals": totals})
 
 
-def _no_longer_allowed(ctx: Ctx) -> str | None:
-    """Why the caller's token may no longer follow a feed (None: it may)."""
-    found = ctx.state.store.token_with_user(ctx.user.token_id)
-    if found is None:
-        return "token revoked"
-    tok, user = found
-    return token_usable(tok, user, time.time())
-
-
 def _sse(event: str, data: Any, item_id: int | None = None) -> bytes:
     head = f"id: {item_id}\n" if item_id is not None else ""
     return f"{head}event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
@@ -184,7 +175,7 @@ async def _stream(ctx: Ctx, manager: ControllerManager, accepts: Any,
         while not ctx.state.shutting_down and ctx.state.controllers is manager:
             if time.monotonic() >= next_check:
                 next_check = time.monotonic() + FEED_TOKEN_CHECK_S
-                why = _no_longer_allowed(ctx)
+                why = token_still_usable(ctx.state.store, ctx.user.token_id, time.time())
                 if why is not None:  # a revoked token's feed ends, like a proxied watch
                     await resp.write(_sse("end", {"reason": why}))
                     break

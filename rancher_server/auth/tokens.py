@@ -59,6 +59,15 @@ def token_usable(tok: ApiToken, user: User, now: float) -> str | None:
     return None
 
 
+def token_still_usable(store: Store, token_id: str, now: float) -> str | None:
+    """Why an already-accepted token may no longer be used (None: it may): what long-lived
+    requests (proxied watches, live feeds) re-check while they stay open."""
+    found = store.token_with_user(token_id)
+    if found is None:
+        return "token revoked"
+    return token_usable(*found, now)
+
+
 def principal_of(store: Store, tok: ApiToken, user: User) -> Principal:
     """The principal with its global roles (cached reads: until the store's next commit)."""
     roles, admin = global_roles_of(store, user)

@@ -18,7 +18,7 @@ from aiohttp import web
 from rancher_server.access.desired import PROJECT_ANNOTATION
 from rancher_server.access.manager import AccessManager
 from rancher_server.access.roles import Access
-from rancher_server.access.templates import Catalog, external_role_name
+from rancher_server.access.templates import Catalog
 from rancher_server.auth import Principal, audit
 from rancher_server.clusters.kube import KubeError
 from rancher_server.proxy.status import status_response
@@ -31,22 +31,6 @@ SYNC_WAIT_S = 20.0
 PASSED_QUERY = ("dryRun", "fieldManager", "fieldValidation")
 
 
-def _downstream_allows(catalog: Catalog, template_ids: tuple[str, ...]) -> bool:
-    """Whether these cluster templates give a cluster-wide right to create namespaces."""
-    for tid in template_ids:
-        for t in catalog.closure(tid):
-            if t.external and external_role_name(t) == "cluster-admin":
-                return True
-            for rule in t.rules:
-                groups, resources, verbs = (rule.get(k) or [] for k in
-                                            ("apiGroups", "resources", "verbs"))
-                if (("" in groups or "*" in groups) and ("namespaces" in resources
-                                                         or "*" in resources)
-                        and ("create" in verbs or "*" in verbs)):
-                    return True
-    return False
-
-
 def is_namespace_create(
     request: web.Request, path_qs: str, access: Access, store: Store
 ) -> bool:
@@ -54,7 +38,9 @@ def is_namespace_create(
         return False
     if request.content_type != "application/json":
         return False  # protobuf (kubectl create namespace): forwarded; RBAC decides downstream
-    return not _downstream_allows(Catalog.load(store), access.cluster_templates)
+    # Those whose cluster templates grant creating namespaces downstream are forwarded as usual.
+    return not Catalog.load(store).allows(access.cluster_templates, "namespaces", "create",
+                                          group="")
 
 
 def _forbidden(principal: Principal, why: str) -> web.Response:

@@ -18,7 +18,7 @@ from prometheus_client.registry import Collector
 
 from rancher_server.access.roles import Access, access_of
 from rancher_server.auth.principal import Principal
-from rancher_server.auth.tokens import principal_of, token_usable
+from rancher_server.auth.tokens import principal_of, token_still_usable
 from rancher_server.store import NotFound, Store
 from rancher_tunnel.logs import get_logger
 
@@ -72,18 +72,17 @@ class StreamGuard:
     def revoked(self, req: OpenRequest) -> str | None:
         """Why this request may no longer stay open (None: it may)."""
         store = self._store
-        found = store.token_with_user(req.principal.token_id)
-        if found is None:
-            return "token revoked"
-        tok, user = found
-        reason = token_usable(tok, user, time.time())
+        reason = token_still_usable(store, req.principal.token_id, time.time())
         if reason is not None:
             return reason
         try:
             store.get_cluster(req.cluster_id)
         except NotFound:
             return "cluster deleted"
-        now = principal_of(store, tok, user)
+        found = store.token_with_user(req.principal.token_id)  # cached: the read above
+        if found is None:
+            return "token revoked"
+        now = principal_of(store, *found)
         if fingerprint_of(now, access_of(store, now, req.cluster_id)) != req.fingerprint:
             return "access to the cluster changed"
         return None
