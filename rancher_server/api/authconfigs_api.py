@@ -61,6 +61,7 @@ from rancher_server.auth.providers.service import (
 )
 from rancher_server.auth.session_cookie import SESSION_COOKIE
 from rancher_server.auth.tokens import IssuedToken, issue_token
+from rancher_server.state import ServerState
 from rancher_server.store import NotFound, User
 from rancher_tunnel.logs import get_logger
 
@@ -126,6 +127,17 @@ def _stored(ctx: Ctx, provider: str) -> cfgmod.LdapConfig:
     except SecretError as e:
         raise ApiError(503, f"the stored bind password does not decrypt: {e}") from e
 
+
+
+async def _refused(state: ServerState, e: NotAllowed | StoreDisabled, remote: str) -> ApiError:
+    """A directory user the provider's allow-list or an administrator keeps out: audited, and
+    the same answer whichever provider they came through."""
+    if isinstance(e, NotAllowed):
+        await audit_now(state, None, "login", f"user:{e}", "not allowed", remote)
+        return ApiError(403, "this user may not log in: the provider allows only certain users "
+                             "and groups")
+    await audit_now(state, None, "login", f"user:{e}", RESULT_DISABLED, remote, str(e))
+    return ApiError(401, LOGIN_FAILED_MESSAGE)
 
 @endpoint("GET", "/v3-public/authProviders", "The enabled login providers (for a login page)",
           auth=AUTH_PUBLIC, response="collection of providers")
@@ -271,13 +283,8 @@ async def _directory_login(ctx: Ctx, provider: str) -> web.Response:
         if delay > 0:
             await asyncio.sleep(delay)
         raise ApiError(401, LOGIN_FAILED_MESSAGE) from e
-    except NotAllowed as e:
-        await audit_now(state, None, "login", f"user:{e}", "not allowed", remote)
-        raise ApiError(403, "this user may not log in: the provider allows only certain users "
-                            "and groups") from e
-    except StoreDisabled as e:
-        await audit_now(state, None, "login", f"user:{e}", RESULT_DISABLED, remote, str(e))
-        raise ApiError(401, LOGIN_FAILED_MESSAGE) from e
+    except (NotAllowed, StoreDisabled) as e:
+        raise await _refused(state, e, remote) from e
     record_login_success(state, key, remote)
     ttl = ctx.body.get("ttl") or 0
     ttl_s = min(LOGIN_TOKEN_TTL_S, ttl / MS_PER_S) if ttl > 0 else LOGIN_TOKEN_TTL_S
@@ -431,13 +438,8 @@ async def _oauth_callback(ctx: Ctx, provider: str) -> web.Response:
         await audit_now(state, None, "login", f"user:{provider}:?", f"failure {e.stage}",
                         remote)
         raise ApiError(401, f"login refused ({e.stage}): {e.message}") from e
-    except NotAllowed as e:
-        await audit_now(state, None, "login", f"user:{e}", "not allowed", remote)
-        raise ApiError(403, "this user may not log in: the provider allows only certain users "
-                            "and groups") from e
-    except StoreDisabled as e:
-        await audit_now(state, None, "login", f"user:{e}", RESULT_DISABLED, remote, str(e))
-        raise ApiError(401, LOGIN_FAILED_MESSAGE) from e
+    except (NotAllowed, StoreDisabled) as e:
+        raise await _refused(state, e, remote) from e
     issued = await _issue_login(ctx, provider, user)
     if pending.response == RESPONSE_JSON:
         resp = web.json_response(token_resource(issued.token, time.time(),
@@ -531,13 +533,8 @@ async def github_device_login(ctx: Ctx) -> web.Response:
     except OAuthError as e:
         await audit_now(state, None, "login", "user:github:?", f"failure {e.stage}", remote)
         raise ApiError(401, f"login refused ({e.stage}): {e.message}") from e
-    except NotAllowed as e:
-        await audit_now(state, None, "login", f"user:{e}", "not allowed", remote)
-        raise ApiError(403, "this user may not log in: the provider allows only certain users "
-                            "and groups") from e
-    except StoreDisabled as e:
-        await audit_now(state, None, "login", f"user:{e}", RESULT_DISABLED, remote, str(e))
-        raise ApiError(401, LOGIN_FAILED_MESSAGE) from e
+    except (NotAllowed, StoreDisabled) as e:
+        raise await _refused(state, e, remote) from e
     issued = await _issue_login(ctx, GITHUB, user)
     return web.json_response(token_resource(issued.token, time.time(), bearer=issued.bearer),
                              status=201, headers=NO_STORE)
