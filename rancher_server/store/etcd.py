@@ -231,11 +231,17 @@ class EtcdStore:
                     _, revision = self._conn.txn([], chunk)
                     self._wait_applied(revision, own_write=False)  # some may be gone already
                 continue
-            ok, revision = self._conn.txn(plan.compares, plan.children + plan.ops)
-            self._wait_applied(revision, own_write=ok)
+            ok, revision, seen = self._conn.guarded_txn(plan.compares, plan.children + plan.ops)
             if ok:
+                self._wait_applied(revision)
                 with self._lock:
                     return plan.result()
+            # The write that beat us is one of our prefix's, so its event will come: wait for
+            # it as an event (a progress notice may run ahead of it). A compare that failed
+            # because a key is gone has no such revision: then wait for the store's revision.
+            if seen:
+                self._wait_applied(seen)
+            self._wait_applied(revision, own_write=False)
         raise StorageUnavailable(f"gave up after {WRITE_ATTEMPTS} conflicting writes")
 
     def _key(self, kind: str, oid: str) -> bytes:

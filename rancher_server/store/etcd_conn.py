@@ -130,6 +130,24 @@ class EtcdConnection:
         resp = self._call("Txn", rpc.TxnRequest(compare=list(compares), success=list(ops)))
         return bool(resp.succeeded), int(resp.header.revision)
 
+    def guarded_txn(self, compares: Sequence[Compare],
+                    ops: Sequence[RequestOp]) -> tuple[bool, int, int]:
+        """``ops`` if every compare holds: ``(succeeded, revision of the store after it,
+        newest mod revision among the compared keys that exist)``. On failure that last figure
+        is the revision of a write this replica's watch will deliver as an event (the write that
+        made a compare fail), which a progress notice from etcd 3.4 may run ahead of."""
+        keys = list(dict.fromkeys(bytes(c.key) for c in compares))
+        resp = self._call("Txn", rpc.TxnRequest(
+            compare=list(compares), success=list(ops),
+            failure=[rpc.RequestOp(request_range=rpc.RangeRequest(key=k, keys_only=True))
+                     for k in keys]))
+        seen = 0
+        if not resp.succeeded:
+            for r in resp.responses:
+                for kv in r.response_range.kvs:
+                    seen = max(seen, int(kv.mod_revision))
+        return bool(resp.succeeded), int(resp.header.revision), seen
+
     def put_if_absent(self, key: bytes, ops: Sequence[RequestOp],
                       also_absent: Sequence[bytes]) -> str:
         """``ops`` if ``key`` and ``also_absent`` are all absent: "copied"; else "present" if
