@@ -92,6 +92,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--store", default=os.environ.get("RANCHER_STORE", ""),
                    metavar="etcd://HOST:PORT[,HOST:PORT]",
                    help="run on etcd (env RANCHER_STORE; default: SQLite in --data-dir)")
+    p.add_argument("--replica-name", default=os.environ.get("RANCHER_REPLICA_NAME", ""),
+                   help="this replica's name on etcd (env RANCHER_REPLICA_NAME; default: the "
+                        "host name)")
+    p.add_argument("--peer-listen", default=os.environ.get("RANCHER_PEER_LISTEN", ""),
+                   metavar="HOST:PORT",
+                   help="on etcd: where other replicas reach this one, mutual TLS (env "
+                        "RANCHER_PEER_LISTEN; default: the --listen host, port + 1)")
+    p.add_argument("--peer-address", default=os.environ.get("RANCHER_PEER_ADDRESS", ""),
+                   metavar="HOST:PORT",
+                   help="the address other replicas dial (env RANCHER_PEER_ADDRESS; default: "
+                        "--peer-listen, with the first --hostname for a wildcard host)")
     p.add_argument("--tcp-forward", action="append", default=[],
                    metavar="LHOST:PORT=CLUSTER/HOST:PORT",
                    help="forward a local TCP port through a cluster's tunnel (repeatable)")
@@ -142,6 +153,9 @@ def _config(args: argparse.Namespace) -> ServerConfig:
         tcp_forwards=args.tcp_forward,
         metrics_anonymous=args.metrics_anonymous,
         store_url=args.store,
+        replica_name=args.replica_name,
+        peer_listen=args.peer_listen,
+        peer_address=args.peer_address,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,9 @@ class ServerConfig:
     tcp_forwards: list[str] = field(default_factory=list)
     metrics_anonymous: bool = False
     store_url: str = ""  # etcd://host:port[,host:port]; empty: SQLite in data_dir
+    replica_name: str = ""  # on etcd; empty: the host name
+    peer_listen: str = ""  # on etcd: the mutual-TLS listener for other replicas; empty: port + 1
+    peer_address: str = ""  # what other replicas dial; empty: derived from peer_listen
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -36,6 +40,24 @@ class ServerConfig:
         if self.server_url:
             return self.server_url.rstrip("/")
         return f"https://{self.hostnames[0]}:{port}"
+
+    @property
+    def replica(self) -> str:
+        return self.replica_name or socket.gethostname()
+
+    def peer_host_port(self, bound_port: int) -> tuple[str, int]:
+        """Where the peer listener binds (default: the main listener's host, its port + 1)."""
+        if self.peer_listen:
+            host, _, port = self.peer_listen.rpartition(":")
+            return host.strip("[]") or "0.0.0.0", int(port)
+        return self.host_port[0], bound_port + 1
+
+    def peer_dial_address(self, host: str, port: int) -> str:
+        if self.peer_address:
+            return self.peer_address
+        if host in ("0.0.0.0", "::", ""):
+            host = self.hostnames[0]
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
     @property
     def db_path(self) -> Path:
