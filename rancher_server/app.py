@@ -23,6 +23,9 @@ from rancher_server.clusters.metrics import PictureCollector
 from rancher_server.clusters.public_url import loopback_warning, public_url
 from rancher_server.config import ServerConfig
 from rancher_server.constants import SHUTDOWN_GRACE_S
+from rancher_server.ha.forward import HELD_BY, Forwarder, forward_middleware
+from rancher_server.ha.metrics import HACollector
+from rancher_server.ha.runtime import start_ha, stop_ha
 from rancher_server.metrics import make_registry
 from rancher_server.proxy.streams import StreamGuard, StreamGuardCollector
 from rancher_server.proxy.upstream import UpstreamPool
@@ -81,6 +84,18 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
+def _forwarder(app: web.Application) -> Forwarder | None:
+    ha = app[STATE].ha
+    return None if ha is None else ha.forwarder
+
+
+async def _replica_header(request: web.Request, response: web.StreamResponse) -> None:
+    """With replicas, every answer says which one served it (support, tests)."""
+    ha = request.app[STATE].ha
+    if ha is not None:
+        response.headers.setdefault(HELD_BY, ha.name)
+
+
 def build_state(config: ServerConfig) -> ServerState:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(config.store_url, config.db_path)
@@ -102,10 +117,12 @@ def build_state(config: ServerConfig) -> ServerState:
 
 def create_app(state: ServerState) -> web.Application:
     app = web.Application(client_max_size=1024 * 1024,
-                          middlewares=[error_middleware, compress_large_json])
+                          middlewares=[forward_middleware(_forwarder), error_middleware,
+                                       compress_large_json])
     app[STATE] = state
     app[DIALER] = Dialer(state.sessions)
     app.on_response_prepare.append(add_hsts)
+    app.on_response_prepare.append(_replica_header)
     app.router.add_get("/ping", ping)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
@@ -115,11 +132,12 @@ def create_app(state: ServerState) -> web.Application:
     ui.setup(app)  # the web UI at /ui/ (docs/ui.md)
     app.add_routes(proxy.routes())
     app[proxy.POOL] = UpstreamPool(state.sessions, state.store)
-    manager = AccessManager(state.store, state.sessions, app[proxy.POOL])
+    manager = AccessManager(state.store, state.sessions, app[proxy.POOL], state.owns)
     app[proxy.ACCESS] = manager
     app[proxy.IMPERSONATOR] = Impersonator(manager)
     state.metrics.register(AccessCollector(manager))
     state.metrics.register(PictureCollector(lambda: state.controllers))
+    state.metrics.register(HACollector(lambda: state.ha))
     app[proxy.GUARD] = StreamGuard(state.store)
     state.metrics.register(StreamGuardCollector(app[proxy.GUARD]))
 
@@ -175,6 +193,11 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None
     if server is not None and server.sockets:
         bound_port = server.sockets[0].getsockname()[1]
     state.url = config.url_for(bound_port)
+    if config.store_url:  # replicas on etcd: register, listen for peers, forward, own
+        app_server = runner.server
+        assert app_server is not None
+        state.ha = await start_ha(config, state.store, state.sessions, state.limits,
+                                  app_server, bound_port, config.tls_dir / "peer")
     bootstrap_password = ensure_admin(state)
     forwards = [await start_forward(ForwardSpec.parse(s), app[DIALER]) for s in config.tcp_forwards]
     log.info("server ready", url=state.url, ca_checksum=state.tls.ca_checksum)
@@ -199,4 +222,6 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None
         log.info("server stopping")
         await stop_forwards(forwards)
         await runner.cleanup()
+        if state.ha is not None:
+            await stop_ha(state.ha)
         log.info("server stopped")

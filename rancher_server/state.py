@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -14,6 +15,9 @@ from rancher_server.store import Store
 from rancher_server.tls import TLSMaterial
 from rancher_server.tunnel.registry import SessionRegistry
 from rancher_tunnel.constants import DEFAULT_LIMITS, Limits
+
+if TYPE_CHECKING:
+    from rancher_server.ha.runtime import HA
 
 
 @dataclass
@@ -28,6 +32,11 @@ class ServerState:
     url: str = ""
     shutting_down: bool = False
     controllers: ControllerManager | None = None  # set while the app runs (api.setup)
+    ha: HA | None = None  # replicas on etcd: set once the server listens (rancher_server.ha)
+
+    def owns(self, cluster_id: str) -> bool:
+        """Whether this replica drives the cluster (always, with one replica)."""
+        return self.ha is None or self.ha.ownership.owns(cluster_id)
 
 
 STATE: web.AppKey[ServerState] = web.AppKey("state", ServerState)

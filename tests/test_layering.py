@@ -71,6 +71,7 @@ SERVER_FORBIDDEN = {
     "clusters": {"access", "api", "app"},
     "access": {"api", "app"},
     "proxy": {"api", "app"},
+    "ha": {"access", "auth", "clusters", "api", "app"},
 }
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +15,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from rancher_server.access.reconciler import ClusterReconciler
-from rancher_server.clusters.kube import Kube
+from rancher_server.clusters.kube import Kube, KubeError
 from rancher_server.store import Store
 from rancher_server.tunnel.registry import ClusterUnavailable, SessionRegistry
 from rancher_tunnel.logs import get_logger
@@ -37,8 +37,12 @@ class _Running:
 
 
 class AccessManager:
-    def __init__(self, store: Store, sessions: SessionRegistry, pool: UpstreamPool) -> None:
+    def __init__(self, store: Store, sessions: SessionRegistry, pool: UpstreamPool,
+                 owns: Callable[[str], bool] = lambda _: True) -> None:
+        """``owns(cluster)``: whether this replica drives the cluster (replicas on etcd: one
+        does; its reconciler's writes are fenced by it, so none land after ownership moved)."""
         self._store = store
+        self._owns = owns
         self._sessions = sessions
         self._pool = pool
         self._running: dict[str, _Running] = {}
@@ -49,6 +53,10 @@ class AccessManager:
     def reconciler(self, cluster_id: str) -> ClusterReconciler:
         """The cluster's reconciler, started now if it was not running.
         Raises ClusterUnavailable when the cluster has no agent or no credential."""
+        if not self._owns(cluster_id):
+            raise ClusterUnavailable(
+                f"cluster {cluster_id}: this replica does not drive it (another replica does, "
+                "or ownership is moving); retry")
         self._start_or_refresh(cluster_id)
         running = self._running.get(cluster_id)
         if running is None:
@@ -81,12 +89,19 @@ class AccessManager:
             self._stop(cluster_id)
         if not up.admin_token:
             return
-        reconciler = ClusterReconciler(self._store, Kube(up))
+        kube = Kube(up)
+        kube.fence = lambda: self._fence(cluster_id)
+        reconciler = ClusterReconciler(self._store, kube)
         task = asyncio.get_running_loop().create_task(
             self._guarded(reconciler), name=f"access-{cluster_id}"
         )
         self._running[cluster_id] = _Running(reconciler, task, up.key)
         log.info("reconciler started", cluster=cluster_id)
+
+    def _fence(self, cluster_id: str) -> None:
+        if not self._owns(cluster_id):
+            raise KubeError(423, "NotOwner", "this replica no longer drives the cluster; the "
+                            "write was not sent", f"cluster {cluster_id}")
 
     async def _guarded(self, reconciler: ClusterReconciler) -> None:
         try:
@@ -109,7 +124,7 @@ class AccessManager:
     def supervise(self) -> None:
         connected = set()
         for cluster in self._store.list_clusters():
-            if not self._sessions.is_connected(cluster.id):
+            if not self._sessions.is_connected(cluster.id) or not self._owns(cluster.id):
                 continue
             connected.add(cluster.id)
             try:

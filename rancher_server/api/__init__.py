@@ -50,6 +50,7 @@ async def _controllers(app: web.Application) -> AsyncIterator[None]:
     """The cluster controllers run as long as the app (they feed the picture endpoints)."""
     state = app[STATE]
     manager = state.controllers = ControllerManager(state.store, state.sessions)
+    manager.last_states.may_write = state.owns
     stop = asyncio.Event()
     task = asyncio.create_task(manager.run(stop), name="cluster-controllers")
     yield

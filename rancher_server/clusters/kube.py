@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -80,6 +80,9 @@ class Kube:
         self._api = ApiClient(cfg)
         self._own_http = self._api.rest_client.pool_manager
         self._api.rest_client.pool_manager = up.http  # every call through the tunnel
+        # called before every write: raises when this replica may not write to the cluster now
+        # (replicas on etcd: another replica owns it; rancher_server.ha.ownership)
+        self.fence: Callable[[], None] | None = None
 
     def set_token(self, token: str) -> None:
         self._cfg.api_key = {"BearerToken": token}
@@ -106,6 +109,8 @@ class Kube:
         content_type: str = "application/json",
     ) -> dict[str, Any]:
         what = f"{method} {path}"
+        if self.fence is not None and method not in ("GET", "HEAD"):
+            self.fence()
         try:
             resp = await self._send(
                 method, path, query, body, content_type,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -57,6 +58,9 @@ class LastStateWriter:
         self._pending: dict[str, LastState] = {}
         self._wake = asyncio.Event()
         self._frozen = False
+        # replicas on etcd: only the cluster's owner records its state (the others' controllers
+        # see no agent and would record "unavailable" over the owner's "active")
+        self.may_write: Callable[[str], bool] = lambda _: True
 
     def record(self, cluster_id: str, last: LastState) -> None:
         if self._frozen:
@@ -81,6 +85,8 @@ class LastStateWriter:
     def flush(self) -> None:
         pending, self._pending = self._pending, {}
         for cluster_id, last in pending.items():
+            if not self.may_write(cluster_id):
+                continue
             try:
                 self._store.set_setting(SETTING_PREFIX + cluster_id, json.dumps(asdict(last)))
             except StoreError as e:

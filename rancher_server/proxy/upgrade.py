@@ -124,7 +124,7 @@ class _ClientToDownstream:
         self._done.set()
 
 
-def _head(method: str, path_qs: str, host: str, headers: CIMultiDict[str]) -> bytes:
+def request_head(method: str, path_qs: str, host: str, headers: CIMultiDict[str]) -> bytes:
     lines = [f"{method} {path_qs} HTTP/1.1", f"Host: {host}"]
     lines += [f"{k}: {v}" for k, v in headers.items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
@@ -162,8 +162,20 @@ async def proxy_upgrade(
     reader, writer = await tunnel.open_connection(
         up.host, up.port, ssl=up.ssl, server_hostname=up.host
     )
+    head = request_head(request.method, path_qs, up.host_header, headers)
+    return await relay_upgrade(request, reader, writer, head)
+
+
+async def relay_upgrade(
+    request: web.Request,
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    head: bytes,
+) -> web.StreamResponse:
+    """Sends ``head`` on the opened connection; a 101 answer is passed back and the two sides
+    are spliced from then on, anything else is answered as it came."""
     try:
-        writer.write(_head(request.method, path_qs, up.host_header, headers))
+        writer.write(head)
         reader._limit = MAX_RESPONSE_HEAD_BYTES  # type: ignore[attr-defined]
         raw = await reader.readuntil(b"\r\n\r\n")
         code, reason, resp_headers = _parse_head(raw[:-4])

@@ -42,6 +42,8 @@ class SessionRegistry:
         self.reports: dict[str, AgentReport] = {}  # cluster id -> what its agent last reported
         # called when a session is registered, before it processes anything (cluster controllers)
         self.on_added: list[Callable[[AgentIdentity, Session], None]] = []
+        # called when a live session is removed (not when a newer one already replaced it)
+        self.on_removed: list[Callable[[AgentIdentity], None]] = []
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -70,6 +72,8 @@ class SessionRegistry:
         if entry is None or entry.session is not session:
             return  # already replaced by a newer session
         del self._entries[key]
+        for hook in list(self.on_removed):
+            hook(identity)
         if key == identity.cluster.id:  # the cluster agent's own session
             self.reports.pop(identity.cluster.id, None)
         keys = self._by_cluster.get(identity.cluster.id)

@@ -1,0 +1,131 @@
+"""Which replica drives each cluster: its controller's writes to the store and its RBAC
+reconciler's writes downstream happen on the owner only.
+
+The owner should be the replica that holds the cluster agent's tunnel (the reconciler needs
+it, and the controller is fed by it): that replica takes a free cluster at once; a cluster whose
+agent is connected nowhere is taken by any replica after :data:`ORPHAN_GRACE_S` (so that its
+state is still kept, say "unavailable since"); an owner whose cluster's agent is now on another
+replica lets it go. Letting go drains first: :meth:`Ownership.owns` answers False at once (the
+reconciler stops, every downstream write is refused by the fence), and the etcd entry goes
+:data:`DRAIN_S` later, so the next owner's first write comes after the last one of this replica.
+An owner that cannot renew its lease stops owning anything before etcd could give its clusters
+to another (:data:`rancher_server.ha.lease.SELF_FENCE_AFTER_S` < the lease's TTL)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Iterable
+
+from rancher_server.ha.directory import Directory
+from rancher_server.ha.lease import ReplicaLease
+from rancher_server.store import StoreError
+from rancher_tunnel.logs import get_logger
+
+TICK_S = 0.5
+ORPHAN_GRACE_S = 3.0  # a cluster with no agent anywhere and no owner waits this long for one
+DRAIN_S = 1.0  # between "stop writing" and "let another replica take it"
+
+log = get_logger(component="ha-ownership")
+
+
+class NotOwner(Exception):
+    """A write was attempted for a cluster this replica does not own (now)."""
+
+
+class Ownership:
+    def __init__(self, directory: Directory | None, lease: ReplicaLease | None,
+                 cluster_ids: Callable[[], Iterable[str]]) -> None:
+        """``directory`` None: one replica (SQLite), which owns every cluster."""
+        self._dir = directory
+        self._lease = lease
+        self._cluster_ids = cluster_ids
+        self._owned: set[str] = set()
+        self._draining: dict[str, float] = {}  # cluster -> when its entry may go
+        self._orphan_since: dict[str, float] = {}
+        self._wake = asyncio.Event()
+        self.changes = 0  # ownership gained or lost (tests, metrics)
+
+    @property
+    def replicated(self) -> bool:
+        return self._dir is not None
+
+    def owns(self, cluster_id: str) -> bool:
+        if self._dir is None:
+            return True
+        assert self._lease is not None
+        return (cluster_id in self._owned and cluster_id not in self._draining
+                and self._lease.valid)
+
+    def owned(self) -> list[str]:
+        return sorted(c for c in self._owned if self.owns(c))
+
+    def fence(self, cluster_id: str) -> None:
+        """Raises :class:`NotOwner` unless this replica may write for the cluster now."""
+        if not self.owns(cluster_id):
+            raise NotOwner(f"this replica does not own cluster {cluster_id} (any more)")
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _round(self) -> None:
+        d, lease = self._dir, self._lease
+        assert d is not None and lease is not None
+        now = time.monotonic()
+        if not lease.valid:
+            if self._owned:
+                log.warning("lease not confirmed; owning nothing until it is",
+                            clusters=len(self._owned))
+                self.changes += len(self._owned)
+            self._owned.clear()
+            self._draining.clear()
+            return
+        wanted = set(self._cluster_ids())
+        for cid in wanted:
+            owner, holder = d.owner_of(cid), d.cluster_agent_holder(cid)
+            if owner == d.name:
+                self._owned.add(cid)  # e.g. after a restart with the same name and lease
+                if holder is not None and holder != d.name and cid not in self._draining:
+                    log.info("cluster's agent is on another replica; handing it over",
+                             cluster=cid, to=holder)
+                    self._draining[cid] = now + DRAIN_S
+                    self.changes += 1
+                continue
+            self._owned.discard(cid)
+            if owner is not None:
+                self._orphan_since.pop(cid, None)
+                continue
+            if holder is None:
+                since = self._orphan_since.setdefault(cid, now)
+                if now - since < ORPHAN_GRACE_S:
+                    continue
+            elif holder != d.name:
+                continue  # its holder takes it
+            if await asyncio.to_thread(d.try_own, lease.lease_id, cid):
+                self._owned.add(cid)
+                self._orphan_since.pop(cid, None)
+                self.changes += 1
+                log.info("cluster owned", cluster=cid)
+        for cid, at in list(self._draining.items()):
+            if now >= at or cid not in wanted:
+                await asyncio.to_thread(d.release, cid)
+                self._owned.discard(cid)
+                del self._draining[cid]
+        for cid in [c for c in self._owned if c not in wanted]:
+            await asyncio.to_thread(d.release, cid)  # a deleted cluster
+            self._owned.discard(cid)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        if self._dir is None:
+            return
+        while not stop.is_set():
+            self._wake.clear()
+            try:
+                await self._round()
+            except StoreError as e:
+                log.warning("ownership round failed", error=str(e))
+            except Exception:
+                log.exception("ownership round failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), TICK_S)  # stop is seen within a tick

@@ -1,0 +1,133 @@
+"""The replica's HA machinery, started with the server when the store is etcd: the lease, the
+directory (with this replica's agent sessions registered in it as they come and go), the peer
+listener and pool, the forwarder and cluster ownership."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from rancher_server.config import ServerConfig
+from rancher_server.ha.directory import Directory
+from rancher_server.ha.forward import Forwarder
+from rancher_server.ha.lease import ReplicaLease
+from rancher_server.ha.ownership import Ownership
+from rancher_server.ha.peer import PeerPool, PeerServer
+from rancher_server.ha.peertls import peer_tls
+from rancher_server.store import Store
+from rancher_server.store.etcd_conn import EtcdConnection, parse_endpoints
+from rancher_server.tunnel.agent_auth import AgentIdentity
+from rancher_server.tunnel.registry import SessionRegistry
+from rancher_tunnel.constants import Limits
+from rancher_tunnel.logs import get_logger
+from rancher_tunnel.session import Session
+
+log = get_logger(component="ha")
+
+SessionOp = tuple[str, str, str, str]  # ("add" | "remove", cluster, session key, role)
+
+
+@dataclass
+class HA:
+    name: str
+    peer_address: str
+    directory: Directory
+    lease: ReplicaLease
+    ownership: Ownership
+    pool: PeerPool
+    server: PeerServer
+    forwarder: Forwarder
+    _ops: asyncio.Queue[SessionOp]
+    _tasks: list[asyncio.Task[None]]
+    _stop: asyncio.Event
+
+
+async def start_ha(config: ServerConfig, store: Store, sessions: SessionRegistry, limits: Limits,
+                   app_server: web.Server, bound_port: int,
+                   tls_dir: Path) -> HA:
+    name = config.replica
+    conn = EtcdConnection(parse_endpoints(config.store_url))
+    directory = Directory(conn, name)
+    await asyncio.to_thread(directory.start)
+    host, port = config.peer_host_port(bound_port)
+    tls = await asyncio.to_thread(peer_tls, conn, name, [*config.hostnames, host], tls_dir)
+    server = PeerServer(lambda: app_server, limits, tls.server_context(), tls.is_peer)
+    await server.start(host, port)
+    address = config.peer_dial_address(host, server.port)
+    loop = asyncio.get_running_loop()
+
+    def renewed(lease_id: int) -> None:  # the keeper's thread
+        directory.reregister(lease_id, address)
+
+    lease = await asyncio.to_thread(ReplicaLease, conn, renewed)
+    await asyncio.to_thread(directory.register_replica, lease.lease_id, address)
+    lease.start()
+    pool = PeerPool(name, directory.peer_address, tls.client_context(), limits)
+    ownership = Ownership(directory, lease, lambda: [c.id for c in store.list_clusters()])
+    forwarder = Forwarder(name, pool, directory.holder_of, sessions.is_connected)
+    ops: asyncio.Queue[SessionOp] = asyncio.Queue()
+
+    def added(identity: AgentIdentity, _session: Session) -> None:
+        ops.put_nowait(("add", identity.cluster.id, identity.session_key, identity.role))
+
+    def removed(identity: AgentIdentity) -> None:
+        ops.put_nowait(("remove", identity.cluster.id, identity.session_key, identity.role))
+
+    def taken(cluster_id: str, session_key: str) -> None:  # the watch thread
+        loop.call_soon_threadsafe(_close_taken, sessions, session_key)
+
+    sessions.on_added.append(added)
+    sessions.on_removed.append(removed)
+    directory.on_taken.append(taken)
+    def changed() -> None:  # the watch thread
+        loop.call_soon_threadsafe(ownership.wake)
+
+    directory.on_change.append(changed)
+    for entry in sessions:  # sessions that came before the directory
+        added(entry.identity, entry.session)
+    stop = asyncio.Event()
+    ha = HA(name, address, directory, lease, ownership, pool, server, forwarder, ops, [], stop)
+    ha._tasks.append(asyncio.create_task(_apply_session_ops(ha), name="ha-sessions"))
+    ha._tasks.append(asyncio.create_task(ownership.run(stop), name="ha-ownership"))
+    log.info("replica registered", replica=name, peer_address=address, lease=lease.lease_id)
+    return ha
+
+
+def _close_taken(sessions: SessionRegistry, session_key: str) -> None:
+    for entry in sessions:
+        if entry.identity.session_key == session_key and not entry.session.closed:
+            log.info("agent now connected through another replica; closing its old session",
+                     session=session_key)
+            asyncio.get_running_loop().create_task(
+                entry.session.close(1001, "replaced by a session on another replica"))
+
+
+async def _apply_session_ops(ha: HA) -> None:
+    """Registrations in the order they happened (an add and the remove of one key never swap)."""
+    while True:
+        op, cluster_id, key, role = await ha._ops.get()
+        try:
+            if op == "add":
+                await asyncio.to_thread(ha.directory.register_session, ha.lease.lease_id,
+                                        cluster_id, key, role)
+            else:
+                await asyncio.to_thread(ha.directory.unregister_session, cluster_id, key)
+            ha.ownership.wake()
+        except Exception as e:  # etcd unreachable: the lease's renewal registers again
+            log.warning("session registration failed", op=op, session=key, error=str(e))
+
+
+async def stop_ha(ha: HA) -> None:
+    ha._stop.set()
+    for task in ha._tasks:
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+    await ha.server.stop()
+    await ha.pool.close()
+    await asyncio.to_thread(ha.lease.close, True)  # our sessions and clusters go now
+    ha.directory.close()

@@ -1,0 +1,58 @@
+"""Replicas on one etcd forward a cluster's requests one hop to the replica that holds its
+tunnel: kubectl through a replica without the agent works (get, watch, exec, logs), the answer
+says which replica served it, and a request already forwarded is never forwarded again."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+from tests.ha.cluster import Deployment
+from tests.kube import kubectl
+from tests.procs import wait_until
+
+
+def test_kubectl_through_a_replica_without_the_tunnel(tmp_path: Path) -> None:
+    with Deployment(tmp_path, replicas=2) as d:
+        a, b = d.replicas
+        cluster_id = d.import_cluster(through=a)
+        assert d.holder(cluster_id) == a.name
+        kc_b = d.kubeconfig(cluster_id, via=b)
+        assert f"server: {b.url}/k8s/clusters/{cluster_id}" in kc_b.read_text()
+        out = kubectl(kc_b, "get", "nodes", "-o", "name").stdout
+        assert out.strip().startswith("node/")
+        # The answer was served by the holder, reached through b.
+        headers = d.rest(b).raw("GET", f"/k8s/clusters/{cluster_id}/api/v1/namespaces")
+        assert headers.status == 200
+        assert headers.headers["X-Rancher-Replica"] == a.name
+        # Writes, then a watch that sees them, through b.
+        kubectl(kc_b, "create", "namespace", "via-b")
+        watch = subprocess.Popen(
+            ["kubectl", "--kubeconfig", str(kc_b), "get", "configmaps", "-n", "via-b", "-w",
+             "-o", "name", "--request-timeout=0"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            time.sleep(1.0)
+            kubectl(kc_b, "create", "configmap", "seen", "-n", "via-b")
+            assert watch.stdout is not None
+            seen = []
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                line = watch.stdout.readline().strip()
+                seen.append(line)
+                if line == "configmap/seen":
+                    break
+            assert "configmap/seen" in seen
+        finally:
+            watch.kill()
+            watch.communicate(timeout=10)
+        # exec is an upgraded request: spliced through b after the 101.
+        kubectl(kc_b, "run", "box", "--image=busybox", "-n", "via-b", "--restart=Never")
+        wait_until(lambda: "Running" in kubectl(kc_b, "get", "pod", "box", "-n", "via-b",
+                                                "-o", "jsonpath={.status.phase}").stdout,
+                   20, 0.3, what="the pod runs")
+        out = kubectl(kc_b, "exec", "-n", "via-b", "box", "--", "echo", "hello-through-b").stdout
+        assert "hello-through-b" in out
+        assert d.peer_tunnels_opened(b) >= 1
+        assert d.peer_tunnels_opened(a) == 0  # a forwarded nothing: no connection from it
