@@ -16,6 +16,7 @@ command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)  # the web UI's browser tests (tests/ui)
 command -v npm >/dev/null 2>&1 || need+=(npm)            # axe-core for the UI's accessibility checks
 command -v etcd >/dev/null 2>&1 || need+=(etcd-server)   # the etcd store's tests start their own members
+command -v haproxy >/dev/null 2>&1 || [[ -x /usr/sbin/haproxy ]] || need+=(haproxy)  # the front of the HA tests (tests/ha)
 [[ -x /usr/sbin/slapd ]] || need+=(slapd)                # directory login tests (tests/auth_providers)
 command -v ldapmodify >/dev/null 2>&1 || need+=(ldap-utils)
 command -v npm >/dev/null 2>&1 || need+=(npm)            # axe-core for the UI's accessibility tests

@@ -18,10 +18,12 @@ import yaml
 
 from rancher_server.ha.directory import DEFAULT_HA_PREFIX
 from rancher_server.store.etcd_conn import EtcdConnection
+from tests.ha.front import Front
 from tests.kube import KubeSimProc
 from tests.procs import AgentProc, ServerProc, free_port, metrics, wait_until
 from tests.rest import Rest
 from tests.store.conftest import EtcdMember
+from tests.tlsutil import self_signed
 
 ADMIN_PASSWORD = "admin-password-for-ha-1"
 ACTIVE_WITHIN_S = 30.0
@@ -32,10 +34,15 @@ class Replica:
     name: str
     proc: ServerProc
     peer_port: int
+    ca_path: Path
 
     @property
     def url(self) -> str:
         return self.proc.url
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.proc is not None and self.proc.proc.poll() is None
 
 
 @dataclass
@@ -58,7 +65,10 @@ class RawRest(Rest):
 
 
 class Deployment:
-    def __init__(self, tmp: Path, replicas: int = 2, sim_args: tuple[str, ...] = ()) -> None:
+    def __init__(self, tmp: Path, replicas: int = 2, sim_args: tuple[str, ...] = (),
+                 front: bool = False) -> None:
+        """``front``: HAProxy in front of the replicas, which then share one serving
+        certificate and name the front as their public URL (agents and kubeconfigs use it)."""
         self.tmp = tmp
         self.etcd = EtcdMember(tmp / "etcd")
         self.sim = KubeSimProc(tmp / "sim", ["--nodes", "1", "--authorization-mode", "RBAC",
@@ -66,24 +76,39 @@ class Deployment:
         self.replicas: list[Replica] = []
         self.agents: list[AgentProc] = []
         self._wanted = replicas
+        self.front: Front | None = None
+        self._ports = [free_port() for _ in range(replicas)]
+        self._tls: tuple[Path, Path] | None = None
+        if front:
+            self.front = Front(tmp / "front", [(f"r{i}", p) for i, p in enumerate(self._ports)])
+            (tmp / "shared-tls").mkdir(parents=True, exist_ok=True)
+            self._tls = self_signed(tmp / "shared-tls", "rancher", dns_names=["localhost"])
         self.token = ""
         self.registrations: dict[str, dict[str, Any]] = {}
 
     def __enter__(self) -> Deployment:
         self.etcd.start()
         self.sim.start()
+        if self.front is not None:
+            self.front.start()
         for i in range(self._wanted):
-            self.add_replica(f"r{i}")
+            self.add_replica(f"r{i}", self._ports[i])
         self.token = self.rest(self.replicas[0]).login("admin", ADMIN_PASSWORD)
         return self
 
-    def add_replica(self, name: str) -> Replica:
+    def add_replica(self, name: str, port: int = 0) -> Replica:
         peer = free_port()
-        proc = ServerProc(self.tmp / name, self.tmp / f"{name}.log", port=free_port(),
+        proc = ServerProc(self.tmp / name, self.tmp / f"{name}.log", port=port or free_port(),
                           env={"CATTLE_BOOTSTRAP_PASSWORD": ADMIN_PASSWORD})
         proc.extra_args = ["--store", self.etcd.url, "--replica-name", name,
                            "--peer-listen", f"127.0.0.1:{peer}"]
-        replica = Replica(name, proc.start(), peer)
+        ca = proc.ca_path
+        if self._tls is not None and self.front is not None:
+            cert, key = self._tls
+            proc.extra_args += ["--tls-cert", str(cert), "--tls-key", str(key),
+                                "--server-url", self.front.url]
+            ca = cert
+        replica = Replica(name, proc.start(), peer, ca)
         self.replicas.append(replica)
         return replica
 
@@ -92,20 +117,29 @@ class Deployment:
         for agent in self.agents:
             agent.stop()
         for r in self.replicas:
-            if r.proc.proc is not None and r.proc.proc.poll() is None:
-                r.proc.stop()
+            r.proc.stop()  # closes a killed replica's log too
+        if self.front is not None:
+            self.front.stop()
         self.sim.stop()
         self.etcd.stop()
 
     def rest(self, replica: Replica) -> RawRest:
-        return RawRest(replica.url, replica.proc.ca_path, self.token or None)
+        return RawRest(replica.url, replica.ca_path, self.token or None)
 
-    def import_cluster(self, through: Replica, name: str = "") -> str:
-        api = self.rest(through)
+    def front_rest(self) -> RawRest:
+        assert self.front is not None and self._tls is not None
+        return RawRest(self.front.url, self._tls[0], self.token or None)
+
+    def import_cluster(self, through: Replica | None = None, name: str = "") -> str:
+        """An agent connected to ``through``, or to the front when None."""
+        api = self.rest(through) if through is not None else self.front_rest()
+        server = through.url if through is not None else api.url
+        checksum = self.replicas[0].proc.ca_checksum if through is None \
+            else through.proc.ca_checksum
         reg = api.call("POST", "/v3/clusters", {"name": name or f"ha-{time.monotonic_ns()}"})
-        agent = AgentProc({"CATTLE_SERVER": through.url,
+        agent = AgentProc({"CATTLE_SERVER": server,
                            "CATTLE_TOKEN": reg["registrationToken"],
-                           "CATTLE_CA_CHECKSUM": through.proc.ca_checksum},
+                           "CATTLE_CA_CHECKSUM": checksum},
                           self.tmp / f"agent-{reg['id']}.log",
                           args=["import", "--kubeconfig", str(self.sim.kubeconfig)]).start()
         self.agents.append(agent)
@@ -119,7 +153,7 @@ class Deployment:
         doc = self.rest(via).call("POST", f"/v3/clusters/{cluster_id}?action=generateKubeconfig")
         config = yaml.safe_load(doc["config"])
         # The replicas here have no common public URL: aim every context at ``via`` itself.
-        ca = base64.b64encode(via.proc.ca_path.read_bytes()).decode()
+        ca = base64.b64encode(via.ca_path.read_bytes()).decode()
         for entry in config["clusters"]:
             server = urlsplit(entry["cluster"]["server"])
             entry["cluster"]["server"] = via.url + server.path
@@ -144,7 +178,7 @@ class Deployment:
         return self.directory("owners").get(cluster_id)
 
     def metric(self, replica: Replica, name: str) -> float:
-        scraped = metrics(f"{replica.url}/metrics", replica.proc.ca_path)
+        scraped = metrics(f"{replica.url}/metrics", replica.ca_path)
         return sum(v for k, v in scraped.items() if k == name or k.startswith(name + "{"))
 
     def peer_tunnels_opened(self, replica: Replica) -> float:
