@@ -69,8 +69,8 @@ backend replicas
                 return self
             except OSError:
                 if time.monotonic() > deadline or self.proc.poll() is not None:
-                    raise RuntimeError("haproxy did not start: "
-                                       + (self.workdir / "haproxy.log").read_text()[-2000:])
+                    tail = (self.workdir / "haproxy.log").read_text()[-2000:]
+                    raise RuntimeError(f"haproxy did not start: {tail}") from None
                 time.sleep(0.05)
 
     def stop(self) -> None:
