@@ -23,6 +23,7 @@ from rancher_server.api.spec import AUTH_PUBLIC, Ctx, endpoint
 from rancher_server.auth.audit import audit_now
 from rancher_server.auth.http import ApiError
 from rancher_server.clusters.import_manifest import import_manifest
+from rancher_server.clusters.laststate import load as load_last_state
 from rancher_server.clusters.public_url import loopback_warning, public_url
 from rancher_server.clusters.registration import create_cluster as create_registration
 from rancher_server.store import Cluster, NotFound
@@ -48,6 +49,31 @@ def _node_agents(ctx: Ctx, cluster_id: str) -> list[tuple[str, float, dict[str, 
         for e in ctx.state.sessions.sessions_of(cluster_id)
         if e.identity.role == "node"
     ]
+
+
+def _held_elsewhere(ctx: Ctx, cluster_id: str) -> str | None:
+    """Replicas on etcd: the replica holding the cluster's agent when it is not this one."""
+    ha = ctx.state.ha
+    if ha is None or ctx.state.sessions.is_connected(cluster_id):
+        return None
+    holder = ha.directory.holder_of(cluster_id)
+    return holder if holder is not None and holder != ha.name else None
+
+
+def _listed(ctx: Ctx, c: Cluster, role: str) -> dict[str, Any]:
+    """A cluster in a list. One held by another replica shows what its owner recorded in the
+    store (state, since when, node counts; a request for the cluster itself is forwarded to
+    the holder and shows everything)."""
+    holder = _held_elsewhere(ctx, c.id)
+    if holder is None:
+        return cluster_resource(c, ctx.state.sessions.is_connected(c.id), role,
+                                ctx.state.sessions.reports.get(c.id), _node_agents(ctx, c.id),
+                                _status(ctx, c))
+    last = load_last_state(ctx.state.store, c.id)
+    status = None if last is None else {**last.to_json(), "conditions": []}
+    out = cluster_resource(c, True, role, None, (), status)
+    out["heldBy"] = holder
+    return out
 
 
 def _status(ctx: Ctx, cluster: Cluster) -> dict[str, Any] | None:
@@ -107,12 +133,7 @@ async def create_cluster(ctx: Ctx) -> web.Response:
 async def list_clusters(ctx: Ctx) -> web.Response:
     roles = cluster_roles(ctx.state, ctx.user)
     clusters = [c for c in ctx.state.store.list_clusters() if c.id in roles]
-    return collection("cluster", (
-        cluster_resource(c, ctx.state.sessions.is_connected(c.id), roles[c.id],
-                         ctx.state.sessions.reports.get(c.id), _node_agents(ctx, c.id),
-                         _status(ctx, c))
-        for c in clusters
-    ))
+    return collection("cluster", (_listed(ctx, c, roles[c.id]) for c in clusters))
 
 
 @endpoint("GET", "/v3/clusters/{id}", "Get a cluster the caller has a role on", returns="Cluster")

@@ -28,6 +28,7 @@ from rancher_tunnel.session import Session
 
 log = get_logger(component="ha")
 
+REPAIR_EVERY_S = 5.0  # re-registers local sessions the directory lacks (a write lost to etcd)
 SessionOp = tuple[str, str, str, str]  # ("add" | "remove", cluster, session key, role)
 
 
@@ -93,6 +94,7 @@ async def start_ha(config: ServerConfig, store: Store, sessions: SessionRegistry
     ha = HA(name, address, directory, lease, ownership, pool, server, forwarder, ops, [], stop)
     ha._tasks.append(asyncio.create_task(_apply_session_ops(ha), name="ha-sessions"))
     ha._tasks.append(asyncio.create_task(ownership.run(stop), name="ha-ownership"))
+    ha._tasks.append(asyncio.create_task(_repair(ha, sessions), name="ha-repair"))
     log.info("replica registered", replica=name, peer_address=address, lease=lease.lease_id)
     return ha
 
@@ -119,6 +121,21 @@ async def _apply_session_ops(ha: HA) -> None:
             ha.ownership.wake()
         except Exception as e:  # etcd unreachable: the lease's renewal registers again
             log.warning("session registration failed", op=op, session=key, error=str(e))
+
+
+async def _repair(ha: HA, sessions: SessionRegistry) -> None:
+    """Every local session is in the directory (unless another replica took it since)."""
+    while True:
+        await asyncio.sleep(REPAIR_EVERY_S)
+        for entry in sessions:
+            ident = entry.identity
+            if entry.session.closed:
+                continue
+            held = ha.directory.sessions.get(ident.cluster.id, {}).get(ident.session_key)
+            if held is None:
+                log.info("session missing from the directory; registering it again",
+                         session=ident.session_key)
+                ha._ops.put_nowait(("add", ident.cluster.id, ident.session_key, ident.role))
 
 
 async def stop_ha(ha: HA) -> None:

@@ -26,6 +26,10 @@ def test_kubectl_through_a_replica_without_the_tunnel(tmp_path: Path) -> None:
         headers = d.rest(b).raw("GET", f"/k8s/clusters/{cluster_id}/api/v1/namespaces")
         assert headers.status == 200
         assert headers.headers["X-Rancher-Replica"] == a.name
+        # b's list shows the cluster as its owner recorded it, and who holds it.
+        listed = d.rest(b).call("GET", "/v3/clusters")["data"]
+        assert [(c["id"], c["state"], c["heldBy"]) for c in listed] == [
+            (cluster_id, "active", a.name)]
         # Writes, then a watch that sees them, through b.
         kubectl(kc_b, "create", "namespace", "via-b")
         watch = subprocess.Popen(
