@@ -4,13 +4,18 @@ says which replica served it, and a request already forwarded is never forwarded
 
 from __future__ import annotations
 
+import contextlib
+import json
+import socket
 import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 
 from tests.ha.cluster import Deployment
 from tests.kube import kubectl
-from tests.procs import wait_until
+from tests.procs import free_port, wait_until
 
 
 def test_kubectl_through_a_replica_without_the_tunnel(tmp_path: Path) -> None:
@@ -60,3 +65,70 @@ def test_kubectl_through_a_replica_without_the_tunnel(tmp_path: Path) -> None:
         assert "hello-through-b" in out
         assert d.peer_tunnels_opened(b) >= 1
         assert d.peer_tunnels_opened(a) == 0  # a forwarded nothing: no connection from it
+
+
+def _upper_echo() -> tuple[socket.socket, threading.Thread]:
+    srv = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            conn, _ = srv.accept()
+            with conn:
+                while data := conn.recv(65536):
+                    conn.sendall(data.upper())
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    return srv, t
+
+
+def test_logs_follow_and_port_forward_through_a_forwarding_replica(tmp_path: Path) -> None:
+    with Deployment(tmp_path, replicas=2) as d:
+        a, b = d.replicas
+        cluster_id = d.import_cluster(through=a)
+        kc = d.kubeconfig(cluster_id, via=b)
+        echo, echo_thread = _upper_echo()
+        try:
+            pod = {"apiVersion": "v1", "kind": "Pod",
+                   "metadata": {"name": "streamer", "namespace": "default",
+                                "annotations": {"kubesim.io/port-8080":
+                                                str(echo.getsockname()[1])}},
+                   "spec": {"containers": [{"name": "c", "image": "busybox",
+                                            "ports": [{"containerPort": 8080}]}]}}
+            kubectl(kc, "apply", "-f", "-", input=json.dumps(pod))
+            wait_until(lambda: kubectl(kc, "get", "pod", "streamer", "-o",
+                                       "jsonpath={.status.phase}").stdout == "Running",
+                       20, 0.3, what="the pod runs")
+            follow = subprocess.Popen(
+                ["kubectl", "--kubeconfig", str(kc), "logs", "-f", "streamer"],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            try:
+                time.sleep(1)
+                for line in ("first line", "second line"):
+                    subprocess.run([sys.executable, "-m", "kubesim.sim.admin", "--kubeconfig",
+                                    str(d.sim.kubeconfig), "pod-log", "append", "default",
+                                    "streamer", line], check=True, capture_output=True,
+                                   timeout=30)
+                assert follow.stdout is not None
+                assert follow.stdout.readline().strip() == "first line"
+                assert follow.stdout.readline().strip() == "second line"
+            finally:
+                follow.terminate()
+                follow.communicate(timeout=10)
+            local = free_port()
+            pf = subprocess.Popen(
+                ["kubectl", "--kubeconfig", str(kc), "port-forward", "pod/streamer",
+                 f"{local}:8080"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            try:
+                assert pf.stdout is not None
+                assert "Forwarding from" in pf.stdout.readline()
+                with socket.create_connection(("127.0.0.1", local), timeout=10) as c:
+                    c.sendall(b"through two replicas")
+                    assert c.recv(100) == b"THROUGH TWO REPLICAS"
+            finally:
+                pf.terminate()
+                pf.communicate(timeout=10)
+        finally:
+            echo.close()
+            echo_thread.join(5)
+        assert d.metric(b, "rancher_ha_forwarded_requests_total") >= 3
