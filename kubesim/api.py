@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 
 from . import codec, discovery, errors, openapi
 from .admission import USER_KEY
+from .audit import AuditLog
+from .audit import now as audit_now
 from .authhooks import AuthHooks, forbidden_message
 from .authtypes import RequestAttributes
 from .crd import CrdController
 from .logutil import LazyLogger
 from .options import Options
-from .requestinfo import parse
+from .requestinfo import RequestInfo, parse
 from .ssa import FieldManager
 from .store import Store
 from .verbs import WARNINGS_KEY, ResourceVerbs
@@ -35,6 +38,9 @@ class Api(ResourceVerbs):
         self.fields = FieldManager()
         self.crds = CrdController(store)
         self._discovery_cache: dict[tuple[int, str], bytes] = {}
+        self.audit: AuditLog | None = None
+        if options.audit_log_path:
+            self.audit = AuditLog(options.audit_log_path, options.audit_log_mutating_only)
 
     async def start(self) -> None:
         self.crds.start()
@@ -44,22 +50,50 @@ class Api(ResourceVerbs):
         self.closing.set()
         self.crds.stop()
         await self.auth.close()
+        if self.audit is not None:
+            self.audit.close()
 
     def install(self, app: web.Application) -> None:
         app.router.add_route("*", "/{tail:.*}", self.handle)
 
     # ---------------------------------------------------------------- pipeline
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        resp = await self._handle_errors(request)
+        received = audit_now()
+        audit_id = str(uuid.uuid4())
+        info = parse(request.method, request.path,
+                     request.query.get("watch", "") in ("1", "true", "True"))
+        audited = self.audit is not None and self.audit.wanted(info)
+        try:
+            resp = await self._handle_errors(request, info)
+        except web.HTTPException as exc:
+            if audited:
+                self._audit(request, info, audit_id, received, exc, exc.status)
+            raise
+        except asyncio.CancelledError:  # the client went away; a write may have been applied
+            if audited:
+                self._audit(request, info, audit_id, received, None, None)
+            raise
         if not resp.prepared:
-            resp.headers["Audit-Id"] = str(uuid.uuid4())
+            resp.headers["Audit-Id"] = audit_id
             for text in request.get(WARNINGS_KEY, []):
                 resp.headers.add("Warning", '299 - "' + text.replace('"', '\\"') + '"')
+        if audited:
+            self._audit(request, info, audit_id, received, resp, resp.status)
         return resp
 
-    async def _handle_errors(self, request: web.Request) -> web.StreamResponse:
+    def _audit(self, request: web.Request, info: RequestInfo, audit_id: str,
+               received: datetime, resp: web.StreamResponse | None, code: int | None) -> None:
+        assert self.audit is not None
         try:
-            return await self._handle(request)
+            self.audit.write(self.audit.event(request, info, audit_id, received, resp, code,
+                                              request.get(USER_KEY)))
+        except Exception:  # never fail the request for its audit line
+            log.exception("audit_write_failed", path=request.path)
+
+    async def _handle_errors(self, request: web.Request,
+                             info: RequestInfo) -> web.StreamResponse:
+        try:
+            return await self._handle(request, info)
         except errors.StatusError as err:
             return codec.status_response(err, request.headers.get("Accept", ""))
         except web.HTTPException:
@@ -70,9 +104,7 @@ class Api(ResourceVerbs):
             log.exception("request_failed", path=request.path, method=request.method)
             return codec.status_response(errors.internal(type(exc).__name__))
 
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
-        watch_q = request.query.get("watch", "") in ("1", "true", "True")
-        info = parse(request.method, request.path, watch_q)
+    async def _handle(self, request: web.Request, info: RequestInfo) -> web.StreamResponse:
         user = await self.auth.authenticate(request)
         request[USER_KEY] = user
         attrs = RequestAttributes(

@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from . import errors
+from .audit import AUTHENTICATED_USER_KEY
 from .authtypes import ADMIN_USER, RequestAttributes, UserInfo
 from .logutil import LazyLogger
 from .options import Options
@@ -58,6 +59,7 @@ class AuthHooks:
         user = await self.authenticator.authenticate(request)
         if user is None:
             raise errors.StatusError(401, "Unauthorized", "Unauthorized")
+        request[AUTHENTICATED_USER_KEY] = user  # the audit's user; impersonation may replace it
         if request.headers.get("Impersonate-User") is not None or any(
             h.lower().startswith("impersonate-") for h in request.headers
         ):

@@ -20,6 +20,8 @@ class Options:
     authorization_mode: str = "AlwaysAllow"
     nodes: int = 0
     exec_host: bool = False
+    audit_log_path: str | None = None
+    audit_log_mutating_only: bool = True
 
 
 def parse_args(argv: list[str] | None = None) -> Options:
@@ -39,6 +41,18 @@ def parse_args(argv: list[str] | None = None) -> Options:
         action="store_true",
         help="exec runs the command as a process on this machine (for tests; by default exec "
         "runs a small built-in shell and never reaches the host)",
+    )
+    p.add_argument(
+        "--audit-log-path",
+        help="append an audit.k8s.io/v1 Event per request to this file, one JSON line each, "
+        "flushed as written (level Metadata, stage ResponseComplete; kube-apiserver's flag)",
+    )
+    p.add_argument(
+        "--audit-log-mutating-only",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="log only create, update, patch, delete and deletecollection (default: true; "
+        "--no-audit-log-mutating-only logs reads too: get, list, watch)",
     )
     ns = p.parse_args(argv)
     return Options(**vars(ns))  # every option's dest is the field of the same name
