@@ -132,7 +132,8 @@ def create_app(state: ServerState) -> web.Application:
     ui.setup(app)  # the web UI at /ui/ (docs/ui.md)
     app.add_routes(proxy.routes())
     app[proxy.POOL] = UpstreamPool(state.sessions, state.store)
-    manager = AccessManager(state.store, state.sessions, app[proxy.POOL], state.owns)
+    manager = AccessManager(state.store, state.sessions, app[proxy.POOL], state.owns,
+                            state.config.replica if state.config.store_url else "")
     app[proxy.ACCESS] = manager
     app[proxy.IMPERSONATOR] = Impersonator(manager)
     state.metrics.register(AccessCollector(manager))

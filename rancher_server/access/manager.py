@@ -38,10 +38,12 @@ class _Running:
 
 class AccessManager:
     def __init__(self, store: Store, sessions: SessionRegistry, pool: UpstreamPool,
-                 owns: Callable[[str], bool] = lambda _: True) -> None:
+                 owns: Callable[[str], bool] = lambda _: True, replica: str = "") -> None:
         """``owns(cluster)``: whether this replica drives the cluster (replicas on etcd: one
-        does; its reconciler's writes are fenced by it, so none land after ownership moved)."""
+        does; its reconciler's writes are fenced by it, so none land after ownership moved).
+        ``replica``: its name, in the User-Agent of every downstream call."""
         self._store = store
+        self._replica = replica
         self._owns = owns
         self._sessions = sessions
         self._pool = pool
@@ -89,7 +91,7 @@ class AccessManager:
             self._stop(cluster_id)
         if not up.admin_token:
             return
-        kube = Kube(up)
+        kube = Kube(up, self._replica)
         kube.fence = lambda: self._fence(cluster_id)
         reconciler = ClusterReconciler(self._store, kube)
         task = asyncio.get_running_loop().create_task(

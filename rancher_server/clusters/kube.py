@@ -19,6 +19,7 @@ from kubernetes_asyncio.client import ApiClient, Configuration
 
 from rancher_tunnel.errors import DialRefused, SessionClosed
 from rancher_tunnel.logs import get_logger
+from rancher_tunnel.version import version
 
 if TYPE_CHECKING:  # the proxy package imports this package
     from rancher_server.proxy.upstream import Upstream
@@ -70,7 +71,9 @@ async def _error(resp: aiohttp.ClientResponse, what: str) -> KubeError:
 class Kube:
     """One cluster's API server, as the agent's service account."""
 
-    def __init__(self, up: Upstream) -> None:
+    def __init__(self, up: Upstream, replica: str = "") -> None:
+        """``replica``: this server's replica name, in the User-Agent of every call (an audit of
+        the downstream API server then says which replica wrote)."""
         self.cluster_id = up.cluster_id
         self.key = up.key
         cfg = Configuration(host=up.base_url)
@@ -78,6 +81,8 @@ class Kube:
         cfg.api_key_prefix = {"BearerToken": "Bearer"}
         self._cfg = cfg
         self._api = ApiClient(cfg)
+        self._api.user_agent = f"rancher-py-server/{version()}" + (
+            f" (replica {replica})" if replica else "")
         self._own_http = self._api.rest_client.pool_manager
         self._api.rest_client.pool_manager = up.http  # every call through the tunnel
         # called before every write: raises when this replica may not write to the cluster now
