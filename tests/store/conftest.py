@@ -1,10 +1,12 @@
 """The store fixtures: ``store`` runs a test on both backends (SQLite, and etcd from Debian's
 ``etcd-server`` package, one member started here on free loopback ports with a temporary data
-directory). Each etcd test gets its own key prefix on the session's member."""
+directory). Each etcd test gets its own key prefix on the session's member; the fault tests start
+``etcd_cluster``, three members of their own."""
 
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -29,15 +31,18 @@ def free_port() -> int:
 
 
 class EtcdMember:
-    """One etcd member on loopback, restartable on the same ports and data."""
+    """One etcd member on loopback, restartable on the same ports and data. Alone it is a cluster
+    of one; ``EtcdCluster`` gives three members one ``--initial-cluster``."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, name: str = "m0") -> None:
         binary = shutil.which("etcd") or "/usr/bin/etcd"
         if not Path(binary).exists():
             pytest.fail("etcd is not installed: apt-get install etcd-server (scripts/test.sh does)")
         self.binary = binary
+        self.name = name
         self.data_dir = data_dir
         self.client_port, self.peer_port = free_port(), free_port()
+        self.initial_cluster = f"{name}={self.peer_url}"
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = data_dir.parent / f"{data_dir.name}.log"
 
@@ -46,19 +51,32 @@ class EtcdMember:
         return f"127.0.0.1:{self.client_port}"
 
     @property
+    def peer_url(self) -> str:
+        return f"http://127.0.0.1:{self.peer_port}"
+
+    @property
     def url(self) -> str:
         return f"etcd://{self.endpoint}"
 
     def start(self) -> None:
+        self.launch()
+        self.wait_ready()
+
+    def launch(self) -> None:
+        """Starts the process (a member of a new cluster answers once a quorum has started)."""
         client = f"http://{self.endpoint}"
-        peer = f"http://127.0.0.1:{self.peer_port}"
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                [self.binary, "--name", "m0", "--data-dir", str(self.data_dir),
+                [self.binary, "--name", self.name, "--data-dir", str(self.data_dir),
                  "--listen-client-urls", client, "--advertise-client-urls", client,
-                 "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-                 "--initial-cluster", f"m0={peer}", "--logger", "zap", "--log-level", "error"],
+                 "--listen-peer-urls", self.peer_url,
+                 "--initial-advertise-peer-urls", self.peer_url,
+                 "--initial-cluster", self.initial_cluster, "--logger", "zap",
+                 "--log-level", "error"],
                 stdout=log, stderr=log)
+
+    def wait_ready(self) -> None:
+        assert self.proc is not None
         deadline = time.monotonic() + ETCD_START_TIMEOUT_S
         while True:
             conn = EtcdConnection([self.endpoint])
@@ -73,14 +91,59 @@ class EtcdMember:
             finally:
                 conn.close()
 
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
     def stop(self, kill: bool = False) -> None:
         if self.proc is not None and self.proc.poll() is None:
             if kill:
                 self.proc.kill()
             else:
+                self.proc.send_signal(signal.SIGCONT)  # a paused member cannot exit
                 self.proc.terminate()
             self.proc.wait(10)
         self.proc = None
+
+    def pause(self) -> None:
+        """SIGSTOP: the member keeps its sockets open and answers nothing (a hung host)."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
+
+class EtcdCluster:
+    """Three etcd members on loopback, one cluster; each can be killed (SIGKILL), paused
+    (SIGSTOP) and restarted on the same ports and data directory."""
+
+    def __init__(self, root: Path, size: int = 3) -> None:
+        root.mkdir(parents=True, exist_ok=True)
+        self.members = [EtcdMember(root / f"m{i}", name=f"m{i}") for i in range(size)]
+        initial = ",".join(f"{m.name}={m.peer_url}" for m in self.members)
+        for m in self.members:
+            m.initial_cluster = initial
+
+    @property
+    def url(self) -> str:
+        return "etcd://" + ",".join(m.endpoint for m in self.members)
+
+    def start(self) -> EtcdCluster:
+        for m in self.members:
+            if not m.running:
+                m.launch()
+        for m in self.members:
+            m.wait_ready()
+        return self
+
+    def member_at(self, endpoint: str) -> EtcdMember:
+        return next(m for m in self.members if m.endpoint == endpoint)
+
+    def stop(self) -> None:
+        for m in self.members:
+            m.stop(kill=True)  # its data is the test's: no graceful leader hand-over to wait for
 
 
 @pytest.fixture(scope="session")
@@ -89,6 +152,14 @@ def etcd_member(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdMember
     member.start()
     yield member
     member.stop()
+
+
+@pytest.fixture
+def etcd_cluster(tmp_path: Path) -> Iterator[EtcdCluster]:
+    """Three members of the test's own (faults leave a cluster in no state to share)."""
+    cluster = EtcdCluster(tmp_path / "etcd").start()
+    yield cluster
+    cluster.stop()
 
 
 @pytest.fixture
