@@ -35,8 +35,11 @@ class ServerState:
     ha: HA | None = None  # replicas on etcd: set once the server listens (rancher_server.ha)
 
     def owns(self, cluster_id: str) -> bool:
-        """Whether this replica drives the cluster (always, with one replica)."""
-        return self.ha is None or self.ha.ownership.owns(cluster_id)
+        """Whether this replica drives the cluster (always, with one replica; on etcd, nothing
+        until the replica has joined the others)."""
+        if self.ha is None:
+            return not self.config.store_url
+        return self.ha.ownership.owns(cluster_id)
 
 
 STATE: web.AppKey[ServerState] = web.AppKey("state", ServerState)

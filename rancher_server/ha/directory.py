@@ -216,8 +216,13 @@ class Directory:
         return ok
 
     def release(self, cluster_id: str) -> None:
+        """Deletes our owner entry; our mirror forgets it at once (not when the watch says so:
+        until then a round would read it back as ours while another replica takes it)."""
         key = self._key(OWNERS, cluster_id)
         self._conn.txn([_value_is(key, self._mine())], [delete_op(key)])
+        with self._lock:
+            if self.owners.get(cluster_id) == self.name:
+                del self.owners[cluster_id]
 
     def forget_cluster(self, cluster_id: str) -> None:
         """A deleted cluster: its owner entry goes (sessions end with their agents)."""

@@ -42,6 +42,10 @@ class Ownership:
         self._lease = lease
         self._cluster_ids = cluster_ids
         self._owned: set[str] = set()
+        # clusters this process took under the lease it holds now: an owner entry with our
+        # name is ours only if it is in here (an entry of an earlier process of the same
+        # name, or one our mirror has not yet seen deleted, is not)
+        self._taken: dict[str, int] = {}
         self._draining: dict[str, float] = {}  # cluster -> when its entry may go
         self._orphan_since: dict[str, float] = {}
         self._wake = asyncio.Event()
@@ -81,11 +85,14 @@ class Ownership:
             self._owned.clear()
             self._draining.clear()
             return
+        for cid, lease_id in list(self._taken.items()):
+            if lease_id != lease.lease_id:  # taken under a lease etcd has since dropped
+                del self._taken[cid]
         wanted = set(self._cluster_ids())
         for cid in wanted:
             owner, holder = d.owner_of(cid), d.cluster_agent_holder(cid)
-            if owner == d.name:
-                self._owned.add(cid)  # e.g. after a restart with the same name and lease
+            if owner == d.name and self._taken.get(cid) == lease.lease_id:
+                self._owned.add(cid)
                 if holder is not None and holder != d.name and cid not in self._draining:
                     log.info("cluster's agent is on another replica; handing it over",
                              cluster=cid, to=holder)
@@ -102,19 +109,23 @@ class Ownership:
                     continue
             elif holder != d.name:
                 continue  # its holder takes it
-            if await asyncio.to_thread(d.try_own, lease.lease_id, cid):
+            lease_id = lease.lease_id
+            if await asyncio.to_thread(d.try_own, lease_id, cid):
+                self._taken[cid] = lease_id
                 self._owned.add(cid)
                 self._orphan_since.pop(cid, None)
                 self.changes += 1
                 log.info("cluster owned", cluster=cid)
         for cid, at in list(self._draining.items()):
             if now >= at or cid not in wanted:
-                await asyncio.to_thread(d.release, cid)
                 self._owned.discard(cid)
+                self._taken.pop(cid, None)
+                await asyncio.to_thread(d.release, cid)
                 del self._draining[cid]
         for cid in [c for c in self._owned if c not in wanted]:
-            await asyncio.to_thread(d.release, cid)  # a deleted cluster
             self._owned.discard(cid)
+            self._taken.pop(cid, None)
+            await asyncio.to_thread(d.release, cid)  # a deleted cluster
 
     async def run(self, stop: asyncio.Event) -> None:
         if self._dir is None:
