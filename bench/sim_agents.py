@@ -1,5 +1,8 @@
 """Many simulated cluster agents in one process, each running the real agent connection loop
 (``cluster_agent.connection.AgentConnection``): registration, keepalive, backoff and reconnect.
+Each keeps the agent credential the server issues at its first registration in memory and presents
+it on every reconnect, as a real agent does from its file or Secret (the registration token alone
+is refused once a credential was issued).
 
     python -m bench.sim_agents --server URL --ca CA.pem --tokens tokens.json
 """
@@ -14,6 +17,7 @@ import ssl
 
 from cluster_agent.config import AgentConfig
 from cluster_agent.connection import AgentConnection
+from cluster_agent.credential import AgentCredential, MemoryCredentialStore
 from rancher_tunnel import logs
 from rancher_tunnel.stream import IncomingStream
 
@@ -38,7 +42,8 @@ async def main() -> None:
         cfg = AgentConfig(server=args.server, token=token)
         conns.append(
             AgentConnection(
-                cfg, {"role": "cluster", "cluster": {}}, refuse_all, ctx, name=f"sim-{i}"
+                cfg, {"role": "cluster", "cluster": {}}, refuse_all, ctx, name=f"sim-{i}",
+                credential=AgentCredential(MemoryCredentialStore()),
             )
         )
     tasks = [asyncio.create_task(c.run(), name=f"sim-{i}") for i, c in enumerate(conns)]

@@ -30,6 +30,7 @@ from typing import Any
 
 from cluster_agent.config import AgentConfig
 from cluster_agent.connection import AgentConnection
+from cluster_agent.credential import AgentCredential, MemoryCredentialStore
 from cluster_agent.picture import AgentPicture
 from cluster_agent.sender import PictureSender
 from rancher_tunnel import logs
@@ -166,13 +167,14 @@ async def main() -> None:
         conns.append(AgentConnection(
             cfg, {"role": "cluster", "cluster": {}}, refuse_all, ctx, name=f"sim-{i}",
             on_session=c.on_session if picture else None,
-            on_message=c.on_message if picture else None))
+            on_message=c.on_message if picture else None,
+            credential=AgentCredential(MemoryCredentialStore())))  # presented on reconnects
     tasks = [asyncio.create_task(c.run(), name=f"sim-{i}") for i, c in enumerate(conns)]
     tasks.append(asyncio.create_task(health_loop(clusters), name="health"))
     print(json.dumps({"ready": True, "agents": len(conns)}), flush=True)
     await commands(clusters)
-    for c in conns:
-        await c.stop()
+    for conn in conns:
+        await conn.stop()
     for t in tasks:
         t.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
