@@ -20,7 +20,7 @@ from rancher_server.store.base import StorageUnavailable
 
 ETCD_RPC_TIMEOUT_S = 5.0  # one Txn or Range page, over every member it tries
 ETCD_TRY_TIMEOUT_S = 2.0  # one try on one member (a proposal lost with a dead leader never ends)
-ELECTION_PAUSE_S = 0.2  # before another round when members said they have no leader
+ROUND_PAUSE_S = 0.2  # before another round over the members, when some are up but not ready
 MIN_TRY_S = 0.05  # the least time left to a try on the next member
 RANGE_PAGE_KEYS = 1000  # keys per Range page at load (stays far under gRPC's 4 MiB message limit)
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -208,12 +208,14 @@ class EtcdConnection:
         """``(response, tries)``. A try that failed for want of a member is tried on the next: a
         read always; a write if it cannot have reached etcd, or if ``resend`` (the same write in a
         form that is safe to send twice) is given, which later tries send instead. Each try gets
-        at most ``ETCD_TRY_TIMEOUT_S``; the call as a whole ``ETCD_RPC_TIMEOUT_S``. While members
-        answer that they have no leader (an election), tries go round again after a pause."""
+        at most ``ETCD_TRY_TIMEOUT_S``; the call as a whole ``ETCD_RPC_TIMEOUT_S``. When every
+        member has been tried and some were up (no leader yet, or too slow), tries go round again
+        after a pause until the deadline; when all refused connections, the call fails at once."""
         deadline = time.monotonic() + self._timeout
         tried: list[str] = []
         failures: list[str] = []
-        electing = False
+        answering = False  # some member of this round is up (no leader yet, or slow)
+        maybe_applied = False  # a write: some try may have reached etcd's log
         attempts = 0
         endpoint = self.endpoint
         while True:
@@ -233,19 +235,21 @@ class EtcdConnection:
                     raise StorageUnavailable(f"etcd {method} failed at {failures[-1]}") from e
                 self.failover_from(endpoint)
                 never_sent = _never_sent(code, detail)
-                electing = electing or NO_LEADER in detail
+                maybe_applied = maybe_applied or not never_sent
+                # A member that is up but has no leader, or did not answer in time, may answer
+                # the next round (an election ends); members refusing connections will not.
+                answering = answering or "failed to connect" not in detail.lower()
                 following = None
                 if read or never_sent or resend is not None:
                     following = self._untried(tried)
-                    if following is None and electing and deadline - time.monotonic() > \
-                            ELECTION_PAUSE_S + MIN_TRY_S:
-                        time.sleep(ELECTION_PAUSE_S)
-                        tried, electing = [], False
+                    if following is None and answering and deadline - time.monotonic() > \
+                            ROUND_PAUSE_S + MIN_TRY_S:
+                        time.sleep(ROUND_PAUSE_S)
+                        tried, answering = [], False
                         following = self.endpoint
                 if following is None or time.monotonic() >= deadline:
-                    what = ("etcd is unreachable" if never_sent else f"etcd {method} failed"
-                            if read or resend is not None
-                            else f"etcd {method} failed (it may have been applied)")
+                    what = ("etcd is unreachable" if read or not maybe_applied
+                            else f"etcd is unreachable (this {method} may have been applied)")
                     raise StorageUnavailable(f"{what}: {'; '.join(failures)}") from e
                 endpoint = following
                 continue

@@ -138,6 +138,30 @@ class EtcdCluster:
             m.wait_ready()
         return self
 
+    def leader(self) -> EtcdMember:
+        """The member the running ones agree leads (after an election settles)."""
+        from aetcd import rpc
+        from aetcd.rpc import rpc_pb2_grpc
+
+        deadline = time.monotonic() + ETCD_START_TIMEOUT_S
+        while True:
+            for m in self.members:
+                if not m.running:
+                    continue
+                conn = EtcdConnection([m.endpoint])
+                try:
+                    status = rpc_pb2_grpc.MaintenanceStub(conn.channel()).Status(
+                        rpc.StatusRequest(), timeout=2)
+                    if status.leader and status.leader == status.header.member_id:
+                        return m
+                except Exception:  # not up yet, or electing
+                    pass
+                finally:
+                    conn.close()
+            if time.monotonic() > deadline:
+                raise RuntimeError("no etcd member leads")
+            time.sleep(0.1)
+
     def member_at(self, endpoint: str) -> EtcdMember:
         return next(m for m in self.members if m.endpoint == endpoint)
 

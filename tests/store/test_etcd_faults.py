@@ -25,7 +25,9 @@ from rancher_server.store.etcd_conn import (
 from rancher_server.store.etcd_open import open_etcd
 from tests.store.conftest import EtcdCluster
 
-FAILOVER_WITHIN_S = 3.0  # a write after kill -9 of the member the store was on
+# A write after kill -9 of a member: at once when it followed; when it led, the proposal
+# forwarded to it is lost and the write is sent again after ETCD_TRY_TIMEOUT_S (2 s).
+FAILOVER_WITHIN_S = 4.5
 SEEN_WITHIN_S = 1.0  # a write through another store, once the watch has moved
 UNREACHABLE_FAILS_WITHIN_S = 0.5  # every member refusing connections
 RECOVERED_WITHIN_S = 10.0
@@ -98,14 +100,19 @@ def test_killed_member_fails_over_with_no_error_and_nothing_lost(
     print(f"kill -9 of a's member: first write {first_write_s:.3f} s, "
           f"b's write seen by a {time.monotonic() - t0:.3f} s ({seen_s:.3f} s after its ack)")
 
-    # The member comes back on its data and catches up; then kill the one a moved to.
+    # The member comes back on its data and catches up; then the leader is killed: a proposal
+    # forwarded to it is lost, and the write is sent again (and still succeeds).
     victim.start()
-    second = etcd_cluster.member_at(a.connection.endpoint)
-    second.stop(kill=True)
-    acked.append(a.create_user("after-second-kill", "", "h").id)
-    _wait(lambda: b.user_by_username("after-second-kill") is not None, SEEN_WITHIN_S * 5,
+    leader = etcd_cluster.leader()
+    leader.stop(kill=True)
+    t0 = time.monotonic()
+    acked.append(a.create_user("after-leader-kill", "", "h").id)
+    leader_write_s = time.monotonic() - t0
+    assert leader_write_s < FAILOVER_WITHIN_S, leader_write_s
+    _wait(lambda: b.user_by_username("after-leader-kill") is not None, SEEN_WITHIN_S * 5,
           "b sees a's write")
-    second.start()
+    print(f"kill -9 of the leader ({leader.name}): the next write took {leader_write_s:.3f} s")
+    leader.start()
 
     # Nothing acknowledged is missing: in both replicas' memory and in a fresh load from etcd.
     fresh = stores(_url(etcd_cluster, [1, 0, 2]))
@@ -178,7 +185,8 @@ def test_all_members_hung_writes_fail_within_the_rpc_timeout_then_recover(
         m.pause()
     try:
         t0 = time.monotonic()
-        with pytest.raises(StorageUnavailable, match="no answer"):
+        with pytest.raises(StorageUnavailable,
+                           match=r"unreachable \(this Txn may have been applied\).*no answer"):
             a.create_cluster("prod", "th")
         fail_s = time.monotonic() - t0
         assert fail_s < ETCD_RPC_TIMEOUT_S + 1, fail_s
@@ -186,7 +194,9 @@ def test_all_members_hung_writes_fail_within_the_rpc_timeout_then_recover(
     finally:
         for m in etcd_cluster.members:
             m.resume()
-    write_s = _retry(lambda: a.create_cluster("prod", "th"), RECOVERED_WITHIN_S)
+    # The failed write may have been applied once the members resumed (its message says so,
+    # as etcd's own client does): a new one goes under another name.
+    write_s = _retry(lambda: a.create_cluster("prod-2", "th-2"), RECOVERED_WITHIN_S)
     b = stores(_url(etcd_cluster, [2, 1, 0]))
     b.create_user("from-b", "", "h")
     _wait(lambda: a.user_by_username("from-b") is not None, SEEN_WITHIN_S, "b's write seen by a")
@@ -198,20 +208,20 @@ def test_replica_cut_off_from_etcd_catches_up_and_bounds_stale_tokens(
         etcd_cluster: EtcdCluster, stores: Callable[..., EtcdStore]) -> None:
     # a reaches etcd through one member only: killing it cuts a off while b (through the other
     # two, a quorum) goes on writing.
-    stale_max = 2.0
+    stale_max = 4.0
     a = stores(_url(etcd_cluster, [0]), stale_read_max_s=stale_max)
     b = stores(_url(etcd_cluster, [1, 2]))
     u = b.create_user("alice", "", "h")
     tok = b.create_token(u.id, "sh", kind="api", description="", expires_at=None)
     _wait(lambda: a.token_with_user(tok.id) is not None, SEEN_WITHIN_S, "a sees the token")
     etcd_cluster.members[0].stop(kill=True)
-    cut = time.monotonic()
-    b.delete_token(tok.id)  # revoked while a cannot hear of it
+    b.delete_token(tok.id)  # revoked while a cannot hear of it (2 s more if m0 led)
     b.create_user("meanwhile", "", "h")
     # The risk the bound is for: a still trusts the revoked token...
+    assert a.connection.watch_silent_s() < stale_max
     assert a.token_with_user(tok.id) is not None
     # ...until its picture is older than the bound; then it trusts no token (other reads go on).
-    _wait(lambda: time.monotonic() - cut > stale_max + 0.1, stale_max + 1, "the bound passes")
+    _wait(lambda: a.connection.watch_silent_s() > stale_max, stale_max + 1, "the bound passes")
     with pytest.raises(StorageUnavailable, match="RANCHER_ETCD_STALE_READ_MAX_S"):
         a.token_with_user(tok.id)
     assert a.get_user(u.id).username == "alice"
