@@ -263,14 +263,14 @@ class EtcdConnection:
         with it in flight (a leader killed loses the proposals forwarded to it). Sending it twice
         is safe: the second time its failure branch also reads every key it puts, and a compare
         that failed because the first one was applied after all finds them holding exactly its
-        values, so it answers "succeeded" at that write's revision. Without compares the writes
-        themselves are the same twice (puts of the same values, deletes)."""
-        puts = [(bytes(op.request_put.key), bytes(op.request_put.value))
-                for op in ops if op.HasField("request_put")]
+        values (under its lease), so it answers "succeeded" at that write's revision. Without
+        compares the writes themselves are the same twice (puts of the same values, deletes)."""
+        puts = [(bytes(op.request_put.key), bytes(op.request_put.value),
+                 int(op.request_put.lease)) for op in ops if op.HasField("request_put")]
         resend = rpc.TxnRequest(
             compare=list(compares), success=list(ops),
             failure=[*failure, *(rpc.RequestOp(request_range=rpc.RangeRequest(key=k))
-                                 for k, _ in puts)])
+                                 for k, _, _ in puts)])
         resp, tries = self._call(
             "Txn", rpc.TxnRequest(compare=list(compares), success=list(ops), failure=list(failure)),
             resend=resend)
@@ -278,8 +278,8 @@ class EtcdConnection:
         if not resp.succeeded and tries > 1 and puts:
             found = [r.response_range.kvs for r in responses[len(failure):]]
             if len(found) == len(puts) and all(
-                    len(kvs) == 1 and bytes(kvs[0].value) == value
-                    for kvs, (_, value) in zip(found, puts, strict=True)):
+                    len(kvs) == 1 and bytes(kvs[0].value) == value and int(kvs[0].lease) == lease
+                    for kvs, (_, value, lease) in zip(found, puts, strict=True)):
                 revision = max(int(kvs[0].mod_revision) for kvs in found)
                 return _TxnOutcome(True, revision, [])
         return _TxnOutcome(bool(resp.succeeded), int(resp.header.revision),

@@ -48,13 +48,12 @@ def open_etcd(store_url: str, stale_read_max_s: float = ETCD_STALE_READ_MAX_S,
 
     class BoundedEtcdStore(EtcdStore):
         def token_with_user(self, token_id: str) -> tuple[ApiToken, User] | None:
-            if stale_read_max_s:
-                silent = self.connection.watch_silent_s()
-                if silent > stale_read_max_s:
-                    raise StorageUnavailable(
-                        f"etcd has not been heard from for {silent:.0f} s (more than "
-                        f"{STALE_READ_ENV}={stale_read_max_s:g}): a token revoked elsewhere "
-                        f"meanwhile would not be seen, so none is trusted until etcd is back")
+            if stale_read_max_s and self.connection.watch_silent_s() > stale_read_max_s:
+                # One message for the whole outage: the server logs each cause once.
+                raise StorageUnavailable(
+                    f"etcd has not been heard from for more than {STALE_READ_ENV}="
+                    f"{stale_read_max_s:g} s: a token revoked elsewhere meanwhile would not "
+                    f"be seen, so none is trusted until etcd is back")
             return super().token_with_user(token_id)
 
     return BoundedEtcdStore(store_url, prefix=DEFAULT_PREFIX if prefix is None else prefix)
