@@ -1,10 +1,10 @@
 """Websocket masking (RFC 6455 5.3): XOR a payload in place with a 4-byte key.
 
-aiohttp ships a C implementation as a private helper (``aiohttp._websocket.helpers``); it is used
-when it can be imported, and a pure-Python one (whole-buffer integer XOR: no per-byte loop)
-otherwise, so an aiohttp release that moves or drops the helper slows masking down instead of
-breaking the tunnel. ``tests/tunnel/test_wsmask.py`` checks both give the same bytes, and
-``python3 -m bench.wsmask_bench`` measures them."""
+The project's own C implementation (``rancher_tunnel/_wsmask.c``, built by ``pip install`` as an
+optional extension) when it was built, a pure-Python one (whole-buffer integer XOR: no per-byte
+loop) otherwise: no private helper of aiohttp or websockets is used, so no release of theirs can
+break the tunnel. ``tests/tunnel/test_wsmask.py`` checks both give the same bytes, and
+``python3 -m bench.wsmask_bench`` measures them against websockets' public ``apply_mask``."""
 
 from __future__ import annotations
 
@@ -29,10 +29,10 @@ def mask_python(key: bytes, data: bytearray) -> None:
 
 def _c_masker() -> Masker | None:
     try:
-        from aiohttp._websocket.helpers import websocket_mask
-    except ImportError:  # moved or gone in this aiohttp release: the Python one serves
+        from rancher_tunnel._wsmask import mask
+    except ImportError:  # built without a compiler: the Python one serves
         return None
-    masker: Masker = websocket_mask
+    masker: Masker = mask
     return masker
 
 

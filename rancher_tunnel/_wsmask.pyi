@@ -1,0 +1,3 @@
+"""The C extension built from _wsmask.c (see rancher_tunnel/wsmask.py)."""
+
+def mask(key: bytes, data: bytearray | memoryview) -> None: ...
