@@ -251,7 +251,7 @@ async def _directory_login(ctx: Ctx, provider: str) -> web.Response:
     login_name, password = ctx.body["username"], ctx.body["password"]
     state, remote = ctx.state, ctx.remote
     key = f"{provider}:{login_name}"  # throttled apart from a local user of the same name
-    wait = login_retry_after(state, key, remote)
+    wait = await login_retry_after(state, key, remote)
     shown = f"{provider}:{loggable_username(login_name, None)}"
     if wait > 0:
         await audit_now(state, None, "login", f"user:{shown}", RESULT_THROTTLED, remote)
@@ -276,7 +276,7 @@ async def _directory_login(ctx: Ctx, provider: str) -> web.Response:
         raise ApiError(503, "the provider's bind password does not decrypt "
                             "(RANCHER_SECRETS_KEY changed?)") from e
     except LoginRefused as e:
-        delay = record_login_failure(state, key, remote)
+        delay = await record_login_failure(state, key, remote)
         log.info("login", provider=provider, username=shown, result=RESULT_FAILED,
                  reason=e.reason, remote=remote)
         await audit_now(state, None, "login", f"user:{shown}", RESULT_FAILED, remote)
@@ -285,7 +285,7 @@ async def _directory_login(ctx: Ctx, provider: str) -> web.Response:
         raise ApiError(401, LOGIN_FAILED_MESSAGE) from e
     except (NotAllowed, StoreDisabled) as e:
         raise await _refused(state, e, remote) from e
-    record_login_success(state, key, remote)
+    await record_login_success(state, key, remote)
     ttl = ctx.body.get("ttl") or 0
     ttl_s = min(LOGIN_TOKEN_TTL_S, ttl / MS_PER_S) if ttl > 0 else LOGIN_TOKEN_TTL_S
     issued = await asyncio.to_thread(

@@ -128,8 +128,10 @@ class AuditWriter:
         wall = time.time()
         tokens = await asyncio.to_thread(self._store.purge_expired_tokens, wall)
         entries = await asyncio.to_thread(self._store.purge_audit, wall - AUDIT_RETENTION_S)
-        if tokens or entries:
-            log.info("housekeeping", expired_tokens=tokens, old_audit_entries=entries)
+        failures = await asyncio.to_thread(self._store.purge_login_failures, wall)
+        if tokens or entries or failures:
+            log.info("housekeeping", expired_tokens=tokens, old_audit_entries=entries,
+                     forgotten_login_failures=failures)
 
     async def _run(self) -> None:
         assert self._wake is not None

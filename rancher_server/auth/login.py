@@ -49,9 +49,14 @@ def _pair(username: str, remote: str) -> str:
     return f"{remote} {username}"
 
 
-def _retry_after(state: ServerState, username: str, remote: str) -> float:
+def _retry_after_sync(state: ServerState, username: str, remote: str) -> float:
     rt = runtime(state)
     return max(rt.by_user.retry_after(_pair(username, remote)), rt.by_address.retry_after(remote))
+
+
+async def _retry_after(state: ServerState, username: str, remote: str) -> float:
+    """The throttles' records are in the store (etcd: a round trip): off the event loop."""
+    return await asyncio.to_thread(_retry_after_sync, state, username, remote)
 
 
 def slowdown_s(pair_failures: int, address_failures: int) -> float:
@@ -64,54 +69,61 @@ def slowdown_s(pair_failures: int, address_failures: int) -> float:
     return min(LOGIN_SLOWDOWN_MAX_S, excess * LOGIN_SLOWDOWN_STEP_S)
 
 
-def _record_failure(state: ServerState, username: str, remote: str) -> float:
-    """Count a failure; the slowdown its answer gets."""
+def _record_failure_sync(state: ServerState, username: str, remote: str) -> float:
     rt = runtime(state)
     pair = _pair(username, remote)
-    rt.by_user.failure(pair)
-    rt.by_address.failure(remote)
-    rt.by_account.failure(username)
-    if rt.by_account.failures(username) > LOGIN_ACCOUNT_CEILING_FAILURES:
+    pair_failures = rt.by_user.failure(pair)
+    address_failures = rt.by_address.failure(remote)
+    if rt.by_account.failure(username) > LOGIN_ACCOUNT_CEILING_FAILURES:
         rt.by_user.lock(pair, LOGIN_LOCKOUT_MAX_S)
-    return slowdown_s(rt.by_user.failures(pair), rt.by_address.failures(remote))
+    return slowdown_s(pair_failures, address_failures)
+
+
+async def _record_failure(state: ServerState, username: str, remote: str) -> float:
+    """Count a failure (in the store, seen by every replica); the slowdown its answer gets."""
+    return await asyncio.to_thread(_record_failure_sync, state, username, remote)
+
+
+async def _record_success(state: ServerState, username: str, remote: str) -> None:
+    await asyncio.to_thread(runtime(state).by_user.success, _pair(username, remote))
 
 
 async def check_credentials(
     state: ServerState, username: str, password: str, remote: str
 ) -> LoginOutcome:
     rt = runtime(state)
-    wait = _retry_after(state, username, remote)
+    wait = await _retry_after(state, username, remote)
     if wait > 0:
         return LoginOutcome(RESULT_THROTTLED, retry_after_s=math.ceil(wait))
     async with rt.hash_slots:
         # Re-check: failures recorded while this attempt queued for a hash slot count too.
-        wait = _retry_after(state, username, remote)
+        wait = await _retry_after(state, username, remote)
         if wait > 0:
             return LoginOutcome(RESULT_THROTTLED, retry_after_s=math.ceil(wait))
         user = state.store.user_by_username(username)
         encoded = user.password_hash if user is not None else await asyncio.to_thread(dummy_hash)
         ok = await verify_password_async(password, encoded)
     if user is None or not ok:
-        delay = _record_failure(state, username, remote)
+        delay = await _record_failure(state, username, remote)
         if delay > 0:
             await asyncio.sleep(delay)  # slows the failing source; holds no hash slot
         return LoginOutcome(RESULT_FAILED, user=user)  # the user (if any) only for the audit
     if not user.enabled:
         return LoginOutcome(RESULT_DISABLED, user=user)
-    rt.by_user.success(_pair(username, remote))
+    await _record_success(state, username, remote)
     return LoginOutcome(RESULT_OK, user=user)
 
 
 # For other login paths (the directory providers): the same throttles, keyed the same way.
-def login_retry_after(state: ServerState, username: str, remote: str) -> float:
+async def login_retry_after(state: ServerState, username: str, remote: str) -> float:
     """Seconds this (source, username) must wait before another attempt (0.0: now)."""
-    return _retry_after(state, username, remote)
+    return await _retry_after(state, username, remote)
 
 
-def record_login_failure(state: ServerState, username: str, remote: str) -> float:
+async def record_login_failure(state: ServerState, username: str, remote: str) -> float:
     """Count a failed attempt; the slowdown its answer gets."""
-    return _record_failure(state, username, remote)
+    return await _record_failure(state, username, remote)
 
 
-def record_login_success(state: ServerState, username: str, remote: str) -> None:
-    runtime(state).by_user.success(_pair(username, remote))
+async def record_login_success(state: ServerState, username: str, remote: str) -> None:
+    await _record_success(state, username, remote)

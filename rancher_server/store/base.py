@@ -122,6 +122,18 @@ class Project:
 
 
 @dataclass(frozen=True)
+class LoginFailures:
+    """Failed logins under one throttle key (``rancher_server.auth.throttle``), kept in the store
+    so that every replica counts the same failures. Times are wall-clock seconds; the store may
+    forget the record once ``expires_at`` has passed (``purge_login_failures``)."""
+
+    failures: int
+    last_failure: float
+    locked_until: float
+    expires_at: float
+
+
+@dataclass(frozen=True)
 class AuditEntry:
     ts: float
     user_id: str
@@ -277,5 +289,31 @@ class Store(Protocol):
     def get_setting(self, name: str) -> str | None: ...
 
     def set_setting(self, name: str, value: str) -> None: ...
+
+    # Failed-login records, shared by every replica. Keys are opaque (the throttle hashes what
+    # it counts). Bookkeeping: writing them neither bumps ``revision`` nor wakes listeners.
+    def login_failure(self, key: str) -> LoginFailures | None: ...
+
+    def update_login_failure(
+        self, key: str, change: Callable[[LoginFailures | None], LoginFailures | None]
+    ) -> LoginFailures | None:
+        """Atomically replace the record by ``change(current)`` (None: delete it) and return
+        what was stored. ``change`` may be called again when another writer came first: it must
+        only compute from its argument."""
+        ...
+
+    def clear_login_failure(self, key: str) -> None: ...
+
+    def purge_login_failures(self, now: float) -> int:
+        """Forget the records whose ``expires_at`` is before ``now``; how many."""
+        ...
+
+    # Secrets the deployment shares (the serving CA's key): never logged, never listed.
+    def put_secret_if_absent(self, name: str, value: str) -> str:
+        """Store ``value`` under ``name`` unless there is one already; the stored value (ours or
+        the one that was there: two replicas racing both get the winner's)."""
+        ...
+
+    def get_secret(self, name: str) -> str | None: ...
 
     def close(self) -> None: ...

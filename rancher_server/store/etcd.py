@@ -9,8 +9,11 @@ tries again, so a concurrent writer on another replica gives a clean Conflict or
 Keys (under the prefix, default ``/rancher/``): ``<kind>/<id>`` holds one JSON document
 (``etcd_memory`` lists the kinds), ``unique/<name>/<sha256>`` one per unique value (cluster
 names and registration-token hashes, agent-credential hashes, usernames, bindings, project
-names per cluster), ``audit/<ts ns>/<nonce>/<n>`` one audit entry. Hashes stay hashes: no
-secret is ever written, only what SQLite stores."""
+names per cluster), ``audit/<ts ns>/<nonce>/<n>`` one audit entry, ``login-failures/<key>`` one
+failed-login record (keys are hashes), ``secrets/<name>`` one secret the replicas share (the
+serving CA's certificate and key). Hashes stay hashes: apart from ``secrets/``, no secret is ever
+written, only what SQLite stores. Audit entries, failed-login records and secrets are not loaded
+into memory and wake no listener."""
 
 from __future__ import annotations
 
@@ -33,6 +36,7 @@ from rancher_server.store.base import (
     Cluster,
     Conflict,
     GlobalBinding,
+    LoginFailures,
     NotFound,
     Project,
     RoleTemplate,
@@ -61,7 +65,9 @@ from rancher_server.store.etcd_memory import (
     BINDINGS,
     CLUSTERS,
     GLOBAL_BINDINGS,
+    LOGIN_FAILURES,
     PROJECTS,
+    SECRETS,
     SETTINGS,
     TEMPLATES,
     TOKENS,
@@ -940,6 +946,78 @@ class EtcdStore:
         key = self._key(SETTINGS, name)
         self._write(lambda _: Plan([], [self._put(key, {"name": name, "value": value})],
                                    lambda: None))
+
+
+    # Failed-login records and secrets ----------------------------------------------------------
+
+    def _record_key(self, kind: str, name: str) -> bytes:
+        return self._prefix + f"{kind}/".encode() + name.encode()
+
+    def _get_kv(self, key: bytes) -> Any:
+        kvs = self._conn.range_raw(rpc.RangeRequest(key=key)).kvs
+        return kvs[0] if kvs else None
+
+    @staticmethod
+    def _failures(kv: Any) -> LoginFailures | None:
+        if kv is None:
+            return None
+        d = json.loads(kv.value)
+        return LoginFailures(failures=int(d["failures"]), last_failure=float(d["last_failure"]),
+                             locked_until=float(d["locked_until"]),
+                             expires_at=float(d["expires_at"]))
+
+    def login_failure(self, key: str) -> LoginFailures | None:
+        return self._failures(self._get_kv(self._record_key(LOGIN_FAILURES, key)))
+
+    def update_login_failure(
+        self, key: str, change: Callable[[LoginFailures | None], LoginFailures | None]
+    ) -> LoginFailures | None:
+        """Read from etcd, then one transaction that holds only if the key is as read (its mod
+        revision, or absent); another replica's failure in between: read again and retry."""
+        ekey = self._record_key(LOGIN_FAILURES, key)
+        for _ in range(WRITE_ATTEMPTS):
+            kv = self._get_kv(ekey)
+            new = change(self._failures(kv))
+            guard = absent(ekey) if kv is None else unchanged(ekey, int(kv.mod_revision))
+            if new is None:
+                if kv is None:
+                    return None
+                op = delete_op(ekey)
+            else:
+                op = put_op(ekey, self._json(asdict(new)))
+            ok, _ = self._conn.txn([guard], [op])
+            if ok:
+                return new
+        raise StorageUnavailable(f"gave up after {WRITE_ATTEMPTS} conflicting writes")
+
+    def clear_login_failure(self, key: str) -> None:
+        self._conn.txn([], [delete_op(self._record_key(LOGIN_FAILURES, key))])
+
+    def purge_login_failures(self, now: float) -> int:
+        """One transaction per chunk, each deleting only records unchanged since read (a chunk
+        whose record got a new failure meanwhile is left for the next purge)."""
+        start = self._prefix + f"{LOGIN_FAILURES}/".encode()
+        expired = [(bytes(kv.key), int(kv.mod_revision))
+                   for kv in self._conn.range_prefix(start).kvs
+                   if float(json.loads(kv.value)["expires_at"]) < now]
+        purged = 0
+        for chunk in _chunks(expired, MAX_TXN_OPS):
+            ok, _ = self._conn.txn([unchanged(k, rev) for k, rev in chunk],
+                                   [delete_op(k) for k, _ in chunk])
+            purged += len(chunk) if ok else 0
+        return purged
+
+    def put_secret_if_absent(self, name: str, value: str) -> str:
+        key = self._record_key(SECRETS, name)
+        self._conn.txn([absent(key)], [put_op(key, value.encode())])
+        kv = self._get_kv(key)
+        if kv is None:  # deleted between the two calls: only by hand
+            raise StorageUnavailable(f"secret {name!r} vanished while it was being created")
+        return bytes(kv.value).decode()
+
+    def get_secret(self, name: str) -> str | None:
+        kv = self._get_kv(self._record_key(SECRETS, name))
+        return None if kv is None else bytes(kv.value).decode()
 
 
 def _conforms(store: EtcdStore) -> Store:

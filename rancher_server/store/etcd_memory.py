@@ -22,6 +22,8 @@ PROJECTS = "projects"
 SETTINGS = "settings"
 UNIQUE = "unique"  # uniqueness keys (one per unique name), never loaded into memory
 AUDIT = "audit"  # read from etcd on demand, never loaded into memory
+LOGIN_FAILURES = "login-failures"  # the login throttle's records: read on demand, like audit
+SECRETS = "secrets"  # what replicas share that is secret (the serving CA): read on demand
 KINDS = (CLUSTERS, USERS, TOKENS, BINDINGS, GLOBAL_BINDINGS, TEMPLATES, PROJECTS, SETTINGS)
 
 

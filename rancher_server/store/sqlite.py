@@ -14,6 +14,7 @@ from rancher_server.store.sqlite_access import DEFAULT_PROJECTS, AccessMixin
 from rancher_server.store.sqlite_auth import UsersMixin
 from rancher_server.store.sqlite_common import ID_ALLOCATION_ATTEMPTS, new_id
 from rancher_server.store.sqlite_rbac import BindingsMixin
+from rancher_server.store.sqlite_shared import SharedRecordsMixin
 
 BUSY_TIMEOUT_MS = 5000
 DB_FILE_MODE = 0o600
@@ -156,6 +157,22 @@ MIGRATIONS: list[str] = [
     ALTER TABLE clusters ADD COLUMN agent_credential_hash TEXT;
     CREATE UNIQUE INDEX clusters_by_agent_credential ON clusters(agent_credential_hash);
     """,
+    # 5: failed-login records (shared by replicas, forgotten at expires_at) and the secrets a
+    # deployment shares (the serving CA of replicas on one store).
+    """
+    CREATE TABLE login_failures (
+        key TEXT PRIMARY KEY,
+        failures INTEGER NOT NULL,
+        last_failure REAL NOT NULL,
+        locked_until REAL NOT NULL,
+        expires_at REAL NOT NULL
+    );
+    CREATE INDEX login_failures_by_expiry ON login_failures(expires_at);
+    CREATE TABLE secrets (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
 ]
 
 
@@ -184,7 +201,7 @@ def _connect(path: Path | str) -> sqlite3.Connection:
     return db
 
 
-class SQLiteStore(UsersMixin, BindingsMixin, AccessMixin):
+class SQLiteStore(UsersMixin, BindingsMixin, AccessMixin, SharedRecordsMixin):
     def __init__(self, path: Path | str) -> None:
         if str(path) != ":memory:" and not os.path.exists(path):
             # Password and token hashes live here: readable by the server's user only (SQLite

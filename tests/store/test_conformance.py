@@ -1,6 +1,7 @@
 """The store conformance suite: every test runs on SQLite and on etcd (``tests/store/conftest.py``)
 and asserts the same answers: clusters, users and groups, tokens, cluster/project and global
-bindings, role templates, projects, the audit log, settings, listeners and the revision."""
+bindings, role templates, projects, the audit log, settings, listeners and the revision, the login
+throttle's failure records and the secrets replicas share."""
 
 from __future__ import annotations
 
@@ -10,7 +11,16 @@ import time
 import pytest
 
 from rancher_server.auth.auditlog import AuditWriter
-from rancher_server.store import AuditEntry, Conflict, NotFound, RoleTemplate, Store, StoreError
+from rancher_server.store import (
+    AuditEntry,
+    Conflict,
+    LoginFailures,
+    NotFound,
+    RoleTemplate,
+    SQLiteStore,
+    Store,
+    StoreError,
+)
 from rancher_server.store.sqlite_access import DEFAULT_PROJECT, SYSTEM_PROJECT
 
 RULES = ({"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]},)
@@ -300,3 +310,48 @@ def test_agent_credential_first_registration_wins(store: Store) -> None:
     assert store.issue_agent_credential(c.id, "cred2")
     with pytest.raises(NotFound):
         store.has_agent_credential("c-none")
+
+
+def test_login_failure_records_update_read_clear_and_expire(store: Store) -> None:
+    seen: list[int] = []
+    store.add_listener(lambda: seen.append(1))
+    before = store.revision
+    assert store.login_failure("pair/k") is None
+    calls: list[LoginFailures | None] = []
+
+    def bump(rec: LoginFailures | None) -> LoginFailures:
+        calls.append(rec)
+        n = 1 if rec is None else rec.failures + 1
+        return LoginFailures(n, 100.0 + n, 0.0, 1000.0 + n)
+
+    assert store.update_login_failure("pair/k", bump) == LoginFailures(1, 101.0, 0.0, 1001.0)
+    assert store.update_login_failure("pair/k", bump) == LoginFailures(2, 102.0, 0.0, 1002.0)
+    assert calls[-1] == LoginFailures(1, 101.0, 0.0, 1001.0)  # change() got what was stored
+    assert store.login_failure("pair/k") == LoginFailures(2, 102.0, 0.0, 1002.0)
+    assert store.update_login_failure("pair/k", lambda rec: None) is None  # None deletes
+    assert store.login_failure("pair/k") is None
+    store.update_login_failure("pair/k", bump)
+    store.update_login_failure("address/k", lambda _: LoginFailures(1, 1.0, 2.0, 5000.0))
+    store.clear_login_failure("pair/k")
+    store.clear_login_failure("pair/never")  # clearing what is not there is fine
+    assert store.login_failure("pair/k") is None
+    for i in range(5):
+        store.update_login_failure(f"account/{i}", lambda _, i=i: LoginFailures(
+            1, 1.0, 0.0, 10.0 * i))
+    assert store.purge_login_failures(25.0) == 3  # expires_at 0, 10, 20
+    assert [store.login_failure(f"account/{i}") is None for i in range(5)] == [
+        True, True, True, False, False]
+    assert store.login_failure("address/k") == LoginFailures(1, 1.0, 2.0, 5000.0)
+    # Bookkeeping: nothing computed from the store depends on it (etcd's revision is etcd's,
+    # which every write moves, as audit entries do).
+    assert seen == []
+    if isinstance(store, SQLiteStore):
+        assert store.revision == before
+
+
+def test_secret_put_if_absent_keeps_the_first(store: Store) -> None:
+    assert store.get_secret("serving-ca") is None
+    assert store.put_secret_if_absent("serving-ca", "first") == "first"
+    assert store.put_secret_if_absent("serving-ca", "second") == "first"
+    assert store.get_secret("serving-ca") == "first"
+    assert store.get_setting("serving-ca") is None  # not a setting
