@@ -30,6 +30,7 @@ FORWARD_HOST, FORWARD_PORT = "forwarded.request", 1  # the one stream target a p
 FORWARD_TARGET = format_target(FORWARD_HOST, FORWARD_PORT)
 PEER_CONNECT_TIMEOUT_S = 5.0
 PEER_POOL_PER_REPLICA = 256  # pooled HTTP connections (streams) to one peer
+PEER_IDLE_S = 60.0  # a tunnel with no stream for this long is closed (re-opened on next need)
 
 log = get_logger(component="ha-peer")
 
@@ -108,6 +109,7 @@ class _Peer:
         self.ws_client: aiohttp.ClientSession | None = None
         self.http: aiohttp.ClientSession | None = None
         self.lock = asyncio.Lock()
+        self.idle_since: float | None = None
 
 
 class PeerPool:
@@ -171,6 +173,26 @@ class PeerPool:
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=PEER_CONNECT_TIMEOUT_S),
                 skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept", "Content-Type"))
         return peer.http
+
+    async def close_idle(self, now: float) -> int:
+        """Closes tunnels that carried no stream for :data:`PEER_IDLE_S` (pooled keep-alive
+        connections are streams: they end first, after aiohttp's keep-alive timeout); how many."""
+        closed = 0
+        for replica, peer in list(self._peers.items()):
+            session = peer.session
+            if session is None or session.closed:
+                continue
+            if session.stats.open_streams:
+                peer.idle_since = None
+            elif peer.idle_since is None:
+                peer.idle_since = now
+            elif now - peer.idle_since >= PEER_IDLE_S:
+                async with peer.lock:
+                    await self._drop(peer)
+                peer.idle_since = None
+                closed += 1
+                log.info("idle peer tunnel closed", peer=replica)
+        return closed
 
     async def _drop(self, peer: _Peer) -> None:
         if peer.session is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +29,9 @@ from rancher_tunnel.session import Session
 
 log = get_logger(component="ha")
 
-REPAIR_EVERY_S = 5.0  # re-registers local sessions the directory lacks (a write lost to etcd)
+# re-registers local sessions the directory lacks (a write lost to etcd); also the period
+# of the idle peer tunnel check
+REPAIR_EVERY_S = 5.0
 SessionOp = tuple[str, str, str, str]  # ("add" | "remove", cluster, session key, role)
 
 
@@ -55,7 +58,9 @@ async def start_ha(config: ServerConfig, store: Store, sessions: SessionRegistry
     directory = Directory(conn, name)
     await asyncio.to_thread(directory.start)
     host, port = config.peer_host_port(bound_port)
-    tls = await asyncio.to_thread(peer_tls, conn, name, [*config.hostnames, host], tls_dir)
+    dial_host = config.peer_dial_address(host, port).rpartition(":")[0].strip("[]")
+    tls = await asyncio.to_thread(peer_tls, conn, name, [*config.hostnames, host, dial_host],
+                                  tls_dir)
     server = PeerServer(lambda: app_server, limits, tls.server_context(), tls.is_peer)
     await server.start(host, port)
     address = config.peer_dial_address(host, server.port)
@@ -136,6 +141,7 @@ async def _repair(ha: HA, sessions: SessionRegistry) -> None:
                 log.info("session missing from the directory; registering it again",
                          session=ident.session_key)
                 ha._ops.put_nowait(("add", ident.cluster.id, ident.session_key, ident.role))
+        await ha.pool.close_idle(time.monotonic())
 
 
 async def stop_ha(ha: HA) -> None:

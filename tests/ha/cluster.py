@@ -100,8 +100,12 @@ class Deployment:
         peer = free_port()
         proc = ServerProc(self.tmp / name, self.tmp / f"{name}.log", port=port or free_port(),
                           env={"CATTLE_BOOTSTRAP_PASSWORD": ADMIN_PASSWORD})
+        # Peers dial each replica at its own loopback address, which is in neither its
+        # --hostname list nor its listen address: the peer certificate must name it anyway.
+        peer_host = f"127.0.0.{2 + len(self.replicas)}"
         proc.extra_args = ["--store", self.etcd.url, "--replica-name", name,
-                           "--peer-listen", f"127.0.0.1:{peer}"]
+                           "--peer-listen", f"0.0.0.0:{peer}",
+                           "--peer-address", f"{peer_host}:{peer}"]
         ca = proc.ca_path
         if self._tls is not None and self.front is not None:
             cert, key = self._tls
