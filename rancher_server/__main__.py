@@ -37,7 +37,7 @@ from rancher_server.constants import DEFAULT_LISTEN
 from rancher_server.store import StoreError, etcd_migrate
 from rancher_server.store import admin as store_admin
 from rancher_server.store.etcd_open import open_store
-from rancher_server.tls import load_or_generate
+from rancher_server.tls import load_or_generate, shared_material
 from rancher_tunnel import logs
 from rancher_tunnel.process import run_until_signalled
 from rancher_tunnel.version import version_line
@@ -224,8 +224,9 @@ def _cluster_command(args: argparse.Namespace, config: ServerConfig) -> int:
     store = open_store(config.store_url, config.db_path)
     try:
         if args.cluster_command in ("create", "rotate-token"):
-            tls = load_or_generate(config.tls_dir, config.hostnames, config.tls_cert,
-                                   config.tls_key, config.tls_ca)
+            tls = shared_material(store, config.tls_dir, config.hostnames) if (
+                config.store_url and not config.tls_cert) else load_or_generate(
+                config.tls_dir, config.hostnames, config.tls_cert, config.tls_key, config.tls_ca)
             reg = (create_cluster(store, args.name) if args.cluster_command == "create"
                    else rotate_token(store, args.id))
             url = config.url_for(config.host_port[1])

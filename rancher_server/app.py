@@ -31,7 +31,7 @@ from rancher_server.proxy.streams import StreamGuard, StreamGuardCollector
 from rancher_server.proxy.upstream import UpstreamPool
 from rancher_server.state import STATE, ServerState
 from rancher_server.store.etcd_open import open_store
-from rancher_server.tls import add_hsts, load_or_generate
+from rancher_server.tls import add_hsts, load_or_generate, shared_material
 from rancher_server.tunnel import endpoint as tunnel_endpoint
 from rancher_server.tunnel.dialer import Dialer
 from rancher_server.tunnel.forward import ForwardSpec, start_forward, stop_forwards
@@ -99,9 +99,10 @@ async def _replica_header(request: web.Request, response: web.StreamResponse) ->
 def build_state(config: ServerConfig) -> ServerState:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(config.store_url, config.db_path)
-    tls = load_or_generate(
-        config.tls_dir, config.hostnames, config.tls_cert, config.tls_key, config.tls_ca
-    )
+    # Replicas on etcd present one CA, kept in the store; given files, or alone: the data dir's.
+    tls = shared_material(store, config.tls_dir, config.hostnames) if (
+        config.store_url and not config.tls_cert) else load_or_generate(
+        config.tls_dir, config.hostnames, config.tls_cert, config.tls_key, config.tls_ca)
     sessions = SessionRegistry()
     reg, collector = make_registry(sessions)
     return ServerState(
