@@ -1,5 +1,8 @@
 """Prometheus metrics of the tunnel endpoint. Counters live in the sessions' own stats and are read
-at scrape time, so the data path pays nothing for them."""
+at scrape time, so the data path pays nothing for them. Every replica exports its own, with
+``rancher_server_replica_info{replica, store}`` saying which replica it is: Prometheus sums the
+per-replica figures over replicas (``docs/architecture.md``, "Replicas", says which are
+deployment-wide and taken with max() instead)."""
 
 from __future__ import annotations
 
@@ -77,6 +80,21 @@ class TunnelCollector(Collector):
                 bounds.add_metric([bound], n)
         dials_over.add_metric([], n_dials_over)
         yield from (sessions, streams, rtt, bytes_in, bytes_out, accepted, bounds, dials_over)
+
+
+class ReplicaInfoCollector(Collector):
+    """``rancher_server_replica_info{replica="<name>", store="sqlite|etcd"} 1``."""
+
+    def __init__(self, replica: str, store: str) -> None:
+        self._replica = replica
+        self._store = store
+
+    def collect(self) -> Iterator[Metric]:
+        info = GaugeMetricFamily("rancher_server_replica_info",
+                                 "This server replica: its name and its store's backend",
+                                 labels=["replica", "store"])
+        info.add_metric([self._replica, self._store], 1.0)
+        yield info
 
 
 def make_registry(sessions: SessionRegistry) -> tuple[CollectorRegistry, TunnelCollector]:
