@@ -93,12 +93,12 @@ def _parser() -> argparse.ArgumentParser:
                    metavar="etcd://HOST:PORT[,HOST:PORT]",
                    help="run on etcd (env RANCHER_STORE; default: SQLite in --data-dir)")
     p.add_argument("--replica-name", default=os.environ.get("RANCHER_REPLICA_NAME", ""),
-                   help="this replica's name on etcd (env RANCHER_REPLICA_NAME; default: the "
-                        "host name)")
+                   help="this replica's name on etcd (env RANCHER_REPLICA_NAME; default: "
+                        "<host name>-<listen port>)")
     p.add_argument("--peer-listen", default=os.environ.get("RANCHER_PEER_LISTEN", ""),
                    metavar="HOST:PORT",
                    help="on etcd: where other replicas reach this one, mutual TLS (env "
-                        "RANCHER_PEER_LISTEN; default: the --listen host, port + 1)")
+                        "RANCHER_PEER_LISTEN; default: the --listen host, any free port)")
     p.add_argument("--peer-address", default=os.environ.get("RANCHER_PEER_ADDRESS", ""),
                    metavar="HOST:PORT",
                    help="the address other replicas dial (env RANCHER_PEER_ADDRESS; default: "

@@ -27,8 +27,8 @@ class ServerConfig:
     tcp_forwards: list[str] = field(default_factory=list)
     metrics_anonymous: bool = False
     store_url: str = ""  # etcd://host:port[,host:port]; empty: SQLite in data_dir
-    replica_name: str = ""  # on etcd; empty: the host name
-    peer_listen: str = ""  # on etcd: the mutual-TLS listener for other replicas; empty: port + 1
+    replica_name: str = ""  # on etcd; empty: <host name>-<listen port>
+    peer_listen: str = ""  # on etcd: the mutual-TLS listener for other replicas; empty: any port
     peer_address: str = ""  # what other replicas dial; empty: derived from peer_listen
 
     @property
@@ -43,14 +43,17 @@ class ServerConfig:
 
     @property
     def replica(self) -> str:
-        return self.replica_name or socket.gethostname()
+        """Unique per process on one host too (two replicas on one machine); stable across
+        restarts on the same listener."""
+        return self.replica_name or f"{socket.gethostname()}-{self.host_port[1]}"
 
     def peer_host_port(self, bound_port: int) -> tuple[str, int]:
-        """Where the peer listener binds (default: the main listener's host, its port + 1)."""
+        """Where the peer listener binds (default: the main listener's host, a port the system
+        picks: the directory records the one it got, so nothing needs to know it in advance)."""
         if self.peer_listen:
             host, _, port = self.peer_listen.rpartition(":")
             return host.strip("[]") or "0.0.0.0", int(port)
-        return self.host_port[0], bound_port + 1
+        return self.host_port[0], 0
 
     def peer_dial_address(self, host: str, port: int) -> str:
         if self.peer_address:

@@ -71,7 +71,7 @@ class Impersonator:
             token = self._fresh(key, fingerprint)
             if token is not None:
                 return token
-            reconciler = self._manager.reconciler(cluster_id)
+            reconciler = await self._manager.owned_reconciler(cluster_id)
             cached = self._cache.get(key)
             if cached is None or cached.fingerprint != fingerprint:
                 try:

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from rancher_server.proxy.upstream import UpstreamPool
 
 SUPERVISE_INTERVAL_S = 0.5
+OWNERSHIP_WAIT_S = 10.0  # a request waits this long for its cluster to get an owner (replicas)
+OWNERSHIP_POLL_S = 0.05
 STOP_TIMEOUT_S = 5.0
 
 log = get_logger(component="access")
@@ -66,6 +68,16 @@ class AccessManager:
                 f"cluster {cluster_id}: the agent reported no credential to manage access"
             )
         return running.reconciler
+
+    async def owned_reconciler(self, cluster_id: str) -> ClusterReconciler:
+        """Like :meth:`reconciler`, but waits (up to :data:`OWNERSHIP_WAIT_S`) while this replica
+        is taking the cluster over: an agent that just connected here, a previous owner
+        draining, a lease being renewed."""
+        deadline = asyncio.get_running_loop().time() + OWNERSHIP_WAIT_S
+        # ownership is decided by another task from etcd's answers: a short poll, not an event
+        while not self._owns(cluster_id) and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(OWNERSHIP_POLL_S)
+        return self.reconciler(cluster_id)
 
     def status(self, cluster_id: str) -> dict[str, Any] | None:
         running = self._running.get(cluster_id)

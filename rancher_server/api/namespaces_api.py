@@ -53,7 +53,7 @@ def _reconciler_status(ctx: Ctx, cluster_id: str) -> dict[str, Any] | None:
 async def list_namespaces(ctx: Ctx) -> web.Response:
     cluster_id = _cluster(ctx)
     try:
-        reconciler = ctx.request.app[ACCESS].reconciler(cluster_id)
+        reconciler = await ctx.request.app[ACCESS].owned_reconciler(cluster_id)
     except ClusterUnavailable as e:
         raise ApiError(503, f"cluster {cluster_id} is unavailable: {e}") from e
     acc = access_of(ctx.state.store, ctx.user, cluster_id)
@@ -81,7 +81,7 @@ async def move_namespace(ctx: Ctx) -> web.Response:
             raise ApiError(422, f"projectId {ref!r} is not a project of cluster {cluster_id}")
     require_on(ctx.state, ctx.user, cluster_id, "namespaces", "update")
     try:
-        reconciler = ctx.request.app[ACCESS].reconciler(cluster_id)
+        reconciler = await ctx.request.app[ACCESS].owned_reconciler(cluster_id)
         await reconciler.set_namespace_project(name, ref)
     except ClusterUnavailable as e:
         raise ApiError(503, f"cluster {cluster_id} is unavailable: {e}") from e

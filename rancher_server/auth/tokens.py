@@ -14,7 +14,7 @@ from rancher_server.auth.passwords import hash_token_secret, new_token_secret, v
 from rancher_server.auth.principal import Principal
 from rancher_server.auth.runtime import runtime
 from rancher_server.state import ServerState
-from rancher_server.store import ApiToken, Store, User
+from rancher_server.store import ApiToken, StorageUnavailable, Store, User
 from rancher_tunnel.logs import get_logger
 
 log = get_logger(component="auth")
@@ -62,7 +62,10 @@ def token_usable(tok: ApiToken, user: User, now: float) -> str | None:
 def token_still_usable(store: Store, token_id: str, now: float) -> str | None:
     """Why an already-accepted token may no longer be used (None: it may): what long-lived
     requests (proxied watches, live feeds) re-check while they stay open."""
-    found = store.token_with_user(token_id)
+    try:
+        found = store.token_with_user(token_id)
+    except StorageUnavailable:  # etcd away too long: nothing says the token is still good
+        return "the store cannot confirm the token now"
     if found is None:
         return "token revoked"
     return token_usable(*found, now)

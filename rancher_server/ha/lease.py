@@ -38,6 +38,7 @@ class ReplicaLease:
         self._on_renewed = on_renewed
         self._clock = clock
         self._stop = threading.Event()
+        self._endpoint = conn.endpoint  # the member the last keep-alive went to
         self.lease_id = self._grant()
         self._acked_at = self._clock()
         self._thread = threading.Thread(target=self._run, name="ha-lease", daemon=True)
@@ -60,6 +61,7 @@ class ReplicaLease:
 
     def _keepalive(self) -> bool:
         """One keep-alive; False when etcd says the lease is gone (expired or revoked)."""
+        self._endpoint = self._conn.endpoint
         responses = self._stub().LeaseKeepAlive(
             iter([rpc.LeaseKeepAliveRequest(ID=self.lease_id)]), timeout=KEEPALIVE_RPC_TIMEOUT_S)
         for resp in responses:
@@ -81,7 +83,7 @@ class ReplicaLease:
             except grpc.RpcError as e:
                 log.warning("lease keep-alive failed", error=str(e.code()) if isinstance(
                     e, grpc.Call) else str(e), endpoint=self._conn.endpoint)
-                self._conn._failover()  # the next keep-alive tries another member
+                self._conn.failover_from(self._endpoint)  # the next one tries another member
             except Exception:  # never let the keeper die silently
                 log.exception("lease keeper round failed")
 

@@ -81,7 +81,7 @@ async def create_in_project(
         audit(state, principal, "namespace.create", target, "forbidden", request.remote)
         return _forbidden(principal, f"you may not create namespaces in project {project_ref}")
     query = {k: v for k, v in request.query.items() if k in PASSED_QUERY}
-    reconciler = manager.reconciler(cluster_id)
+    reconciler = await manager.owned_reconciler(cluster_id)
     try:
         created = await reconciler.kube.call("POST", NAMESPACES_PATH, query=query, body=doc)
     except KubeError as e:
