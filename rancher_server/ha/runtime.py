@@ -21,6 +21,7 @@ from rancher_server.ha.peer import PeerPool, PeerServer
 from rancher_server.ha.peertls import peer_tls
 from rancher_server.store import Store
 from rancher_server.store.etcd_conn import EtcdConnection, parse_endpoints
+from rancher_server.tls import is_peer_certificate
 from rancher_server.tunnel.agent_auth import AgentIdentity
 from rancher_server.tunnel.registry import SessionRegistry
 from rancher_tunnel.constants import Limits
@@ -61,7 +62,7 @@ async def start_ha(config: ServerConfig, store: Store, sessions: SessionRegistry
     dial_host = config.peer_dial_address(host, port).rpartition(":")[0].strip("[]")
     tls = await asyncio.to_thread(peer_tls, conn, name, [*config.hostnames, host, dial_host],
                                   tls_dir)
-    server = PeerServer(lambda: app_server, limits, tls.server_context(), tls.is_peer)
+    server = PeerServer(lambda: app_server, limits, tls.server_context(), is_peer_certificate)
     await server.start(host, port)
     address = config.peer_dial_address(host, server.port)
     loop = asyncio.get_running_loop()
