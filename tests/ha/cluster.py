@@ -23,7 +23,6 @@ from tests.kube import KubeSimProc
 from tests.procs import AgentProc, ServerProc, free_port, metrics, wait_until
 from tests.rest import Rest
 from tests.store.conftest import EtcdMember
-from tests.tlsutil import self_signed
 
 ADMIN_PASSWORD = "admin-password-for-ha-1"
 ACTIVE_WITHIN_S = 30.0
@@ -67,8 +66,8 @@ class RawRest(Rest):
 class Deployment:
     def __init__(self, tmp: Path, replicas: int = 2, sim_args: tuple[str, ...] = (),
                  front: bool = False) -> None:
-        """``front``: HAProxy in front of the replicas, which then share one serving
-        certificate and name the front as their public URL (agents and kubeconfigs use it)."""
+        """``front``: HAProxy in front of the replicas, which name it as their public URL (agents
+        and kubeconfigs use it); their serving certificates come from the store's one CA."""
         self.tmp = tmp
         self.etcd = EtcdMember(tmp / "etcd")
         self.sim = KubeSimProc(tmp / "sim", ["--nodes", "1", "--authorization-mode", "RBAC",
@@ -78,11 +77,8 @@ class Deployment:
         self._wanted = replicas
         self.front: Front | None = None
         self._ports = [free_port() for _ in range(replicas)]
-        self._tls: tuple[Path, Path] | None = None
         if front:
             self.front = Front(tmp / "front", [(f"r{i}", p) for i, p in enumerate(self._ports)])
-            (tmp / "shared-tls").mkdir(parents=True, exist_ok=True)
-            self._tls = self_signed(tmp / "shared-tls", "rancher", dns_names=["localhost"])
         self.token = ""
         self.registrations: dict[str, dict[str, Any]] = {}
 
@@ -106,13 +102,9 @@ class Deployment:
         proc.extra_args = ["--store", self.etcd.url, "--replica-name", name,
                            "--peer-listen", f"0.0.0.0:{peer}",
                            "--peer-address", f"{peer_host}:{peer}"]
-        ca = proc.ca_path
-        if self._tls is not None and self.front is not None:
-            cert, key = self._tls
-            proc.extra_args += ["--tls-cert", str(cert), "--tls-key", str(key),
-                                "--server-url", self.front.url]
-            ca = cert
-        replica = Replica(name, proc.start(), peer, ca)
+        if self.front is not None:  # one serving CA for all: the store's (shared_material)
+            proc.extra_args += ["--server-url", self.front.url]
+        replica = Replica(name, proc.start(), peer, proc.ca_path)
         self.replicas.append(replica)
         return replica
 
@@ -131,8 +123,8 @@ class Deployment:
         return RawRest(replica.url, replica.ca_path, self.token or None)
 
     def front_rest(self) -> RawRest:
-        assert self.front is not None and self._tls is not None
-        return RawRest(self.front.url, self._tls[0], self.token or None)
+        assert self.front is not None
+        return RawRest(self.front.url, self.replicas[0].ca_path, self.token or None)
 
     def import_cluster(self, through: Replica | None = None, name: str = "") -> str:
         """An agent connected to ``through``, or to the front when None."""
