@@ -26,7 +26,7 @@ from rancher_server.constants import SHUTDOWN_GRACE_S
 from rancher_server.ha.forward import HELD_BY, Forwarder, forward_middleware
 from rancher_server.ha.metrics import HACollector
 from rancher_server.ha.runtime import start_ha, stop_ha
-from rancher_server.metrics import make_registry
+from rancher_server.metrics import ReplicaInfoCollector, make_registry
 from rancher_server.proxy.streams import StreamGuard, StreamGuardCollector
 from rancher_server.proxy.upstream import UpstreamPool
 from rancher_server.state import STATE, ServerState
@@ -140,6 +140,10 @@ def create_app(state: ServerState) -> web.Application:
     state.metrics.register(AccessCollector(manager))
     state.metrics.register(PictureCollector(lambda: state.controllers))
     state.metrics.register(HACollector(lambda: state.ha))
+    # each replica's /metrics says which replica (and store) it is, so sums over replicas can
+    # be split or checked by it
+    state.metrics.register(ReplicaInfoCollector(
+        state.config.replica, "etcd" if state.config.store_url else "sqlite"))
     app[proxy.GUARD] = StreamGuard(state.store)
     state.metrics.register(StreamGuardCollector(app[proxy.GUARD]))
 

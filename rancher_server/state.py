@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry
 
 from rancher_server.clusters.controller import ControllerManager
 from rancher_server.config import ServerConfig
-from rancher_server.metrics import ReplicaInfoCollector, TunnelCollector
+from rancher_server.metrics import TunnelCollector
 from rancher_server.store import Store
 from rancher_server.tls import TLSMaterial
 from rancher_server.tunnel.registry import SessionRegistry
@@ -33,12 +33,6 @@ class ServerState:
     shutting_down: bool = False
     controllers: ControllerManager | None = None  # set while the app runs (api.setup)
     ha: HA | None = None  # replicas on etcd: set once the server listens (rancher_server.ha)
-
-    def __post_init__(self) -> None:
-        # Each replica's /metrics says which replica (and store) it is, so sums over replicas
-        # can be split or checked by it.
-        self.metrics.register(ReplicaInfoCollector(
-            self.config.replica, "etcd" if self.config.store_url else "sqlite"))
 
     def owns(self, cluster_id: str) -> bool:
         """Whether this replica drives the cluster (always, with one replica; on etcd, nothing
