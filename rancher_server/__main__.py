@@ -91,7 +91,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="serve /metrics without a token (env RANCHER_METRICS_ANONYMOUS=true)")
     p.add_argument("--store", default=os.environ.get("RANCHER_STORE", ""),
                    metavar="etcd://HOST:PORT[,HOST:PORT]",
-                   help="run on etcd (env RANCHER_STORE; default: SQLite in --data-dir)")
+                   help="run on etcd (env RANCHER_STORE; etcds:// for TLS, with the files in "
+                        "RANCHER_ETCD_CAFILE, RANCHER_ETCD_CERTFILE, RANCHER_ETCD_KEYFILE; "
+                        "default: SQLite in --data-dir)")
     p.add_argument("--replica-name", default=os.environ.get("RANCHER_REPLICA_NAME", ""),
                    help="this replica's name on etcd (env RANCHER_REPLICA_NAME; default: "
                         "<host name>-<listen port>)")
@@ -201,10 +203,16 @@ def _check_options(p: argparse.ArgumentParser, args: argparse.Namespace) -> None
         except BadURL as e:
             p.error(f"--server-url: {e}")
     if args.store:
-        from rancher_server.store.etcd_conn import parse_endpoints  # loads grpc: etcd only
+        from rancher_server.store.etcd_conn import (  # loads grpc: etcd only
+            ETCDS_SCHEME,
+            EtcdTLS,
+            parse_endpoints,
+        )
 
         try:
             parse_endpoints(args.store)
+            if args.store.startswith(ETCDS_SCHEME):
+                EtcdTLS.from_env()
         except ValueError as e:
             p.error(f"--store: {e}")
 

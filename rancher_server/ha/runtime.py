@@ -20,7 +20,7 @@ from rancher_server.ha.ownership import Ownership
 from rancher_server.ha.peer import PeerPool, PeerServer
 from rancher_server.ha.peertls import peer_tls
 from rancher_server.store import Store
-from rancher_server.store.etcd_conn import EtcdConnection, parse_endpoints
+from rancher_server.store.etcd_conn import open_connection
 from rancher_server.tls import is_peer_certificate
 from rancher_server.tunnel.agent_auth import AgentIdentity
 from rancher_server.tunnel.registry import SessionRegistry
@@ -55,7 +55,7 @@ async def start_ha(config: ServerConfig, store: Store, sessions: SessionRegistry
                    app_server: web.Server, bound_port: int,
                    tls_dir: Path) -> HA:
     name = config.replica
-    conn = EtcdConnection(parse_endpoints(config.store_url))
+    conn = open_connection(config.store_url)
     directory = Directory(conn, name)
     await asyncio.to_thread(directory.start)
     host, port = config.peer_host_port(bound_port)

@@ -54,6 +54,7 @@ from rancher_server.store.etcd_conn import (
     absent,
     delete_op,
     nothing_written_since,
+    open_connection,
     parse_endpoints,
     prefix_end,
     put_op,
@@ -118,7 +119,7 @@ class EtcdStore:
     def __init__(self, url: str, prefix: bytes = DEFAULT_PREFIX) -> None:
         self._endpoints = parse_endpoints(url)
         self._prefix = prefix if prefix.endswith(b"/") else prefix + b"/"
-        self._conn = EtcdConnection(self._endpoints)
+        self._conn = open_connection(url)
         self._lock = threading.RLock()
         self._applied = threading.Condition(self._lock)
         self._mem = Memory(self._prefix)

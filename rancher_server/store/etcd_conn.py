@@ -5,11 +5,13 @@ blocking unary call is cheaper than a hop to an asyncio loop (``docs/architectur
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -40,6 +42,9 @@ CHANNEL_OPTIONS = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                    ("grpc.min_reconnect_backoff_ms", 1000),
                    ("grpc.max_reconnect_backoff_ms", 2000)]
 ETCD_SCHEME = "etcd://"
+ETCDS_SCHEME = "etcds://"  # TLS: the CA, and a client certificate, from RANCHER_ETCD_* files
+ETCD_CA_ENV, ETCD_CERT_ENV, ETCD_KEY_ENV = (
+    "RANCHER_ETCD_CAFILE", "RANCHER_ETCD_CERTFILE", "RANCHER_ETCD_KEYFILE")
 
 Compare = Any  # rpc.Compare (generated protobuf messages carry no static types)
 RequestOp = Any  # rpc.RequestOp
@@ -48,10 +53,12 @@ WatchEvent = Any  # mvccpb.Event
 
 
 def parse_endpoints(url: str) -> list[str]:
-    """``etcd://host:port[,host:port]`` -> ``["host:port", ...]``."""
-    if not url.startswith(ETCD_SCHEME):
-        raise ValueError(f"an etcd store is named etcd://host:port[,host:port], not {url!r}")
-    hosts = [h.strip() for h in url[len(ETCD_SCHEME):].strip("/").split(",") if h.strip()]
+    """``etcd[s]://host:port[,host:port]`` -> ``["host:port", ...]``."""
+    scheme = next((s for s in (ETCD_SCHEME, ETCDS_SCHEME) if url.startswith(s)), None)
+    if scheme is None:
+        raise ValueError(f"an etcd store is named etcd://host:port[,host:port] (etcds:// for "
+                         f"TLS), not {url!r}")
+    hosts = [h.strip() for h in url[len(scheme):].strip("/").split(",") if h.strip()]
     if not hosts or any(":" not in h for h in hosts):
         raise ValueError(f"every etcd endpoint needs HOST:PORT in {url!r}")
     return hosts
@@ -101,6 +108,43 @@ class _TxnOutcome:
 
 
 @dataclass(frozen=True)
+class EtcdTLS:
+    """What an ``etcds://`` connection presents and trusts (PEM bytes)."""
+
+    ca_pem: bytes
+    cert_pem: bytes | None = None
+    key_pem: bytes | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> EtcdTLS:
+        """``RANCHER_ETCD_CAFILE`` (required), ``RANCHER_ETCD_CERTFILE`` and
+        ``RANCHER_ETCD_KEYFILE`` (a client certificate, for etcd's ``--client-cert-auth``)."""
+        ca = env.get(ETCD_CA_ENV, "")
+        cert, key = env.get(ETCD_CERT_ENV, ""), env.get(ETCD_KEY_ENV, "")
+        if not ca:
+            raise ValueError(f"etcds:// needs {ETCD_CA_ENV}: the CA that signed etcd's "
+                             "serving certificate")
+        if bool(cert) != bool(key):
+            raise ValueError(f"{ETCD_CERT_ENV} and {ETCD_KEY_ENV} go together")
+        try:
+            return cls(Path(ca).read_bytes(), Path(cert).read_bytes() if cert else None,
+                       Path(key).read_bytes() if key else None)
+        except OSError as e:
+            raise ValueError(f"cannot read etcd's TLS files: {e}") from e
+
+    def credentials(self) -> grpc.ChannelCredentials:
+        return grpc.ssl_channel_credentials(root_certificates=self.ca_pem,
+                                            private_key=self.key_pem,
+                                            certificate_chain=self.cert_pem)
+
+
+def open_connection(url: str) -> EtcdConnection:
+    """The connection a store URL names: TLS for ``etcds://`` (files from the environment)."""
+    tls = EtcdTLS.from_env() if url.startswith(ETCDS_SCHEME) else None
+    return EtcdConnection(parse_endpoints(url), tls=tls)
+
+
+@dataclass(frozen=True)
 class Loaded:
     revision: int
     kvs: list[KeyValue]
@@ -127,9 +171,11 @@ class EtcdConnection:
     write whose fate is unknown (the member died or hung while it was in flight) is not sent
     again: it answers ``StorageUnavailable``, as etcd's own client does."""
 
-    def __init__(self, endpoints: Sequence[str], rpc_timeout_s: float = ETCD_RPC_TIMEOUT_S) -> None:
+    def __init__(self, endpoints: Sequence[str], rpc_timeout_s: float = ETCD_RPC_TIMEOUT_S,
+                 tls: EtcdTLS | None = None) -> None:
         if not endpoints:
             raise ValueError("no etcd endpoint")
+        self._credentials = tls.credentials() if tls is not None else None
         self._endpoints = list(endpoints)
         self._timeout = rpc_timeout_s
         self._current = 0
@@ -153,7 +199,9 @@ class EtcdConnection:
             if ch is None:
                 if self._closed:
                     raise StorageUnavailable("the etcd connection is closed")
-                ch = grpc.insecure_channel(endpoint, options=CHANNEL_OPTIONS)
+                ch = (grpc.insecure_channel(endpoint, options=CHANNEL_OPTIONS)
+                      if self._credentials is None else
+                      grpc.secure_channel(endpoint, self._credentials, options=CHANNEL_OPTIONS))
                 self._channels[endpoint] = ch
                 self._kv[endpoint] = rpc_pb2_grpc.KVStub(ch)
             return ch
