@@ -109,6 +109,13 @@ def test_active_directory_login_names_and_disabled_bit() -> None:
     assert AD.login_filter(cfg, "ann@corp.example") == "(userPrincipalName=ann@corp.example)"
     assert AD.login_filter(cfg, "CORP\\ann") == "(sAMAccountName=ann)"
     assert AD.login_filter(cfg, "a*)(x=1") == "(sAMAccountName=a\\2a\\29\\28x=1)"
+    # The implicit UPN, sAMAccountName@<the domain's DNS name>, for the domain searched only.
+    ad = dataclasses.replace(cfg, user_search_base="OU=People,DC=Corp,DC=Example")
+    assert AD.login_filter(ad, "ann@corp.EXAMPLE") == (
+        "(|(userPrincipalName=ann@corp.EXAMPLE)(sAMAccountName=ann))")
+    assert AD.login_filter(ad, "ann@other.example") == "(userPrincipalName=ann@other.example)"
+    assert AD.login_filter(ad, "a*@corp.example") == (
+        "(|(userPrincipalName=a\\2a@corp.example)(sAMAccountName=a\\2a))")
     assert AD.enabled(Entry("cn=a", {"useraccountcontrol": ["512"]}))
     assert not AD.enabled(Entry("cn=a", {"useraccountcontrol": ["514"]}))
     assert not AD.enabled(Entry("cn=a", {"useraccountcontrol": ["garbage"]}))

@@ -19,13 +19,29 @@ from rancher_server.auth.providers.ldap import (
     group_base,
     search,
 )
-from rancher_server.auth.providers.ldap3lib import BASE, Connection, escape_filter_chars
+from rancher_server.auth.providers.ldap3lib import (
+    BASE,
+    Connection,
+    LDAPInvalidDnError,
+    escape_filter_chars,
+    parse_dn,
+)
 
 USER_ACCOUNT_CONTROL = "userAccountControl"
 USER_PRINCIPAL_NAME = "userPrincipalName"
 SAM_ACCOUNT_NAME = "sAMAccountName"
 TOKEN_GROUPS = "tokenGroups"
 OBJECT_SID = "objectSid"
+
+
+def dns_domain(dn: str) -> str:
+    """The DNS name of the domain a DN is in: its DC= parts (``DC=corp,DC=example``:
+    ``corp.example``), lower-cased; "" without any."""
+    try:
+        rdns = parse_dn(dn, escape=False, strip=True)
+    except LDAPInvalidDnError:
+        return ""
+    return ".".join(value for attr, value, _ in rdns if attr.lower() == "dc").lower()
 
 
 def escape_binary(raw: bytes) -> str:
@@ -38,7 +54,14 @@ class ActiveDirectory(Flavour):
 
     def login_filter(self, cfg: LdapConfig, login_name: str) -> str:
         if "@" in login_name:
-            return f"({USER_PRINCIPAL_NAME}={escape_filter_chars(login_name)})"
+            upn = f"({USER_PRINCIPAL_NAME}={escape_filter_chars(login_name)})"
+            local, _, domain = login_name.rpartition("@")
+            if local and domain.lower() == dns_domain(cfg.user_search_base):
+                # AD also takes the implicit UPN, sAMAccountName@<the domain's DNS name>, for
+                # every account (the built-in Administrator and accounts created without a
+                # userPrincipalName have no other).
+                return f"(|{upn}({SAM_ACCOUNT_NAME}={escape_filter_chars(local)}))"
+            return upn
         if "\\" in login_name:  # DOMAIN\user: the domain is the one we are bound to
             login_name = login_name.split("\\", 1)[1]
             return f"({SAM_ACCOUNT_NAME}={escape_filter_chars(login_name)})"

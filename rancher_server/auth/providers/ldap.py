@@ -500,7 +500,14 @@ def authenticate(service: ConnectionPool, auth: ConnectionPool, flavour: Flavour
     the user, the search of the groups that name the user."""
     cfg = service.cfg
     entry = service.run(lambda c: find_user(c, cfg, flavour, login_name))
-    check_password(auth, entry.dn, password)
+    try:
+        check_password(auth, entry.dn, password)
+    except LoginRefused as e:
+        if flavour.enabled(entry):
+            raise
+        # AD refuses a disabled account's bind (data 533) as it refuses a wrong password: the
+        # reason (log, connection test) says disabled, the client sees the same 401 either way.
+        raise LoginRefused("account disabled in the directory", entry.dn) from e
     if not flavour.enabled(entry):
         raise LoginRefused("account disabled in the directory", entry.dn)
     dns = service.run(lambda c: user_group_dns(c, cfg, flavour, entry, nested))

@@ -10,7 +10,9 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     from ldap3 import BASE, NONE, SIMPLE, SUBTREE, Connection, Server, Tls
     from ldap3.core import exceptions
+    from ldap3.core.exceptions import LDAPInvalidDnError
     from ldap3.utils.conv import escape_filter_chars
+    from ldap3.utils.dn import parse_dn
 
-__all__ = ["BASE", "NONE", "SIMPLE", "SUBTREE", "Connection", "Server", "Tls",
-           "escape_filter_chars", "exceptions"]
+__all__ = ["BASE", "NONE", "SIMPLE", "SUBTREE", "Connection", "LDAPInvalidDnError", "Server",
+           "Tls", "escape_filter_chars", "exceptions", "parse_dn"]
