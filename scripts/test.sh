@@ -19,6 +19,9 @@ command -v etcd >/dev/null 2>&1 || need+=(etcd-server)   # the etcd store's test
 command -v haproxy >/dev/null 2>&1 || [[ -x /usr/sbin/haproxy ]] || need+=(haproxy)  # the front of the HA tests (tests/ha)
 [[ -x /usr/sbin/slapd ]] || need+=(slapd)                # directory login tests (tests/auth_providers)
 command -v ldapmodify >/dev/null 2>&1 || need+=(ldap-utils)
+# Active Directory tests: a Samba AD domain controller they provision themselves; the
+# provisioning files and the directory database modules are only Recommends of samba.
+[[ -x /usr/sbin/samba && -d /usr/share/samba/setup ]] || need+=(samba samba-ad-provision samba-dsdb-modules)
 command -v npm >/dev/null 2>&1 || need+=(npm)            # axe-core for the UI's accessibility tests
 if ((${#need[@]})); then
   step="installing Debian packages: ${need[*]}"

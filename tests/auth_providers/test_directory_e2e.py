@@ -5,9 +5,9 @@ direct path with rights bound to a directory group, then remove the user from th
 and delete them in the directory and watch access end on both paths within the refresh period;
 stop the directory: the local admin still logs in, directory users get a clear 503.
 
-Active Directory is tested against slapd seeded with AD's attributes (sAMAccountName,
-userPrincipalName, userAccountControl, memberOf, objectSid, tokenGroups; ``ad_test.schema``):
-Samba's ``samba-tool domain provision`` needs host configuration a test cannot own."""
+Active Directory is tested here against slapd seeded with AD's attributes (sAMAccountName,
+userPrincipalName, userAccountControl, memberOf, objectSid, tokenGroups; ``ad_test.schema``),
+and against a real Samba AD domain controller in ``test_samba_ad.py``."""
 
 from __future__ import annotations
 
