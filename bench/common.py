@@ -127,3 +127,18 @@ def rss_kib(pid: int) -> int:
 
 def median(xs: list[float]) -> float:
     return float(statistics.median(xs))
+
+
+def cpu_s(pid: int) -> float:
+    """User and system CPU time of a process so far (Linux /proc), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+def machine() -> dict[str, object]:
+    """What the figures were measured on: cores, CPU model, load just before the run."""
+    model = next((line.split(":", 1)[1].strip()
+                  for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), "unknown")
+    return {"cpus": os.cpu_count(), "cpu_model": model,
+            "load_1m_before": round(os.getloadavg()[0], 2)}

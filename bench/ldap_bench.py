@@ -64,7 +64,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import signal
 import ssl
 import statistics
@@ -78,6 +77,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import cpu_s
 from rancher_server.auth.providers.constants import DIRECTORY_PASSWORD_HASH
 from rancher_server.auth.providers.principals import user_principal
 from rancher_server.store import SQLiteStore
@@ -123,12 +123,6 @@ def seed_ldif(users: int) -> str:
         out.append(f"dn: cn=division{p},ou=groups,{OL_BASE}\nobjectClass: groupOfNames\n"
                    f"cn: division{p}\n{members}")
     return "\n".join(out) + "\n"
-
-
-def cpu_s(pid: int) -> float:
-    """User and system CPU time of a process so far (Linux /proc), in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def pct(xs: list[float], q: float) -> float:

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from bench.common import rss_kib
+from bench.common import cpu_s, rss_kib
 from rancher_server.store import SQLiteStore
 from rancher_server.tunnel.agent_auth import hash_token
 from tests.kube import KubeSimProc, kubectl
@@ -48,12 +48,6 @@ SETTLE_S = 2.0
 BURSTS = 5  # measured bursts; the server's RSS after each shows whether it stays flat
 POLL_S = 0.25
 MIB_KIB = 1024
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
 
 
 def cpu_pct(pid: int, seconds: float) -> float:

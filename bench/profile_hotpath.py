@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import re
 import secrets
 import subprocess
@@ -30,24 +29,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.common import WrkResult, median, start_nginx, wrk
+from bench.common import WrkResult, cpu_s, median, start_nginx, wrk
 from bench.proxy_bench import ADMIN_PASSWORD, create_configmaps, kubectl_get
 from tests.kube import KubeSimProc
 from tests.procs import AgentProc, ServerProc, agent_env, free_port, metrics, wait_until
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 TOP_N = 25
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^:)]*)(?::\d+)?\)$")
 
 
 def log(msg: str) -> None:
     print(f"[profile] {msg}", file=sys.stderr, flush=True)
-
-
-def cpu_s(pid: int) -> float:
-    """User plus system CPU seconds of one process (all its threads)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 @dataclass
