@@ -189,6 +189,16 @@ class Directory:
         doc = json.dumps({"replica": self.name, "role": role}).encode()
         self._conn.txn([], [_put(self._key(SESSIONS, cluster_id, session_key), doc, lease_id)])
 
+    def register_sessions(self, lease_id: int, sessions: list[tuple[str, str, str]]) -> None:
+        """Several ``(cluster, session key, role)`` in one transaction."""
+        with self._lock:
+            for cluster_id, session_key, role in sessions:
+                self._local_sessions[(cluster_id, session_key)] = role
+        self._conn.txn([], [
+            _put(self._key(SESSIONS, cluster_id, session_key),
+                 json.dumps({"replica": self.name, "role": role}).encode(), lease_id)
+            for cluster_id, session_key, role in sessions])
+
     def unregister_session(self, cluster_id: str, session_key: str) -> None:
         """Drops the entry if it is still ours (another replica may hold the agent now)."""
         key = self._key(SESSIONS, cluster_id, session_key)

@@ -24,6 +24,7 @@ from rancher_server.store import StoreError
 from rancher_tunnel.logs import get_logger
 
 TICK_S = 0.5
+ROUND_MIN_GAP_S = 0.1  # directory changes wake a round, at most this often (a reconnect storm)
 ORPHAN_GRACE_S = 3.0  # a cluster with no agent anywhere and no owner waits this long for one
 DRAIN_S = 1.0  # between "stop writing" and "let another replica take it"
 
@@ -132,11 +133,15 @@ class Ownership:
             return
         while not stop.is_set():
             self._wake.clear()
+            started = time.monotonic()
             try:
                 await self._round()
             except StoreError as e:
                 log.warning("ownership round failed", error=str(e))
             except Exception:
                 log.exception("ownership round failed")
+            rest = ROUND_MIN_GAP_S - (time.monotonic() - started)
+            if rest > 0:
+                await asyncio.sleep(rest)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), TICK_S)  # stop is seen within a tick

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,7 @@ log = get_logger(component="ha")
 # re-registers local sessions the directory lacks (a write lost to etcd); also the period
 # of the idle peer tunnel check
 REPAIR_EVERY_S = 5.0
+REGISTER_BATCH = 100  # registrations per etcd transaction (etcd's default limit is 128 ops)
 SessionOp = tuple[str, str, str, str]  # ("add" | "remove", cluster, session key, role)
 
 
@@ -49,6 +51,7 @@ class HA:
     _ops: asyncio.Queue[SessionOp]
     _tasks: list[asyncio.Task[None]]
     _stop: asyncio.Event
+    pending: set[str]
 
 
 async def start_ha(config: ServerConfig, store: Store, sessions: SessionRegistry, limits: Limits,
@@ -74,11 +77,14 @@ async def start_ha(config: ServerConfig, store: Store, sessions: SessionRegistry
     await asyncio.to_thread(directory.register_replica, lease.lease_id, address)
     lease.start()
     pool = PeerPool(name, directory.peer_address, tls.client_context(), limits)
-    ownership = Ownership(directory, lease, lambda: [c.id for c in store.list_clusters()])
+    ownership = Ownership(directory, lease, _cluster_ids(store))
     forwarder = Forwarder(name, pool, directory.holder_of, sessions.is_connected)
     ops: asyncio.Queue[SessionOp] = asyncio.Queue()
 
+    pending: set[str] = set()  # session keys whose registration is queued
+
     def added(identity: AgentIdentity, _session: Session) -> None:
+        pending.add(identity.session_key)
         ops.put_nowait(("add", identity.cluster.id, identity.session_key, identity.role))
 
     def removed(identity: AgentIdentity) -> None:
@@ -97,12 +103,28 @@ async def start_ha(config: ServerConfig, store: Store, sessions: SessionRegistry
     for entry in sessions:  # sessions that came before the directory
         added(entry.identity, entry.session)
     stop = asyncio.Event()
-    ha = HA(name, address, directory, lease, ownership, pool, server, forwarder, ops, [], stop)
+    ha = HA(name, address, directory, lease, ownership, pool, server, forwarder, ops, [], stop,
+            pending)
     ha._tasks.append(asyncio.create_task(_apply_session_ops(ha), name="ha-sessions"))
     ha._tasks.append(asyncio.create_task(ownership.run(stop), name="ha-ownership"))
     ha._tasks.append(asyncio.create_task(_repair(ha, sessions), name="ha-repair"))
     log.info("replica registered", replica=name, peer_address=address, lease=lease.lease_id)
     return ha
+
+
+def _cluster_ids(store: Store) -> Callable[[], list[str]]:
+    """The store's cluster ids, listed again only after the store changed (an ownership round
+    runs on every directory change: listing every cluster each time was most of a replica's
+    work while thousands of agents reconnected)."""
+    memo: list[tuple[int, list[str]]] = []
+
+    def ids() -> list[str]:
+        revision = store.revision
+        if not memo or memo[0][0] != revision:
+            memo[:] = [(revision, [c.id for c in store.list_clusters()])]
+        return memo[0][1]
+
+    return ids
 
 
 def _close_taken(sessions: SessionRegistry, session_key: str) -> None:
@@ -115,18 +137,33 @@ def _close_taken(sessions: SessionRegistry, session_key: str) -> None:
 
 
 async def _apply_session_ops(ha: HA) -> None:
-    """Registrations in the order they happened (an add and the remove of one key never swap)."""
+    """Registrations in the order they happened (an add and the remove of one key never swap);
+    adds that queued up together go in one etcd transaction (a thousand agents reconnecting
+    after a replica died cost a few transactions, not a thousand)."""
     while True:
-        op, cluster_id, key, role = await ha._ops.get()
-        try:
-            if op == "add":
-                await asyncio.to_thread(ha.directory.register_session, ha.lease.lease_id,
-                                        cluster_id, key, role)
-            else:
+        batch = [await ha._ops.get()]
+        while not ha._ops.empty() and len(batch) < REGISTER_BATCH:
+            batch.append(ha._ops.get_nowait())
+        i = 0
+        while i < len(batch):
+            op, cluster_id, key, _role = batch[i]
+            adds: list[tuple[str, str, str]] = []
+            while i < len(batch) and batch[i][0] == "add":
+                adds.append(batch[i][1:])
+                i += 1
+            try:
+                if adds:
+                    await asyncio.to_thread(ha.directory.register_sessions, ha.lease.lease_id,
+                                            adds)
+                    continue
+                i += 1
                 await asyncio.to_thread(ha.directory.unregister_session, cluster_id, key)
-            ha.ownership.wake()
-        except Exception as e:  # etcd unreachable: the lease's renewal registers again
-            log.warning("session registration failed", op=op, session=key, error=str(e))
+            except Exception as e:  # etcd unreachable: the repair loop registers again
+                log.warning("session registration failed", op=op, session=key, error=str(e))
+            finally:
+                for _, _, added_key in adds:
+                    ha.pending.discard(added_key)
+        ha.ownership.wake()
 
 
 async def _repair(ha: HA, sessions: SessionRegistry) -> None:
@@ -138,9 +175,10 @@ async def _repair(ha: HA, sessions: SessionRegistry) -> None:
             if entry.session.closed:
                 continue
             held = ha.directory.sessions.get(ident.cluster.id, {}).get(ident.session_key)
-            if held is None:
+            if held is None and ident.session_key not in ha.pending:
                 log.info("session missing from the directory; registering it again",
                          session=ident.session_key)
+                ha.pending.add(ident.session_key)
                 ha._ops.put_nowait(("add", ident.cluster.id, ident.session_key, ident.role))
         await ha.pool.close_idle(time.monotonic())
 

@@ -344,6 +344,8 @@ class EtcdStore:
             if self._mem.first("cluster_token", token_hash) is not None:
                 raise Conflict("this registration token is already in use")
             cid = new_cluster_id()
+            while self._mem.get(CLUSTERS, cid) is not None:  # taken: draw again (as SQLite)
+                cid = new_cluster_id()
             doc = {"id": cid, "name": name, "token_hash": token_hash, "api_endpoint": "",
                    "ca_cert": "", "created_at": time.time(), "registered_at": None,
                    "agent_credential_hash": None}
