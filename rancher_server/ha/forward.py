@@ -19,8 +19,16 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 from multidict import CIMultiDict
 
-from rancher_server.ha.peer import FORWARD_HOST, FORWARD_PORT, FORWARDED_TRANSPORTS, PeerPool
-from rancher_server.proxy.headers import HOP_BY_HOP, upstream_response_headers
+from rancher_server.ha.peer import (
+    FORWARD_HOST,
+    FORWARD_PORT,
+    FORWARDED_TRANSPORTS,
+    PEER_CONNECT_TIMEOUT_S,
+    PeerPool,
+)
+from rancher_server.proxy.exchange import body_framing, exchange
+from rancher_server.proxy.headers import HOP_BY_HOP
+from rancher_server.proxy.lean import LeanPool
 from rancher_server.proxy.status import status_response
 from rancher_server.proxy.upgrade import relay_upgrade, request_head
 from rancher_tunnel.errors import TunnelError
@@ -29,7 +37,8 @@ from rancher_tunnel.logs import get_logger
 FORWARDED_FOR = "X-Rancher-Forwarded-For"
 FORWARDED_BY = "X-Rancher-Forwarded-By"  # the replica that forwarded (answers carry the holder)
 HELD_BY = "X-Rancher-Replica"  # on answers: the replica that served the request
-RELAY_READ_BYTES = 64 * 1024
+PEER_KEEPALIVE_S = 15.0  # a pooled stream to a peer is reused this long after its last answer
+_DROPPED = HOP_BY_HOP | {FORWARDED_FOR.lower(), FORWARDED_BY.lower()}
 _CLUSTER_PATH = re.compile(r"^/(?:k8s|v3)/clusters/([^/?]+)(?:/|$)")
 
 log = get_logger(component="ha-forward")
@@ -51,20 +60,14 @@ def _is_upgrade(request: web.Request) -> bool:
         request.headers.get("Upgrade"))
 
 
-def _outgoing_headers(request: web.Request, name: str, upgrade: bool) -> CIMultiDict[str]:
+def _upgrade_headers(request: web.Request, name: str) -> CIMultiDict[str]:
     out: CIMultiDict[str] = CIMultiDict()
     for key, value in request.headers.items():
-        lname = key.lower()
-        if lname in HOP_BY_HOP or lname in (FORWARDED_FOR.lower(), FORWARDED_BY.lower()):
+        if key.lower() in _DROPPED:
             continue
         out.add(key, value)
-    if request.body_exists and not upgrade:
-        length = request.headers.get("Content-Length")
-        if length is not None:
-            out["Content-Length"] = length
-    if upgrade:
-        out["Connection"] = "Upgrade"
-        out["Upgrade"] = request.headers.get("Upgrade", "")
+    out["Connection"] = "Upgrade"
+    out["Upgrade"] = request.headers.get("Upgrade", "")
     out["Host"] = request.headers.get("Host", request.host)
     out[FORWARDED_FOR] = request.remote or ""
     out[FORWARDED_BY] = name
@@ -80,6 +83,7 @@ class Forwarder:
         self._held_here = held_here
         self.forwarded = 0
         self.failed = 0
+        self._lean: dict[str, LeanPool] = {}
 
     def target_for(self, request: web.Request) -> str | None:
         """The replica to send this request to, or None to answer it here."""
@@ -90,48 +94,51 @@ class Forwarder:
         return holder if holder is not None and holder != self.name else None
 
     async def forward(self, request: web.Request, replica: str) -> web.StreamResponse:
-        upgrade = _is_upgrade(request)
-        headers = _outgoing_headers(request, self.name, upgrade)
         self.forwarded += 1
         try:
-            if upgrade:
+            if _is_upgrade(request):
+                headers = _upgrade_headers(request, self.name)
                 session = await self._pool.session(replica)
                 reader, writer = await session.open_connection(FORWARD_HOST, FORWARD_PORT)
                 head = request_head(request.method, request.path_qs, headers.pop("Host"), headers)
                 return await relay_upgrade(request, reader, writer, head)
-            return await self._relay(request, replica, headers)
+            return await self._relay(request, replica)
         except (aiohttp.ClientError, TunnelError, OSError, TimeoutError) as e:
             self.failed += 1
             log.warning("forwarding failed", replica=replica, path=request.path, error=repr(e))
             return status_response(
                 503, f"the replica holding this cluster's tunnel ({replica}) is unreachable: {e}")
 
-    async def _relay(self, request: web.Request, replica: str,
-                     headers: CIMultiDict[str]) -> web.StreamResponse:
-        http = self._pool.http(replica)
-        data = request.content if request.body_exists else None
-        url = f"http://{FORWARD_HOST}:{FORWARD_PORT}{request.raw_path}"
-        async with http.request(request.method, url, headers=headers, data=data,
-                                allow_redirects=False, compress=None, chunked=None) as resp:
-            raw = ((k.decode("latin-1"), v.decode("latin-1")) for k, v in resp.raw_headers)
-            out = web.StreamResponse(status=resp.status, reason=resp.reason,
-                                     headers=upstream_response_headers(raw))
-            length = resp.headers.get("Content-Length")
-            if length is not None:
-                out.content_length = int(length)
-            await out.prepare(request)
-            try:
-                async for chunk in resp.content.iter_any():
-                    await out.write(chunk)
-            except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TunnelError) as e:
-                # The holder went away mid-answer: end the client's connection (a watch's
-                # client sees its stream end and watches again through a live replica).
-                log.warning("forwarded answer cut", replica=replica, error=repr(e))
-                if request.transport is not None:
-                    request.transport.close()
-                return out
-            await out.write_eof()
-            return out
+    async def _relay(self, request: web.Request, replica: str) -> web.StreamResponse:
+        await self._pool.session(replica)  # opens the tunnel on first need
+        lean = self._lean.get(replica)
+        if lean is None:
+            lean = self._lean[replica] = LeanPool(
+                lambda: self._pool.current(replica), FORWARD_HOST, FORWARD_PORT, None,
+                connect_timeout_s=PEER_CONNECT_TIMEOUT_S, keepalive_s=PEER_KEEPALIVE_S)
+        head = _forward_head(request, self.name)
+        return await exchange(request, lean, head, f"replica {replica}")
+
+    def close(self) -> None:
+        for lean in self._lean.values():
+            lean.close()
+        self._lean.clear()
+
+
+def _forward_head(request: web.Request, name: str) -> bytes:
+    """The request as it came, for the holder: its own headers (the user's credentials
+    included), minus hop-by-hop ones and forwarding headers a client may have sent, plus ours."""
+    out = [b"%s %s HTTP/1.1\r\n" % (request.method.encode(), request.raw_path.encode())]
+    for key, value in request.raw_headers:
+        if key.lower().decode("latin-1") in _DROPPED:
+            continue
+        out.append(b"%s: %s\r\n" % (key, value))
+    out.append(b"Host: %s\r\n" % request.headers.get("Host", request.host).encode("latin-1"))
+    out.append(b"%s: %s\r\n" % (FORWARDED_FOR.encode(), (request.remote or "").encode()))
+    out.append(b"%s: %s\r\n" % (FORWARDED_BY.encode(), name.encode()))
+    out.append(body_framing(request))
+    out.append(b"\r\n")
+    return b"".join(out)
 
 
 def forward_middleware(get: Callable[[web.Application], Forwarder | None]) -> Middleware:

@@ -16,7 +16,6 @@ from collections.abc import Callable
 import aiohttp
 from aiohttp import web
 
-from rancher_tunnel.connector import TunnelConnector
 from rancher_tunnel.constants import WS_MAX_MESSAGE_BYTES, Limits
 from rancher_tunnel.errors import SessionClosed
 from rancher_tunnel.frames import Role
@@ -29,7 +28,6 @@ REPLICA_HEADER = "X-Rancher-Replica"  # the dialing replica's name (logs, metric
 FORWARD_HOST, FORWARD_PORT = "forwarded.request", 1  # the one stream target a peer accepts
 FORWARD_TARGET = format_target(FORWARD_HOST, FORWARD_PORT)
 PEER_CONNECT_TIMEOUT_S = 5.0
-PEER_POOL_PER_REPLICA = 256  # pooled HTTP connections (streams) to one peer
 PEER_IDLE_S = 60.0  # a tunnel with no stream for this long is closed (re-opened on next need)
 
 log = get_logger(component="ha-peer")
@@ -107,7 +105,6 @@ class _Peer:
         self.session: Session | None = None
         self.task: asyncio.Task[None] | None = None
         self.ws_client: aiohttp.ClientSession | None = None
-        self.http: aiohttp.ClientSession | None = None
         self.lock = asyncio.Lock()
         self.idle_since: float | None = None
 
@@ -159,20 +156,12 @@ class PeerPool:
             log.info("peer tunnel opened", peer=replica, address=address)
             return session
 
-    def http(self, replica: str) -> aiohttp.ClientSession:
-        """The pooled HTTP client whose requests go to ``replica``'s application."""
-        peer = self._peers.setdefault(replica, _Peer())
-        if peer.http is None:
-            async def current() -> Session:
-                return await self.session(replica)
-
-            connector = TunnelConnector(current, limit=0,
-                                        limit_per_host=PEER_POOL_PER_REPLICA)
-            peer.http = aiohttp.ClientSession(
-                connector=connector, auto_decompress=False,
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=PEER_CONNECT_TIMEOUT_S),
-                skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept", "Content-Type"))
-        return peer.http
+    def current(self, replica: str) -> Session:
+        """The open tunnel to ``replica`` (after :meth:`session` opened it)."""
+        peer = self._peers.get(replica)
+        if peer is None or peer.session is None or peer.session.closed:
+            raise SessionClosed(f"no tunnel to replica {replica}")
+        return peer.session
 
     async def close_idle(self, now: float) -> int:
         """Closes tunnels that carried no stream for :data:`PEER_IDLE_S` (pooled keep-alive
@@ -208,7 +197,5 @@ class PeerPool:
 
     async def close(self) -> None:
         for peer in self._peers.values():
-            if peer.http is not None:
-                await peer.http.close()
             await self._drop(peer)
         self._peers.clear()

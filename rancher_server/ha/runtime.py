@@ -190,6 +190,7 @@ async def stop_ha(ha: HA) -> None:
         with contextlib.suppress(BaseException):
             await task
     await ha.server.stop()
+    ha.forwarder.close()
     await ha.pool.close()
     await asyncio.to_thread(ha.lease.close, True)  # our sessions and clusters go now
     ha.directory.close()

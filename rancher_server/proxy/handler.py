@@ -4,8 +4,6 @@ agent's tunnel as that user (impersonation), streaming both ways."""
 
 from __future__ import annotations
 
-import ssl
-
 import aiohttp
 from aiohttp import web
 
@@ -14,13 +12,13 @@ from rancher_server.access.manager import AccessManager
 from rancher_server.access.roles import access_of
 from rancher_server.auth import Principal, audit, authenticate_bearer
 from rancher_server.auth.session_cookie import proxy_cookie_authorization
+from rancher_server.proxy.exchange import MAX_PROXY_BODY_BYTES, body_framing, exchange
 from rancher_server.proxy.headers import (
     HeaderValueError,
     downstream_request_headers,
     identity_lines,
     request_head,
 )
-from rancher_server.proxy.lean import Response, UpstreamError, send_request
 from rancher_server.proxy.namespaces import create_in_project, is_namespace_create
 from rancher_server.proxy.status import status_response
 from rancher_server.proxy.streams import StreamGuard, fingerprint_of
@@ -33,9 +31,6 @@ from rancher_tunnel.errors import DialRefused, SessionClosed
 from rancher_tunnel.logs import get_logger
 
 PREFIX = "/k8s/clusters/"
-MAX_PROXY_BODY_BYTES = 32 * 1024 * 1024  # kube-apiserver itself caps most bodies at 3 MiB
-BODY_CHUNK_BYTES = 256 * 1024
-MAX_BUFFERED_RESPONSE_BYTES = 256 * 1024  # answers up to this size are sent in one write
 
 POOL: web.AppKey[UpstreamPool] = web.AppKey("upstream_pool", UpstreamPool)
 IMPERSONATOR: web.AppKey[Impersonator] = web.AppKey("impersonator", Impersonator)
@@ -44,9 +39,6 @@ GUARD: web.AppKey[StreamGuard] = web.AppKey("stream_guard", StreamGuard)
 
 log = get_logger(component="proxy")
 
-
-class BodyTooLarge(Exception):
-    pass
 
 
 def _split_path(raw_path: str) -> tuple[str, str]:
@@ -149,100 +141,19 @@ async def _forward_http(
     token: str,
 ) -> web.StreamResponse:
     cluster_id = up.cluster_id
-    method = request.method
-    has_body = request.body_exists
-    length = request.content_length
-    if not has_body:
-        framing = b""
-    elif length is not None:
-        framing = b"Content-Length: %d\r\n" % length
-    else:
-        framing = b"Transfer-Encoding: chunked\r\n"
     try:
         head = request_head(
-            method, path_qs, up.host_header, request.raw_headers,
-            identity_lines(principal, token), framing,
+            request.method, path_qs, up.host_header, request.raw_headers,
+            identity_lines(principal, token), body_framing(request),
         )
     except HeaderValueError as e:
         return status_response(400, str(e))
-    try:
-        if has_body:
-            upstream = await _send_with_body(up, head, request, chunked=length is None)
-        else:
-            upstream = await send_request(
-                up.lean, head, head_request=method == "HEAD", retry_stale=True
-            )
-    except BodyTooLarge:
-        return status_response(413, f"request body exceeds {MAX_PROXY_BODY_BYTES} bytes")
-    except (UpstreamError, ConnectionError, OSError, ssl.SSLError, DialRefused, SessionClosed,
-            TimeoutError) as e:
-        log.warning("upstream request failed", cluster=cluster_id, error=repr(e))
-        return status_response(503, f"cluster {cluster_id} is unavailable: {e}")
-    conn = upstream.conn
-    try:
-        if upstream.status == 401:
+
+    def on_status(status: int) -> None:
+        if status == 401:  # the impersonation account's token was refused: get a new one
             request.app[IMPERSONATOR].invalidate(cluster_id, principal.user_id)
-        headers_out = upstream.headers
-        size = upstream.length
-        if size is not None and size <= MAX_BUFFERED_RESPONSE_BYTES and method != "HEAD":
-            # Small answers (most GETs) go out as one write: head and body in one TLS record.
-            try:
-                body = await conn.read_all() if size else b""
-            except UpstreamError as e:
-                return status_response(502, f"cluster {cluster_id} ended the answer: {e}")
-            return web.Response(
-                status=upstream.status, reason=upstream.reason, headers=headers_out, body=body
-            )
-        out = web.StreamResponse(
-            status=upstream.status, reason=upstream.reason, headers=headers_out
-        )
-        declared = upstream.declared_length
-        if declared is not None and upstream.status not in (204, 304):
-            out.content_length = declared
-        await out.prepare(request)
-        try:
-            while chunk := await conn.read():
-                await out.write(chunk)
-            await out.write_eof()
-        except ConnectionResetError:  # the client went away (kubectl logs -f ended)
-            log.debug("client ended mid-stream", cluster=cluster_id)
-        except UpstreamError as e:
-            log.info("upstream ended mid-stream", cluster=cluster_id, error=str(e))
-            if request.transport is not None:
-                request.transport.close()
-        return out
-    finally:
-        conn.release()
 
-
-async def _send_with_body(
-    up: Upstream, head: bytes, request: web.Request, *, chunked: bool
-) -> Response:
-    conn = await up.lean.acquire()
-    try:
-        answer = conn.send(head)
-        total = 0
-        try:
-            async for chunk in request.content.iter_chunked(BODY_CHUNK_BYTES):
-                total += len(chunk)
-                if total > MAX_PROXY_BODY_BYTES:
-                    raise BodyTooLarge()
-                if answer.done():
-                    conn.abandon_request()  # answered early: the rest of the body is not sent
-                    break
-                conn.write(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
-                await conn.drain()
-            else:
-                if chunked:
-                    conn.write(b"0\r\n\r\n")
-        except UpstreamError:
-            if not answer.done() or answer.cancelled() or answer.exception() is not None:
-                raise
-            conn.abandon_request()  # answered, then closed while the body was still going
-        return await answer
-    except BaseException:
-        conn.close()
-        raise
+    return await exchange(request, up.lean, head, f"cluster {cluster_id}", on_status)
 
 
 def routes() -> list[web.RouteDef]:

@@ -82,19 +82,20 @@ class Response:
 
 class UpstreamConnection(asyncio.Protocol):
     """One keep-alive connection: TLS (an ``SSLObject`` over memory BIOs, no asyncio SSL
-    transport in between) on a raw tunnel stream, and the HTTP/1.1 response parser."""
+    transport in between) on a raw tunnel stream, and the HTTP/1.1 response parser. Without a
+    context it speaks plain HTTP on the stream (a peer replica's tunnel, itself mutual TLS)."""
 
     accepts_memoryview = True  # the tunnel may hand us views: they go straight into the BIO
 
     def __init__(
-        self, pool: LeanPool, context: ssl.SSLContext, server_hostname: str | None
+        self, pool: LeanPool, context: ssl.SSLContext | None, server_hostname: str | None
     ) -> None:
         self._pool = pool
         self._loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self._in_bio = ssl.MemoryBIO()
         self._out_bio = ssl.MemoryBIO()
-        self._tls = context.wrap_bio(
+        self._tls = None if context is None else context.wrap_bio(
             self._in_bio, self._out_bio, server_side=False, server_hostname=server_hostname
         )
         self._handshake_waiter: asyncio.Future[None] | None = None
@@ -150,11 +151,20 @@ class UpstreamConnection(asyncio.Protocol):
             self._drain_waiter.set_result(None)
 
     def data_received(self, data: bytes) -> None:
+        tls = self._tls
+        if tls is None:
+            try:
+                self._feed(data)
+            except UpstreamError as e:
+                self._reusable = False
+                self._fail(e)
+                if self.transport is not None:
+                    self.transport.abort()
+            return
         self._in_bio.write(data)
         try:
             if self._handshake_waiter is not None and not self._handshake_step():
                 return
-            tls = self._tls
             while True:
                 try:
                     plain = tls.read(TLS_READ_BYTES)
@@ -186,6 +196,7 @@ class UpstreamConnection(asyncio.Protocol):
     def _handshake_step(self) -> bool:
         """Advance the handshake; True once it is done (the waiter is then resolved)."""
         waiter = self._handshake_waiter
+        assert self._tls is not None
         try:
             self._tls.do_handshake()
         except ssl.SSLWantReadError:
@@ -205,6 +216,8 @@ class UpstreamConnection(asyncio.Protocol):
         return True
 
     async def handshake(self) -> None:
+        if self._tls is None:
+            return
         self._handshake_waiter = self._loop.create_future()
         waiter = self._handshake_waiter
         self._handshake_step()
@@ -212,6 +225,9 @@ class UpstreamConnection(asyncio.Protocol):
 
     def _write_plain(self, data: bytes) -> None:
         if self.transport is None or self.closed:
+            return
+        if self._tls is None:
+            self.transport.write(data)
             return
         try:
             self._tls.write(data)
@@ -476,8 +492,9 @@ class UpstreamConnection(asyncio.Protocol):
         if transport is not None and not self.closed:
             self.closed = True
             if self._state == _DONE and self._error is None and not self._write_paused:
-                with contextlib.suppress(ssl.SSLError):
-                    self._tls.unwrap()
+                if self._tls is not None:
+                    with contextlib.suppress(ssl.SSLError):
+                        self._tls.unwrap()
                 with contextlib.suppress(ssl.SSLError):
                     self._flush_tls_now(transport)
                 transport.close()
@@ -499,7 +516,7 @@ class LeanPool:
         session: SessionGetter,
         host: str,
         port: int,
-        ssl_context: ssl.SSLContext,
+        ssl_context: ssl.SSLContext | None,
         *,
         connect_timeout_s: float,
         keepalive_s: float,
