@@ -21,7 +21,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.common import WrkResult, median, wrk
+from bench.common import WrkResult, cpu_s, machine, median, wrk
 from tests.kube import KubeSimProc
 from tests.procs import AgentProc, ServerProc, free_port, wait_until
 from tests.rest import Rest
@@ -174,13 +174,21 @@ def main() -> None:
         through = f"{server.url}/k8s/clusters/{cid}/api/v1/namespaces/bench/configmaps/cm-00001"
         kubectl_get(through, admin.token, 2, 1)  # warm up: impersonation account, pools
         kubectl_get(direct, direct_token, 2, 1)
-        r: dict[str, list[float]] = {k: [] for k in ("p50", "p99", "rps16", "list")}
+        r: dict[str, list[float]] = {k: [] for k in ("p50", "p99", "rps16", "list",
+                                                     "cpu_server_us", "cpu_agent_us")}
+        assert server.proc is not None and agent.proc is not None
+        pids = (server.proc.pid, agent.proc.pid)
+        load_before = machine()
         for i in range(rounds):
             log(f"round {i + 1}/{rounds}")
             d1 = kubectl_get(direct, direct_token, 1, secs)
             t1 = kubectl_get(through, admin.token, 1, secs)
             d16 = kubectl_get(direct, direct_token, 16, secs)
+            before = [cpu_s(pid) for pid in pids]
             t16 = kubectl_get(through, admin.token, 16, secs)
+            used = [cpu_s(pid) - b for pid, b in zip(pids, before, strict=True)]
+            r["cpu_server_us"].append(used[0] / (t16.rps * secs) * 1e6)
+            r["cpu_agent_us"].append(used[1] / (t16.rps * secs) * 1e6)
             r["p50"].append(t1.p50_ms - d1.p50_ms)
             r["p99"].append(t1.p99_ms - d1.p99_ms)
             r["rps16"].append(t16.rps / d16.rps)
@@ -193,10 +201,16 @@ def main() -> None:
             r["list"].append(dl / tl)
             log(f"  direct rps16 {d16.rps:.0f}, through {t16.rps:.0f}; list {dl:.3f}s vs {tl:.3f}s")
         result = {
+            "machine": load_before,
             "proxy_p50_added_ms": round(median(r["p50"]), 3),
             "proxy_p99_added_ms": round(median(r["p99"]), 3),
             "proxy_rps16_ratio": round(median(r["rps16"]), 3),
             "big_list_ratio": round(median(r["list"]), 3),
+            # server plus agent CPU per proxied GET at 16 connections (issue 17)
+            "proxy_cpu_us_per_request_c16": round(
+                median(r["cpu_server_us"]) + median(r["cpu_agent_us"]), 1),
+            "proxy_cpu_us_per_request_c16_server": round(median(r["cpu_server_us"]), 1),
+            "proxy_cpu_us_per_request_c16_agent": round(median(r["cpu_agent_us"]), 1),
             "quick": args.quick,
         }
     finally:

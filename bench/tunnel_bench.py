@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import curl_mbps, median, rss_kib, start_nginx, wrk
+from bench.common import cpu_s, curl_mbps, machine, median, rss_kib, start_nginx, wrk
 from rancher_server.store import SQLiteStore
 from rancher_server.tunnel.agent_auth import hash_token
 from tests.procs import AgentProc, ServerProc, agent_env, free_port, metrics, wait_until
@@ -65,7 +65,7 @@ def main() -> None:
         agent_env(server, reg, CATTLE_K8S_API=f"127.0.0.1:{nginx.port}"), work / "agent.log"
     ).start()
     sim: subprocess.Popen[str] | None = None
-    result: dict[str, Any] = {}
+    result: dict[str, Any] = {"machine": machine()}
     try:
         wait_until(lambda: sessions(server) == 1, 15, what="agent session")
         direct = f"http://127.0.0.1:{nginx.port}"
@@ -85,13 +85,30 @@ def main() -> None:
                 "tunnel_rps16",
                 "direct_mbps",
                 "tunnel_mbps",
+                "cpu_server_us",
+                "cpu_agent_us",
+                "cpu_server_s_per_gib",
+                "cpu_agent_s_per_gib",
             )
         }
+        assert server.proc is not None and agent.proc is not None
+        pids = (server.proc.pid, agent.proc.pid)
         for i in range(rounds):
             log(f"round {i + 1}/{rounds}")
-            d16, t16 = wrk(direct + "/1k", 16, secs), wrk(tunnel + "/1k", 16, secs)
+            d16 = wrk(direct + "/1k", 16, secs)
+            before = [cpu_s(pid) for pid in pids]
+            t16 = wrk(tunnel + "/1k", 16, secs)
+            used = [cpu_s(pid) - b for pid, b in zip(pids, before, strict=True)]
+            requests = t16.rps * secs
+            r["cpu_server_us"].append(used[0] / requests * 1e6)
+            r["cpu_agent_us"].append(used[1] / requests * 1e6)
             d1, t1 = wrk(direct + "/1k", 1, secs), wrk(tunnel + "/1k", 1, secs)
-            dm, tm = curl_mbps(direct + "/big"), curl_mbps(tunnel + "/big")
+            dm = curl_mbps(direct + "/big")
+            before = [cpu_s(pid) for pid in pids]
+            tm = curl_mbps(tunnel + "/big")
+            used = [cpu_s(pid) - b for pid, b in zip(pids, before, strict=True)]
+            r["cpu_server_s_per_gib"].append(used[0] / (big_mib / 1024))
+            r["cpu_agent_s_per_gib"].append(used[1] / (big_mib / 1024))
             r["rps16"].append(t16.rps / d16.rps)
             r["rps1"].append(t1.rps / d1.rps)
             r["p50_added"].append(t1.p50_ms - d1.p50_ms)
@@ -113,6 +130,14 @@ def main() -> None:
             rps1_ratio=round(median(r["rps1"]), 3),
             p50_added_ms=round(median(r["p50_added"]), 3),
             stalled_p99_factor=round(median(r["stall_p99"]) / median(r["stall_p99_base"]), 3),
+            # CPU travels between machines better than ratios (issue 17): server and agent
+            # processes' own CPU time over the 16-connection small GETs and the bulk download
+            cpu_us_per_request_c16=round(median(r["cpu_server_us"]) + median(r["cpu_agent_us"]),
+                                         1),
+            cpu_us_per_request_c16_server=round(median(r["cpu_server_us"]), 1),
+            cpu_us_per_request_c16_agent=round(median(r["cpu_agent_us"]), 1),
+            cpu_s_per_gib_server=round(median(r["cpu_server_s_per_gib"]), 2),
+            cpu_s_per_gib_agent=round(median(r["cpu_agent_s_per_gib"]), 2),
         )
         log(
             f"throughput: direct {median(r['direct_mbps']):.0f} MB/s, tunnel "
