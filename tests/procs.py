@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -222,3 +223,19 @@ def running(*procs: Any) -> Iterator[None]:
     finally:
         for p in reversed(procs):
             p.stop()
+
+
+def upper_echo_server() -> tuple[socket.socket, threading.Thread]:
+    """A loopback TCP server answering one connection's bytes upper-cased (port-forward tests)."""
+    srv = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            conn, _ = srv.accept()
+            with conn:
+                while data := conn.recv(65536):
+                    conn.sendall(data.upper())
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    return srv, t

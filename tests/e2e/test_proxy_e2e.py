@@ -3,12 +3,10 @@ stand-in as the downstream cluster (RBAC on), all as real processes."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,7 +17,7 @@ import pytest
 import yaml
 
 from tests.kube import KubeSimProc, kubectl, kubectl_json
-from tests.procs import AgentProc, ServerProc, free_port, wait_until
+from tests.procs import AgentProc, ServerProc, free_port, upper_echo_server, wait_until
 from tests.rest import ApiError, Rest
 
 ADMIN_PASSWORD = "admin-password-for-tests-1"
@@ -215,21 +213,6 @@ def test_unknown_cluster_and_bad_token(stack: Stack) -> None:
     assert e.value.body["kind"] == "Status" and e.value.body["reason"] == "Unauthorized"
 
 
-def _echo_server() -> tuple[socket.socket, threading.Thread]:
-    srv = socket.create_server(("127.0.0.1", 0))
-
-    def serve() -> None:
-        with contextlib.suppress(OSError):
-            conn, _ = srv.accept()
-            with conn:
-                while data := conn.recv(65536):
-                    conn.sendall(data.upper())
-
-    t = threading.Thread(target=serve, daemon=True)
-    t.start()
-    return srv, t
-
-
 def _wait_running(kc: Path, pod: str) -> None:
     wait_until(
         lambda: (
@@ -242,7 +225,7 @@ def _wait_running(kc: Path, pod: str) -> None:
 
 def test_logs_follow_exec_and_port_forward_through_the_proxy(stack: Stack) -> None:
     kc = stack.kubeconfig_for(stack.admin, "admin-stream")
-    echo, echo_thread = _echo_server()
+    echo, echo_thread = upper_echo_server()
     try:
         port = echo.getsockname()[1]
         pod = {

@@ -4,18 +4,16 @@ says which replica served it, and a request already forwarded is never forwarded
 
 from __future__ import annotations
 
-import contextlib
 import json
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 from tests.ha.cluster import Deployment
 from tests.kube import kubectl
-from tests.procs import free_port, wait_until
+from tests.procs import free_port, upper_echo_server, wait_until
 
 
 def test_kubectl_through_a_replica_without_the_tunnel(tmp_path: Path) -> None:
@@ -67,27 +65,12 @@ def test_kubectl_through_a_replica_without_the_tunnel(tmp_path: Path) -> None:
         assert d.peer_tunnels_opened(a) == 0  # a forwarded nothing: no connection from it
 
 
-def _upper_echo() -> tuple[socket.socket, threading.Thread]:
-    srv = socket.create_server(("127.0.0.1", 0))
-
-    def serve() -> None:
-        with contextlib.suppress(OSError):
-            conn, _ = srv.accept()
-            with conn:
-                while data := conn.recv(65536):
-                    conn.sendall(data.upper())
-
-    t = threading.Thread(target=serve, daemon=True)
-    t.start()
-    return srv, t
-
-
 def test_logs_follow_and_port_forward_through_a_forwarding_replica(tmp_path: Path) -> None:
     with Deployment(tmp_path, replicas=2) as d:
         a, b = d.replicas
         cluster_id = d.import_cluster(through=a)
         kc = d.kubeconfig(cluster_id, via=b)
-        echo, echo_thread = _upper_echo()
+        echo, echo_thread = upper_echo_server()
         try:
             pod = {"apiVersion": "v1", "kind": "Pod",
                    "metadata": {"name": "streamer", "namespace": "default",
