@@ -169,6 +169,9 @@ class EtcdStore:
             if events:
                 self._event_revision = max(self._event_revision, revision)
             self._revision = max(self._revision, revision)
+            # Current as of now, under the lock that readers take: a reader that sees these
+            # events also sees the picture as current (never the events with a stale mark).
+            self._conn.note_watch_current()
             self._applied.notify_all()
         if self._broken_cause:
             log.info("etcd watch resumed", revision=revision)
