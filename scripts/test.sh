@@ -43,4 +43,5 @@ fi
 
 step="ruff (lint)"; echo "== ruff"; "$PY" -m ruff check .
 step="mypy --strict (types)"; echo "== mypy --strict"; "$PY" -m mypy
-step="pytest (the tests)"; echo "== pytest"; "$PY" -m pytest -q -p no:cacheprovider "$@"
+# --durations: the slowest tests in every CI log (the suite must stay well under 15 minutes).
+step="pytest (the tests)"; echo "== pytest"; "$PY" -m pytest -q -p no:cacheprovider --durations=15 "$@"
