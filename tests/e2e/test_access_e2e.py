@@ -6,7 +6,9 @@ others; and after each change, our labelled objects downstream equal the desired
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -23,7 +25,7 @@ from rancher_server.access.templates import Catalog
 from rancher_server.store import SQLiteStore
 from tests.e2e.ace_stack import ace_stack
 from tests.kube import KubeSimProc, kubectl
-from tests.procs import ServerProc, wait_until
+from tests.procs import ServerProc, free_port, metrics, upper_echo_server, wait_until
 from tests.rest import Rest
 
 pytestmark = pytest.mark.slow
@@ -248,6 +250,29 @@ def test_project_template_applies_in_the_project_only(
            "removed")
 
 
+@pytest.mark.parametrize("template", ["project-owner", "project-member"])
+def test_project_template_granted_weakened_removed(stack: Stack, template: str) -> None:
+    """A project binding weakened to the project's read-only template: writes in the project's
+    namespace refused on both paths within 10 s, reads kept; the binding removed: reads refused."""
+    user, kc = stack.user("pw")
+    proj = stack.project(f"weak-{template}")
+    ns = stack.namespace(f"weak-{template}", proj)
+    binding = stack.bind(user, template, proj)
+    within(GRANTED_WITHIN_S, lambda: both(kc, "create", "configmap", ns) == (True, True),
+           "granted")
+    assert_exact(stack)
+    weaker = stack.bind(user, "read-only", proj)
+    stack.unbind(binding)
+    within(DENIED_WITHIN_S, lambda: both(kc, "create", "configmap", ns) == (False, False),
+           "weakened")
+    assert both(kc, "list", "configmaps", ns) == (True, True)
+    assert_exact(stack)
+    stack.unbind(weaker)
+    within(DENIED_WITHIN_S, lambda: both(kc, "list", "configmaps", ns) == (False, False),
+           "removed")
+    assert_exact(stack)
+
+
 def test_namespace_moved_to_another_project_moves_the_rights(stack: Stack) -> None:
     user, kc = stack.user("mover")
     a, b = stack.project("team-a"), stack.project("team-b")
@@ -398,31 +423,80 @@ def _ended_within(proc: subprocess.Popen[str], seconds: float) -> float:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.communicate()
-        raise AssertionError("an open request outlived its revocation") from None
+        raise AssertionError(f"an open request outlived its revocation: {proc.args!r}") from None
     return time.monotonic() - t0
 
 
+OPENED_WITHIN_S = 15.0
+OPEN = "rancher_proxy_open_requests"
+CUT = "rancher_proxy_requests_cut_total"
+
+
+def proxy_metrics(stack: Stack) -> dict[str, float]:
+    return metrics(stack.server.url + "/metrics", stack.server.ca_path)
+
+
+def all_open(stack: Stack, opened: list[subprocess.Popen[str]]) -> bool:
+    """The proxy holds as many open requests as were opened, on two readings apart (a watch's
+    list or an exec's pod lookup, counted for an instant, is not its long request)."""
+    if any(p.poll() is not None for p in opened):
+        return True  # the assertion after the wait says which
+    if proxy_metrics(stack)[OPEN] != len(opened):
+        return False
+    time.sleep(0.3)
+    return proxy_metrics(stack)[OPEN] == len(opened)
+
+
+def _forwarding(pf: subprocess.Popen[str], local: int) -> socket.socket:
+    """Waits for ``kubectl port-forward`` to listen, then opens a connection through it and
+    checks one round trip: the forward is live end to end, with a data stream open."""
+    assert pf.stdout is not None
+    line = pf.stdout.readline()
+    assert "Forwarding from" in line, (line, pf.poll())
+    c = socket.create_connection(("127.0.0.1", local), timeout=CUT_WITHIN_S)
+    try:
+        c.sendall(b"held open")
+        assert c.recv(100) == b"HELD OPEN"
+    except BaseException:
+        c.close()
+        raise
+    return c
+
+
 @pytest.mark.parametrize("revoke", ["token", "binding", "user"])
-def test_open_watch_logs_and_exec_are_cut_on_revocation(stack: Stack, revoke: str) -> None:
+def test_open_watch_logs_exec_and_port_forward_are_cut_on_revocation(
+    stack: Stack, revoke: str,
+) -> None:
     user, kc = stack.user(f"cut-{revoke}")
     binding = stack.bind(user, "cluster-member")
     within(GRANTED_WITHIN_S, lambda: can(kc, "edge", "create", "configmap", "default"),
            "granted")
+    echo, echo_thread = upper_echo_server()
+    pod_name = f"held-{revoke}"
     pod = {"apiVersion": "v1", "kind": "Pod",
-           "metadata": {"name": f"held-{revoke}", "namespace": "default"},
-           "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+           "metadata": {"name": pod_name, "namespace": "default",
+                        "annotations": {"kubesim.io/port-8080": str(echo.getsockname()[1])}},
+           "spec": {"containers": [{"name": "c", "image": "busybox",
+                                    "ports": [{"containerPort": 8080}]}]}}
     kubectl(stack.sim.kubeconfig, "apply", "-f", "-", input=json.dumps(pod))
     wait_until(lambda: json.loads(kubectl(
-        stack.sim.kubeconfig, "get", "pod", f"held-{revoke}", "-n", "default", "-o", "json"
+        stack.sim.kubeconfig, "get", "pod", pod_name, "-n", "default", "-o", "json"
     ).stdout).get("status", {}).get("phase") == "Running", 20, 0.2, what="pod running")
+    local = free_port()
     opened = [
         _open(kc, "get", "configmaps", "-n", "default", "-w"),
-        _open(kc, "logs", "-f", f"held-{revoke}", "-n", "default"),
-        _open(kc, "exec", f"held-{revoke}", "-n", "default", "--", "sleep", "60"),
+        _open(kc, "logs", "-f", pod_name, "-n", "default"),
+        _open(kc, "exec", pod_name, "-n", "default", "--", "sleep", "60"),
+        _open(kc, "port-forward", f"pod/{pod_name}", f"{local}:8080", "-n", "default"),
     ]
+    conn: socket.socket | None = None
     try:
-        time.sleep(1.5)
+        conn = _forwarding(opened[-1], local)
+        # All four are open through the proxy (not merely started) before the revocation:
+        # one refused at its start would prove nothing.
+        within(OPENED_WITHIN_S, lambda: all_open(stack, opened), "all four open")
         assert all(p.poll() is None for p in opened), [p.poll() for p in opened]
+        cut_before = proxy_metrics(stack)[CUT]
         if revoke == "token":
             token_id = yaml.safe_load(kc.read_text())["users"][0]["user"]["token"].split(":")[0]
             stack.admin.call("DELETE", f"/v3/tokens/{token_id}")
@@ -430,11 +504,22 @@ def test_open_watch_logs_and_exec_are_cut_on_revocation(stack: Stack, revoke: st
             stack.unbind(binding)
         else:
             stack.admin.call("PUT", f"/v3/users/{user['id']}", {"enabled": False})
+        t0 = time.monotonic()
         for p in opened:
-            assert _ended_within(p, CUT_WITHIN_S) < CUT_WITHIN_S
+            _ended_within(p, max(0.0, t0 + CUT_WITHIN_S - time.monotonic()))
+        # The guard cut them (not a failure of their own).
+        assert proxy_metrics(stack)[CUT] - cut_before == len(opened)
+        # The connection through the forward ends with it.
+        conn.settimeout(max(0.1, t0 + CUT_WITHIN_S - time.monotonic()))
+        with contextlib.suppress(ConnectionResetError):
+            assert conn.recv(100) == b""
     finally:
+        if conn is not None:
+            conn.close()
         for p in opened:
             if p.poll() is None:
                 p.kill()
                 p.communicate()
+        echo.close()
+        echo_thread.join(5)
     assert not can(kc, "edge", "list", "configmaps", "default")
