@@ -13,6 +13,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from rancher_server.tunnel.registry import SessionRegistry
+from rancher_tunnel.httpguard import GuardCounters
 
 # the per-peer bounds an agent can be cut off for (each always exported, 0 until it happens)
 BOUNDS = ("control_queue", "data_queue", "streams", "messages", "reports")
@@ -53,6 +54,14 @@ class TunnelCollector(Collector):
             "rancher_tunnel_dials_over_limit",
             "Dials refused because too many were waiting for the agent",
         )
+        # the listener's own (httpguard): connections closed before a complete request head
+        unheaded = CounterMetricFamily(
+            "rancher_http_connections_closed",
+            "Connections closed before a complete first request head, by reason",
+            labels=["reason"],
+        )
+        unheaded.add_metric(["header_deadline"], GuardCounters.header_timeouts)
+        unheaded.add_metric(["pending_per_source"], GuardCounters.pending_per_source)
         by_role = {"cluster": 0, "node": 0}
         n_streams = 0
         b_in = self.closed_bytes_in
@@ -79,7 +88,8 @@ class TunnelCollector(Collector):
             if bound not in BOUNDS:
                 bounds.add_metric([bound], n)
         dials_over.add_metric([], n_dials_over)
-        yield from (sessions, streams, rtt, bytes_in, bytes_out, accepted, bounds, dials_over)
+        yield from (sessions, streams, rtt, bytes_in, bytes_out, accepted, bounds, dials_over,
+                    unheaded)
 
 
 class ReplicaInfoCollector(Collector):
