@@ -103,8 +103,10 @@ async def check_credentials(
         user = state.store.user_by_username(username)
         encoded = user.password_hash if user is not None else await asyncio.to_thread(dummy_hash)
         ok = await verify_password_async(password, encoded)
+        # Recorded before the slot goes: the next attempt's re-check must see this failure
+        # (recorded after, a store round trip let two more guesses through per slot).
+        delay = await _record_failure(state, username, remote) if user is None or not ok else 0.0
     if user is None or not ok:
-        delay = await _record_failure(state, username, remote)
         if delay > 0:
             await asyncio.sleep(delay)  # slows the failing source; holds no hash slot
         return LoginOutcome(RESULT_FAILED, user=user)  # the user (if any) only for the audit

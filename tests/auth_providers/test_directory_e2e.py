@@ -30,7 +30,7 @@ from tests.auth_providers.slapd import (
     USER_PW,
     Slapd,
 )
-from tests.e2e.ace_stack import ADMIN_PASSWORD, ace_stack
+from tests.e2e.ace_stack import ADMIN_PASSWORD, DIRECT_PATH_CACHE_S, ace_stack
 from tests.e2e.test_access_e2e import both, can
 from tests.kube import KubeSimProc
 from tests.procs import ServerProc, wait_until
@@ -41,8 +41,8 @@ pytestmark = pytest.mark.slow
 REFRESH_INTERVAL_S = 2
 PROXY_LOST_WITHIN_S = REFRESH_INTERVAL_S + 3.0  # one refresh period and one reconcile pass
 # The direct path: kube-apiserver (and the stand-in) keeps a successful webhook answer, groups
-# included, for its cache TTL (10 s) after the ClusterUserAttribute changed.
-WEBHOOK_CACHE_S = 10.0
+# included, for its caches' TTLs after the ClusterUserAttribute changed.
+WEBHOOK_CACHE_S = DIRECT_PATH_CACHE_S
 LOST_WITHIN_S = PROXY_LOST_WITHIN_S + WEBHOOK_CACHE_S
 GRANTED_WITHIN_S = 8.0
 OL_LOGIN = "/v3-public/openLdapProviders/openldap?action=login"

@@ -22,7 +22,7 @@ import requests
 import yaml
 
 from tests.auth_providers.fake_oauth import CLIENT_ID, CLIENT_SECRET
-from tests.e2e.ace_stack import ace_stack
+from tests.e2e.ace_stack import DIRECT_PATH_CACHE_S, ace_stack
 from tests.e2e.test_access_e2e import both, can
 from tests.kube import KubeSimProc
 from tests.procs import ServerProc, wait_until
@@ -32,7 +32,7 @@ pytestmark = pytest.mark.slow
 
 REFRESH_INTERVAL_S = 2
 PROXY_LOST_WITHIN_S = REFRESH_INTERVAL_S + 3.0  # one refresh period and one reconcile pass
-WEBHOOK_CACHE_S = 10.0  # the direct path: kube-apiserver's webhook cache TTL on top
+WEBHOOK_CACHE_S = DIRECT_PATH_CACHE_S  # the direct path: kube-apiserver's caches on top
 GRANTED_WITHIN_S = 8.0
 HTTP_TIMEOUT_S = 15.0
 GH = "/v3-public/githubProviders/github"

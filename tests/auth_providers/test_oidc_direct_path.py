@@ -33,7 +33,7 @@ import requests
 import yaml
 
 from tests.auth_providers.fake_oauth import CLIENT_ID, CLIENT_SECRET
-from tests.e2e.ace_stack import ace_stack
+from tests.e2e.ace_stack import DIRECT_PATH_CACHE_S, ace_stack
 from tests.kube import KubeSimProc, kubectl
 from tests.procs import ServerProc, wait_until
 from tests.rest import Rest
@@ -45,7 +45,7 @@ HTTP_TIMEOUT_S = 15.0
 LONG_REFRESH_S = 86_400  # only the on-demand refresh runs in the first test
 SHORT_REFRESH_S = 2  # the periodic refresh, for the second test
 RECONCILE_S = 3.0  # one reconcile pass of the server, after the store changed
-WEBHOOK_CACHE_S = 10.0  # the stand-in (as kube-apiserver) caches a webhook answer this long
+WEBHOOK_CACHE_S = DIRECT_PATH_CACHE_S  # the stand-in (as kube-apiserver) caches an answer twice
 GRANTED_WITHIN_S = 10.0
 CUA_NAMESPACE = "cattle-system"
 FORBIDDEN = "forbidden"
