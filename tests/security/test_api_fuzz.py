@@ -43,6 +43,10 @@ def test_rest_api_fuzzed_from_its_openapi_document(tmp_path: Path) -> None:
             operation = result.ok()
             if operation.path.endswith("/logout") or "?action=logout" in operation.label:
                 continue
+            if operation.path.endswith("/feed"):
+                # A live feed (server-sent events) never ends by itself: each example waited out
+                # the 15 s call timeout (75 of the test's 82 s); tests/server_api covers it.
+                continue
 
             @settings(max_examples=MAX_EXAMPLES_PER_OPERATION, deadline=None, database=None,
                       suppress_health_check=list(HealthCheck), derandomize=True)
