@@ -464,6 +464,8 @@ def main() -> None:
                     help=f"agents for the balance ({BALANCE_AGENTS}; --quick: {FAILOVER_AGENTS})")
     ap.add_argument("--profile", type=Path, default=None, metavar="DIR",
                     help="py-spy the forwarder and the holder during 10 s of forwarded GETs")
+    ap.add_argument("--forward-only", action="store_true",
+                    help="only the forwarded GETs (forward_*): to work on the hop")
     args = ap.parse_args()
     n_balance = args.agents or (FAILOVER_AGENTS if args.quick else BALANCE_AGENTS)
     rounds, per_round, trials, wrk_s = (4, 150, 5, 2) if args.quick else (8, 400, 15, 4)
@@ -492,6 +494,9 @@ def main() -> None:
         if args.profile is not None:
             profile_forwarder(d, cid, holder, forwarder, 10, args.profile)
             cpu.mark("profile")
+        if args.forward_only:
+            print(json.dumps(result), flush=True)
+            return
         log(f"revocation: {trials} trials")
         result.update(asyncio.run(revoke_trials(d, trials)))
         cpu.mark("revoke")
