@@ -9,8 +9,6 @@ fields of each."""
 from __future__ import annotations
 
 import asyncio
-import json
-import random
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +16,13 @@ import aiohttp
 from kubernetes_asyncio.client import ApiClient, Configuration
 
 from rancher_tunnel.errors import DialRefused, SessionClosed
+from rancher_tunnel.kubecalls import (
+    MAX_ATTEMPTS,
+    KubeError,
+    error_from,
+    retry_delay,
+    watch_events,
+)
 from rancher_tunnel.logs import get_logger
 from rancher_tunnel.version import version
 
@@ -27,45 +32,11 @@ if TYPE_CHECKING:  # the proxy package imports this package
 REQUEST_TIMEOUT_S = 30.0
 WATCH_TIMEOUT_S = 300  # the server ends a watch after this (kube: --min-request-timeout 1800)
 WATCH_INACTIVITY_S = 90.0  # no event and no bookmark for this long: the watch is dead
-MAX_ATTEMPTS = 4
-RETRY_BASE_S = 0.5
-RETRY_CAP_S = 10.0
-MAX_ERROR_BODY_CHARS = 300
-MAX_WATCH_LINE_BYTES = 16 * 1024 * 1024
-RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+CONNECTION_ERRORS = (aiohttp.ClientError, DialRefused, SessionClosed, TimeoutError, OSError)
 
 log = get_logger(component="kube")
 
-
-class KubeError(Exception):
-    """The API server answered a call with an error Status (``status`` 0: no answer at all)."""
-
-    def __init__(self, status: int, reason: str, message: str, what: str) -> None:
-        super().__init__(f"{what}: {status} {reason}: {message}"[: MAX_ERROR_BODY_CHARS * 2])
-        self.status = status
-        self.reason = reason
-        self.message = message[:MAX_ERROR_BODY_CHARS]
-        self.retry_after_s: float | None = None
-
-
-CONNECTION_ERRORS = (aiohttp.ClientError, DialRefused, SessionClosed, TimeoutError, OSError)
-
-
-async def _error(resp: aiohttp.ClientResponse, what: str) -> KubeError:
-    text = (await resp.text(errors="replace"))[: MAX_ERROR_BODY_CHARS * 4]
-    reason, message = resp.reason or "", text[:MAX_ERROR_BODY_CHARS]
-    try:
-        doc = json.loads(text)
-        if isinstance(doc, dict) and doc.get("kind") == "Status":
-            reason = str(doc.get("reason") or reason)
-            message = str(doc.get("message") or message)
-    except ValueError:
-        pass
-    err = KubeError(resp.status, reason, message, what)
-    retry_after = resp.headers.get("Retry-After")
-    if retry_after and retry_after.isdigit():
-        err.retry_after_s = float(retry_after)
-    return err
+__all__ = ["Kube", "KubeError"]
 
 
 class Kube:
@@ -125,7 +96,7 @@ class Kube:
             raise KubeError(0, "Unreachable", str(e) or type(e).__name__, what) from e
         async with resp:
             if resp.status >= 300:
-                raise await _error(resp, what)
+                raise await error_from(resp, what)
             doc = await resp.json(content_type=None)
         return doc if isinstance(doc, dict) else {}
 
@@ -140,11 +111,9 @@ class Kube:
                     method, path, query=query, body=body, content_type=content_type
                 )
             except KubeError as e:
-                if attempt == MAX_ATTEMPTS or not (e.status == 0 or e.status in RETRYABLE_STATUSES):
+                delay = retry_delay(e, attempt)
+                if delay is None:
                     raise
-                delay = e.retry_after_s or random.uniform(
-                    0, min(RETRY_CAP_S, RETRY_BASE_S * 2**attempt)
-                )
                 log.info(
                     f"attempt {attempt}/{MAX_ATTEMPTS} failed; retrying in {delay:.1f} s",
                     cluster=self.cluster_id, call=f"{method} {path}", error=str(e),
@@ -169,21 +138,6 @@ class Kube:
             raise KubeError(0, "Unreachable", str(e) or type(e).__name__, what) from e
         async with resp:
             if resp.status >= 300:
-                raise await _error(resp, what)
-            buf = bytearray()
-            try:
-                async for chunk in resp.content.iter_any():
-                    buf += chunk
-                    while (nl := buf.find(b"\n")) >= 0:
-                        line = bytes(buf[:nl])
-                        del buf[: nl + 1]
-                        if line.strip():
-                            event = json.loads(line)
-                            if isinstance(event, dict):
-                                yield event
-                    if len(buf) > MAX_WATCH_LINE_BYTES:
-                        raise KubeError(0, "EventTooLarge", "a watch event is too large", what)
-            except CONNECTION_ERRORS as e:
-                raise KubeError(0, "Unreachable", str(e) or type(e).__name__, what) from e
-            except ValueError as e:  # not JSON: the stream is broken, start over
-                raise KubeError(0, "BadEvent", str(e)[:MAX_ERROR_BODY_CHARS], what) from e
+                raise await error_from(resp, what)
+            async for event in watch_events(resp, what, CONNECTION_ERRORS):
+                yield event
