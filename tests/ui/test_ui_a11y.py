@@ -32,6 +32,7 @@ def _pages(stack: PictureStack) -> list[tuple[str, str, str]]:
         ("roletemplates", "#/roletemplates", "table"),
         ("tokens", "#/tokens", "table"),
         ("settings", "#/settings", "[data-testid=audit]"),
+        ("auth", "#/auth", "form[aria-label='OpenLDAP settings']"),
     ]
 
 

@@ -6,6 +6,7 @@ import { clusterView } from "./cluster.js";
 import { usersView, roleTemplatesView, tokensView } from "./admin.js";
 import { workloadsView } from "./workloads.js";
 import { settingsView } from "./settings.js";
+import { authView } from "./auth.js";
 
 const SESSION_CHECK_MS = 5000; // a token revoked elsewhere sends the page back to login
 const main = document.getElementById("main");
@@ -22,6 +23,7 @@ const ROUTES = [
   [/^#\/roletemplates$/, roleTemplatesView],
   [/^#\/tokens$/, tokensView],
   [/^#\/settings$/, settingsView],
+  [/^#\/auth(?:\/(\w+))?$/, authView],
 ];
 
 export function toast(message) {
@@ -37,12 +39,14 @@ function stopView() {
 }
 
 function header() {
-  const link = (href, label) => h("a", { href, class: location.hash === href ? "current" : "" }, label);
+  const here = (href) => location.hash === href || (href !== "#/" && location.hash.startsWith(`${href}/`));
+  const link = (href, label) => h("a", { href, class: here(href) ? "current" : "" }, label);
   const nav = h("nav", { "aria-label": "Main" },
     link("#/", "Clusters"),
     session.isAdmin ? link("#/users", "Users") : null,
     link("#/roletemplates", "Role templates"),
     link("#/tokens", "API tokens"),
+    session.isAdmin ? link("#/auth", "Authentication") : null,
     session.isAdmin ? link("#/settings", "Settings") : null);
   replace(top,
     h("a", { class: "brand", href: "#/" }, h("img", { src: "/ui/static/favicon.svg", alt: "" }), "Rancher"),
@@ -162,6 +166,7 @@ async function checkSession() {
 async function logout() {
   try {
     await api("DELETE", "/ui/session");
+    history.replaceState(null, "", "#/"); // the next user starts at home, not on this user's page
     loginView("You are logged out.");
   } catch (e) {
     toast(`Log out failed: ${e.message}`);
