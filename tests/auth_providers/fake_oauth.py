@@ -1,5 +1,7 @@
 """A GitHub (Enterprise API shapes) and OpenID Connect authorization server for the tests, run as
 a real process on loopback: ``python -m tests.auth_providers.fake_oauth`` prints its port.
+Plain HTTP by default; with ``--tls-cert`` and ``--tls-key`` (PEM files) it serves HTTPS, and its
+issuer and URLs are ``https://``.
 
 GitHub: ``/login/oauth/authorize``, ``/login/oauth/access_token``, ``/api/v3/user``,
 ``/api/v3/user/orgs``, ``/api/v3/user/teams``. OIDC under ``/oidc``: discovery, JWKS,
@@ -17,6 +19,7 @@ import argparse
 import asyncio
 import base64
 import secrets
+import ssl
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,6 +58,7 @@ class Grant:
 @dataclass
 class World:
     port: int = 0
+    scheme: str = "http"
     users: dict[str, FakeUser] = field(default_factory=dict)
     login_as: str = "alice"
     codes: dict[str, Grant] = field(default_factory=dict)
@@ -67,8 +71,12 @@ class World:
     other_key: RSAKey = field(default_factory=lambda: RSAKey.generate_key(2048, {"kid": KID}))
 
     @property
+    def base(self) -> str:
+        return f"{self.scheme}://127.0.0.1:{self.port}"
+
+    @property
     def issuer(self) -> str:
-        return f"http://127.0.0.1:{self.port}/oidc"
+        return f"{self.base}/oidc"
 
 
 WORLD = web.AppKey("world", World)
@@ -127,7 +135,7 @@ async def gh_device_code(request: web.Request) -> web.Response:
     w.devices[device] = user_code
     return web.json_response({
         "device_code": device, "user_code": user_code, "expires_in": 900, "interval": 1,
-        "verification_uri": f"http://127.0.0.1:{w.port}/login/device"})
+        "verification_uri": f"{w.base}/login/device"})
 
 
 async def gh_device_enter(request: web.Request) -> web.Response:
@@ -300,11 +308,18 @@ def seeded() -> World:
     return w
 
 
-async def main(port: int) -> None:
+def server_context(cert: str, key: str) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    return ctx
+
+
+async def main(port: int, tls: ssl.SSLContext | None = None) -> None:
     world = seeded()
+    world.scheme = "https" if tls is not None else "http"
     runner = web.AppRunner(make_app(world))
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", port)
+    site = web.TCPSite(runner, "127.0.0.1", port, ssl_context=tls)
     await site.start()
     server = site._server
     assert server is not None and server.sockets  # type: ignore[attr-defined]
@@ -316,4 +331,10 @@ async def main(port: int) -> None:
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, default=0)
-    asyncio.run(main(ap.parse_args().port))
+    ap.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
+    ap.add_argument("--tls-key", help="and this key (PEM)")
+    args = ap.parse_args()
+    if bool(args.tls_cert) != bool(args.tls_key):
+        ap.error("--tls-cert and --tls-key go together")
+    asyncio.run(main(args.port, server_context(args.tls_cert, args.tls_key)
+                     if args.tls_cert else None))

@@ -2,7 +2,9 @@
 authorize URL (with state), the code exchange, and the identity: ``/user`` as
 ``github_user://<id>``, ``/user/orgs`` as ``github_org://<id>`` and ``/user/teams`` as
 ``github_team://<id>`` groups. Synchronous (requests under authlib): the service runs it in a
-thread. The client secret and the user's token never reach a log line or an error message."""
+thread. The client secret and the user's token never reach a log line or an error message.
+Every call verifies GitHub's certificate against the configured ``certificate`` (a GitHub
+Enterprise with a private CA), or the system's trust store without one."""
 
 from __future__ import annotations
 
@@ -21,6 +23,8 @@ from rancher_server.auth.providers.oauthcommon import (
     capped_groups,
     session,
     short,
+    tls_verify,
+    unreachable,
 )
 from rancher_server.auth.providers.oauthconfig import OAuthConfig
 from rancher_server.auth.providers.principals import user_principal
@@ -56,9 +60,10 @@ def exchange(cfg: OAuthConfig, redirect_uri: str, code: str) -> dict[str, Any]:
                      token_endpoint_auth_method=CLIENT_AUTH)
     try:
         token = client.fetch_token(cfg.web_url + ACCESS_TOKEN_PATH, code=code,
-                                   timeout=OAUTH_HTTP_TIMEOUT_S)
+                                   timeout=OAUTH_HTTP_TIMEOUT_S,
+                                   verify=tls_verify(cfg.certificate))
     except requests.RequestException as e:
-        raise ProviderUnreachable("token", f"{type(e).__name__} reaching {cfg.web_url}") from e
+        raise unreachable("token", e, cfg.web_url, cfg.certificate) from e
     except AuthlibBaseError as e:
         raise OAuthError("token", f"GitHub refused the code: {e.error}") from e
     except ValueError as e:  # not JSON
@@ -72,10 +77,11 @@ def device_code(cfg: OAuthConfig) -> dict[str, Any]:
     try:
         resp = requests.post(cfg.web_url + DEVICE_CODE_PATH, timeout=OAUTH_HTTP_TIMEOUT_S,
                              data={"client_id": cfg.client_id, "scope": SCOPES},
-                             headers={"Accept": "application/json"})
+                             headers={"Accept": "application/json"},
+                             verify=tls_verify(cfg.certificate))
         doc = resp.json()
     except requests.RequestException as e:
-        raise ProviderUnreachable("device", f"{type(e).__name__} reaching {cfg.web_url}") from e
+        raise unreachable("device", e, cfg.web_url, cfg.certificate) from e
     except ValueError as e:
         raise OAuthError("device", "GitHub's device code answer is not JSON") from e
     needed = ("device_code", "user_code", "verification_uri")
@@ -90,9 +96,10 @@ def poll_device(cfg: OAuthConfig, code: str) -> dict[str, Any] | None:
     client = session(cfg.client_id, cfg.client_secret, token_endpoint_auth_method=CLIENT_AUTH)
     try:
         token = client.fetch_token(cfg.web_url + ACCESS_TOKEN_PATH, grant_type=DEVICE_GRANT,
-                                   device_code=code, timeout=OAUTH_HTTP_TIMEOUT_S)
+                                   device_code=code, timeout=OAUTH_HTTP_TIMEOUT_S,
+                                   verify=tls_verify(cfg.certificate))
     except requests.RequestException as e:
-        raise ProviderUnreachable("token", f"{type(e).__name__} reaching {cfg.web_url}") from e
+        raise unreachable("token", e, cfg.web_url, cfg.certificate) from e
     except AuthlibBaseError as e:
         if e.error in DEVICE_PENDING:
             return None
@@ -102,13 +109,13 @@ def poll_device(cfg: OAuthConfig, code: str) -> dict[str, Any] | None:
     return dict(token)
 
 
-def _get_all(client: Any, url: str) -> list[dict[str, Any]]:
+def _get_all(client: Any, url: str, certificate: str) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     next_url: str | None = f"{url}?per_page={PER_PAGE}"
     for _ in range(MAX_PAGES):
         if next_url is None:
             break
-        resp = _get(client, next_url)
+        resp = _get(client, next_url, certificate)
         page = resp.json()
         if not isinstance(page, list):
             raise OAuthError("api", f"{url}: expected a list")
@@ -117,12 +124,13 @@ def _get_all(client: Any, url: str) -> list[dict[str, Any]]:
     return out
 
 
-def _get(client: Any, url: str) -> requests.Response:
+def _get(client: Any, url: str, certificate: str) -> requests.Response:
     try:
         resp: requests.Response = client.get(url, timeout=OAUTH_HTTP_TIMEOUT_S,
-                                             headers={"Accept": "application/vnd.github+json"})
+                                             headers={"Accept": "application/vnd.github+json"},
+                                             verify=tls_verify(certificate))
     except requests.RequestException as e:
-        raise ProviderUnreachable("api", f"{type(e).__name__} reaching {url}") from e
+        raise unreachable("api", e, url, certificate) from e
     if resp.status_code == HTTP_UNAUTHORIZED:
         raise CredentialRefused("api", "GitHub no longer accepts the user's token")
     if resp.status_code >= HTTP_SERVER_ERROR:
@@ -136,12 +144,13 @@ def identity(cfg: OAuthConfig, token: dict[str, Any]) -> Identity:
     """Who the token belongs to, with their organisations and teams as groups."""
     client = session(cfg.client_id, cfg.client_secret, token=token)
     api = cfg.api_url
-    user = _get(client, api + "/user").json()
+    ca = cfg.certificate
+    user = _get(client, api + "/user", ca).json()
     if not isinstance(user, dict) or not isinstance(user.get("id"), int):
         raise OAuthError("api", "/user: no numeric id")
-    groups = {ORG_PREFIX + str(o["id"]) for o in _get_all(client, api + "/user/orgs")
+    groups = {ORG_PREFIX + str(o["id"]) for o in _get_all(client, api + "/user/orgs", ca)
               if isinstance(o.get("id"), int)}
-    groups |= {TEAM_PREFIX + str(t["id"]) for t in _get_all(client, api + "/user/teams")
+    groups |= {TEAM_PREFIX + str(t["id"]) for t in _get_all(client, api + "/user/teams", ca)
                if isinstance(t.get("id"), int)}
     login = str(user.get("login") or user["id"])
     return Identity(principal_id=user_principal(GITHUB, str(user["id"])),
@@ -150,15 +159,18 @@ def identity(cfg: OAuthConfig, token: dict[str, Any]) -> Identity:
 
 
 def test_steps(cfg: OAuthConfig) -> list[tuple[str, bool, str]]:
-    """(stage, ok, message) per step: the API answers, and the token endpoint knows the client
-    (a made-up code must be refused as a bad code, not as bad client credentials)."""
+    """(stage, ok, message) per step: the API answers (over TLS it trusts: stage ``tls``
+    otherwise), and the token endpoint knows the client (a made-up code must be refused as a bad
+    code, not as bad client credentials)."""
     steps: list[tuple[str, bool, str]] = []
     try:
-        resp = requests.get(cfg.api_url + "/", timeout=OAUTH_HTTP_TIMEOUT_S)
+        resp = requests.get(cfg.api_url + "/", timeout=OAUTH_HTTP_TIMEOUT_S,
+                            verify=tls_verify(cfg.certificate))
         ok = resp.status_code < HTTP_SERVER_ERROR
         steps.append(("api", ok, f"{cfg.api_url}: HTTP {resp.status_code}"))
     except requests.RequestException as e:
-        steps.append(("api", False, f"{type(e).__name__} reaching {cfg.api_url}"))
+        err = unreachable("api", e, cfg.api_url, cfg.certificate)
+        steps.append((err.stage, False, err.message))
         return steps
     try:
         exchange(cfg, "", PROBE_CODE)

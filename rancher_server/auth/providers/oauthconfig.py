@@ -15,11 +15,13 @@ from rancher_server.auth.providers.constants import (
     DEFAULT_REFRESH_INTERVAL_S,
     GITHUB,
     MAX_ALLOWED_PRINCIPALS,
+    MAX_CERTIFICATE_CHARS,
     MAX_FIELD_CHARS,
     MAX_REFRESH_INTERVAL_S,
     MIN_REFRESH_INTERVAL_S,
     OIDC,
 )
+from rancher_server.auth.providers.oauthcommon import check_ca
 from rancher_server.auth.providers.principals import parse_principal
 from rancher_server.auth.providers.secretbox import SecretBox
 
@@ -42,6 +44,8 @@ class OAuthConfig:
     client_secret: str = ""
     allowed_principal_ids: tuple[str, ...] = ()  # empty: every user of the provider may log in
     refresh_interval_s: int = DEFAULT_REFRESH_INTERVAL_S
+    # The CA (PEM) that signed the provider's HTTPS certificates; empty: the system's trust store.
+    certificate: str = ""
     # GitHub: github.com, or a GitHub Enterprise host (its API under api_path).
     hostname: str = GITHUB_COM
     tls: bool = True
@@ -71,6 +75,7 @@ COMMON_FIELDS: dict[str, str] = {
     SECRET_FIELD: "client_secret",
     "allowedPrincipalIds": "allowed_principal_ids",
     "refreshIntervalS": "refresh_interval_s",
+    "certificate": "certificate",
 }
 API_FIELDS: dict[str, dict[str, str]] = {
     GITHUB: {**COMMON_FIELDS, "hostname": "hostname", "tlsEnabled": "tls", "apiPath": "api_path"},
@@ -95,9 +100,11 @@ def _check(cfg: OAuthConfig) -> OAuthConfig:
         elif attr in TUPLE_FIELDS:
             if not all(isinstance(v, str) for v in value):
                 raise ConfigError(f"field {api_name!r} must be an array of strings")
-        elif not isinstance(value, str) or len(value) > MAX_FIELD_CHARS:
-            raise ConfigError(f"field {api_name!r} must be a string of at most "
-                              f"{MAX_FIELD_CHARS} chars")
+        else:
+            limit = MAX_CERTIFICATE_CHARS if attr == "certificate" else MAX_FIELD_CHARS
+            if not isinstance(value, str) or len(value) > limit:
+                raise ConfigError(f"field {api_name!r} must be a string of at most {limit} "
+                                  f"chars")
     if not MIN_REFRESH_INTERVAL_S <= cfg.refresh_interval_s <= MAX_REFRESH_INTERVAL_S:
         raise ConfigError(f"field 'refreshIntervalS' must be {MIN_REFRESH_INTERVAL_S}.."
                           f"{MAX_REFRESH_INTERVAL_S}")
@@ -108,6 +115,10 @@ def _check(cfg: OAuthConfig) -> OAuthConfig:
         if parsed is None or parsed[0] != cfg.provider:
             raise ConfigError(f"field 'allowedPrincipalIds': {p!r} is not a {cfg.provider} "
                               f"principal id")
+    if cfg.certificate:
+        why = check_ca(cfg.certificate)
+        if why is not None:
+            raise ConfigError(f"field 'certificate' (the provider's CA) {why}")
     if cfg.provider == GITHUB:
         if not cfg.hostname or any(c.isspace() or c in "/@?#" for c in cfg.hostname):
             raise ConfigError("field 'hostname' must be a host name (and optional :port), "
@@ -194,4 +205,4 @@ def to_log(cfg: OAuthConfig) -> dict[str, Any]:
     """What a log line may say about a configuration (never the secret)."""
     where = cfg.api_url if cfg.provider == GITHUB else cfg.issuer
     return {"provider": cfg.provider, "enabled": cfg.enabled, "endpoint": where,
-            "client_id": cfg.client_id}
+            "client_id": cfg.client_id, "ca": "configured" if cfg.certificate else "system"}

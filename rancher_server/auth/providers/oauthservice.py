@@ -39,6 +39,7 @@ from rancher_server.auth.providers.oauthcommon import (
     CredentialRefused,
     Identity,
     OAuthError,
+    ProviderUnreachable,
 )
 from rancher_server.auth.providers.oauthconfig import OAuthConfig
 from rancher_server.auth.providers.principals import parse_principal
@@ -179,6 +180,15 @@ class OAuthService:
     async def complete(self, provider: str, pending: Pending, code: str) -> User:
         """Exchange the code, read who the user is, and make their store user."""
         cfg = self._enabled(provider)
+        try:
+            return await self._complete(cfg, pending, code)
+        except ProviderUnreachable as e:  # the answer says only the stage: the log says why
+            log.warning("oauth login: provider unreachable", provider=provider, stage=e.stage,
+                        error=e.message)
+            raise
+
+    async def _complete(self, cfg: OAuthConfig, pending: Pending, code: str) -> User:
+        provider = cfg.provider
         if provider == GITHUB:
             token = await asyncio.to_thread(github.exchange, cfg, pending.redirect_uri, code)
             ident = await asyncio.to_thread(github.identity, cfg, token)

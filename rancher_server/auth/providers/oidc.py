@@ -2,8 +2,10 @@
 (``<issuer>/.well-known/openid-configuration``), the authorization code flow with PKCE (S256),
 state and nonce, and ID token validation (signature against the issuer's JWKS, ``iss``, ``aud``,
 ``exp``, ``nonce``) with authlib's claims classes over joserfc. The user is ``oidc_user://<sub>``,
-their groups ``oidc_group://<name>`` from the configured claim. Synchronous (requests under
-authlib): the service runs it in a thread."""
+their groups ``oidc_group://<name>`` from the configured claim. Every call (discovery, JWKS,
+token) verifies the issuer's certificate against the configured ``certificate`` (an issuer with a
+private CA), or the system's trust store without one. Synchronous (requests under authlib): the
+service runs it in a thread."""
 
 from __future__ import annotations
 
@@ -29,6 +31,8 @@ from rancher_server.auth.providers.oauthcommon import (
     TokenInvalid,
     capped_groups,
     session,
+    tls_verify,
+    unreachable,
 )
 from rancher_server.auth.providers.oauthconfig import OAuthConfig
 from rancher_server.auth.providers.principals import group_principal, user_principal
@@ -57,12 +61,13 @@ class Metadata:
         return bool(self.doc) and time.monotonic() - self.fetched_at < METADATA_TTL_S
 
 
-def _get_json(url: str, stage: str) -> dict[str, Any]:
+def _get_json(url: str, stage: str, certificate: str) -> dict[str, Any]:
     try:
         resp = requests.get(url, timeout=OAUTH_HTTP_TIMEOUT_S,
-                            headers={"Accept": "application/json"})
+                            headers={"Accept": "application/json"},
+                            verify=tls_verify(certificate))
     except requests.RequestException as e:
-        raise ProviderUnreachable(stage, f"{type(e).__name__} reaching {url}") from e
+        raise unreachable(stage, e, url, certificate) from e
     if resp.status_code != requests.codes.ok:
         raise ProviderUnreachable(stage, f"{url}: HTTP {resp.status_code}")
     try:
@@ -78,14 +83,14 @@ def discover(cfg: OAuthConfig) -> Metadata:
     """Read the discovery document (its ``issuer`` must be the configured one, as OpenID
     Connect Discovery requires) and the JWKS it names."""
     issuer = cfg.issuer.rstrip("/")
-    doc = _get_json(issuer + DISCOVERY_PATH, "discovery")
+    doc = _get_json(issuer + DISCOVERY_PATH, "discovery", cfg.certificate)
     missing = [k for k in REQUIRED_METADATA if not isinstance(doc.get(k), str)]
     if missing:
         raise OAuthError("discovery", f"the discovery document lacks {', '.join(missing)}")
     if doc["issuer"].rstrip("/") != issuer:
         raise OAuthError("discovery", f"the discovery document's issuer {doc['issuer']!r} is "
                                       f"not the configured {cfg.issuer!r}")
-    jwks = _get_json(doc["jwks_uri"], "jwks")
+    jwks = _get_json(doc["jwks_uri"], "jwks", cfg.certificate)
     try:
         if not KeySet.import_key_set(jwks).keys:  # type: ignore[arg-type]
             raise OAuthError("jwks", "the issuer's JWKS has no keys")
@@ -105,17 +110,15 @@ def authorize_url(cfg: OAuthConfig, meta: Metadata, redirect_uri: str, state: st
 
 def _token_call(cfg: OAuthConfig, meta: Metadata, **kw: Any) -> dict[str, Any]:
     client = session(cfg.client_id, cfg.client_secret, redirect_uri=kw.pop("redirect_uri", None))
+    url, verify = meta.doc["token_endpoint"], tls_verify(cfg.certificate)
     try:
         if "refresh_token" in kw:
-            token = client.refresh_token(meta.doc["token_endpoint"],
-                                         refresh_token=kw["refresh_token"],
-                                         timeout=OAUTH_HTTP_TIMEOUT_S)
+            token = client.refresh_token(url, refresh_token=kw["refresh_token"],
+                                         timeout=OAUTH_HTTP_TIMEOUT_S, verify=verify)
         else:
-            token = client.fetch_token(meta.doc["token_endpoint"], timeout=OAUTH_HTTP_TIMEOUT_S,
-                                       **kw)
+            token = client.fetch_token(url, timeout=OAUTH_HTTP_TIMEOUT_S, verify=verify, **kw)
     except requests.RequestException as e:
-        raise ProviderUnreachable("token", f"{type(e).__name__} reaching the token "
-                                           f"endpoint") from e
+        raise unreachable("token", e, url, cfg.certificate) from e
     except AuthlibBaseError as e:
         if e.error == INVALID_GRANT and "refresh_token" in kw:
             raise CredentialRefused("token", "the issuer refused the refresh token") from e
