@@ -8,14 +8,15 @@ in place."""
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.auth_providers.fake_oauth import CLIENT_ID, CLIENT_SECRET
 from tests.auth_providers.slapd import OL_BASE, OL_SVC, SVC_PW, USER_PW, Slapd, slapd_binary
+from tests.auth_providers.test_oidc_direct_path import running_fake
 from tests.e2e.picture_stack import PictureStack
 from tests.rest import Rest
 from tests.ui.conftest import AXE_JS, Tab, axe_violations, shot
@@ -54,6 +55,15 @@ def slapd(stack: PictureStack, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 def _settings(page: Any) -> Any:
     return page.locator("section[data-provider=openldap] form[aria-label='OpenLDAP settings']")
+
+
+def _save(page: Any, provider: str) -> None:
+    """Click Save and wait for the form to be drawn again from the API's answer (the secret
+    input empty again: it is never filled from the API)."""
+    card = f"section[data-provider={provider}]"
+    page.locator(f"{card} form.settings-form button[type=submit]").click()
+    page.wait_for_function("(card) => { const i = document.querySelector(`${card} "
+                           "input[data-secret]`); return i !== null && i.value === ''; }", arg=card)
 
 
 def _run_test(page: Any, expect: str) -> Any:
@@ -122,10 +132,8 @@ def test_openldap_configured_tested_enabled_and_its_user_logs_in(
     shot(page, out_dir, "authentication")
 
     # Saved: the secret is stored, never shown, and the page says "set".
-    form.locator("button[type=submit]").click()
-    card.locator("[data-testid=serviceAccountPassword-state]").filter(
-        has_text=re.compile(r"^set$")).wait_for()
-    assert _settings(page).get_by_label("Service account password", exact=True).input_value() == ""
+    _save(page, "openldap")
+    assert card.locator("[data-testid=serviceAccountPassword-state]").inner_text() == "set"
     stored = admin.call("GET", OL)
     assert stored["passwordSet"] is True and stored["serviceAccountPassword"] == ""
     assert stored["servers"] == ["127.0.0.1"] and stored["port"] == slapd.tls_port
@@ -188,3 +196,36 @@ def test_api_refusals_shown_in_place_and_secrets_write_only(tab: Tab, stack: Pic
     callback = github.locator("[data-testid=callback-url]").inner_text()
     assert callback == f"{tab.url}/v3-public/githubProviders/github/callback"
     assert all("422" in e for e in tab.errors), tab.errors
+
+
+def test_oidc_configured_and_tested_through_the_page(tab: Tab, stack: PictureStack) -> None:
+    """The redirect providers' form: OpenID Connect against the fake issuer (a real process on
+    loopback): a wrong client secret fails at the client stage, the right one passes discovery,
+    JWKS and client; saved, the secret is "set" and never shown. Left disabled."""
+    admin = _admin(stack)
+    with running_fake() as fake:
+        page = tab.login()
+        page.goto(f"{tab.url}/ui/#/auth/oidc")
+        card = page.locator("section[data-provider=oidc]")
+        form = card.locator("form[aria-label='OpenID Connect settings']")
+        form.wait_for()
+        form.get_by_label("Issuer URL", exact=True).fill(f"{fake.url}/oidc")
+        form.get_by_label("Client ID", exact=True).fill(CLIENT_ID)
+        secret = form.get_by_label("Client secret", exact=True)
+        secret.fill("not-the-client-secret")
+        test = card.locator("form[aria-label='Test the OpenID Connect connection']")
+        summary = card.locator("[data-testid=test-summary]")
+        test.locator("button[type=submit]").click()
+        summary.filter(has_text="Failed at client").wait_for()
+        assert card.locator("li.step-ok[data-stage=discovery]").count() == 1
+        secret.fill(CLIENT_SECRET)
+        test.locator("button[type=submit]").click()
+        summary.filter(has_text="Every step succeeded").wait_for()
+        assert card.locator("li.step-ok").count() == 3  # discovery, jwks, client
+        _save(page, "oidc")
+        assert card.locator("[data-testid=clientSecret-state]").inner_text() == "set"
+        stored = admin.call("GET", "/v3/authconfigs/oidc")
+        assert stored["issuer"] == f"{fake.url}/oidc" and stored["clientId"] == CLIENT_ID
+        assert stored["secretSet"] is True and stored["clientSecret"] == ""
+        assert stored["enabled"] is False
+    assert tab.errors == []

@@ -164,11 +164,15 @@ async function checkSession() {
 }
 
 async function logout() {
+  // The view's live feeds go first: the server ends them when the token is revoked, and the
+  // browser's reconnect would then fail with a 401.
+  stopView();
   try {
     await api("DELETE", "/ui/session");
     history.replaceState(null, "", "#/"); // the next user starts at home, not on this user's page
     loginView("You are logged out.");
   } catch (e) {
+    route();
     toast(`Log out failed: ${e.message}`);
   }
 }
