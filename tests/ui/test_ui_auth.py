@@ -138,6 +138,12 @@ def test_openldap_configured_tested_enabled_and_its_user_logs_in(
     assert stored["passwordSet"] is True and stored["serviceAccountPassword"] == ""
     assert stored["servers"] == ["127.0.0.1"] and stored["port"] == slapd.tls_port
     assert stored["nestedGroupMembershipEnabled"] is True and stored["enabled"] is False
+    # Save sent what the form changed, so the audit log names those fields.
+    [update] = [e for e in admin.call("GET", "/v3/auditlogs?limit=20")["data"]
+                if e["action"] == "authconfig.update"][:1]
+    assert update["result"] == ("success certificate,groupSearchBase,nestedGroupMembershipEnabled,"
+                                "port,servers,serviceAccountDistinguishedName,"
+                                "serviceAccountPassword,userSearchBase")
 
     page.get_by_role("button", name="Enable OpenLDAP").click()
     page.locator("tr[data-provider=openldap] .badge-enabled").wait_for()

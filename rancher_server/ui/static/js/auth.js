@@ -98,7 +98,13 @@ function settingsControls(cfg) {
     }
     return body;
   };
-  return { sets, read };
+  // What the form changed (Save sends only that, so the audit log names what an admin changed).
+  const shown = JSON.stringify(read());
+  const changed = () => {
+    const before = JSON.parse(shown);
+    return Object.fromEntries(Object.entries(read()).filter(([k, v]) => JSON.stringify(v) !== JSON.stringify(before[k])));
+  };
+  return { sets, read, changed };
 }
 
 function stepsList(result) {
@@ -123,16 +129,16 @@ function refreshFacts(r) {
 
 function providerCard(id, cfg, ctx, reload) {
   const name = nameOf(id);
-  const { sets, read } = settingsControls(cfg);
+  const { sets, read, changed } = settingsControls(cfg);
   const save = actionForm(`${name} settings`, sets, "Save", async () => {
-    await api("PUT", pathOf(id), read());
+    await api("PUT", pathOf(id), changed());
     ctx.toast(`${name} settings saved.`);
     reload();
   });
   save.classList.add("settings-form");
   const toggle = actionButton(cfg.enabled ? "Disable" : "Enable", async () => {
     // Enabling saves what the form shows with it: the provider is turned on as seen.
-    await api("PUT", pathOf(id), cfg.enabled ? { enabled: false } : { ...read(), enabled: true });
+    await api("PUT", pathOf(id), cfg.enabled ? { enabled: false } : { ...changed(), enabled: true });
     ctx.toast(`${name} ${cfg.enabled ? "disabled" : "enabled"}.`);
     reload();
   }, { class: cfg.enabled ? "secondary small" : "small", "data-testid": "toggle", "aria-label": `${cfg.enabled ? "Disable" : "Enable"} ${name}` });
