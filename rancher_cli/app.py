@@ -14,13 +14,12 @@ import click
 
 from rancher_cli import config
 from rancher_cli.client import Api
-from rancher_cli.constants import EXIT_SERVER_ERROR, EXIT_USAGE
+from rancher_cli.constants import EXIT_INTERRUPTED, EXIT_SERVER_ERROR, EXIT_USAGE
 from rancher_cli.errors import CliError
 from rancher_cli.output import FORMATS
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEBUG_ENV = "RANCHER_DEBUG"
-EXIT_INTERRUPTED = 130
 
 
 @dataclass
@@ -55,19 +54,20 @@ def output_option(fn: F) -> F:
 @click.pass_context
 def root(ctx: click.Context, debug: bool) -> None:
     """Manage a rancher-py server from the command line: log in once, then work with clusters,
-    projects, users, tokens, role bindings and kubeconfigs over its REST API.
+    projects, users, tokens, role bindings, kubeconfigs and login providers over its REST API.
 
     \b
     Exit codes: 0 ok, 1 the server answered with an error, 2 usage, 3 not logged in or the
     credentials were refused, 4 the server cannot be reached, 5 the server's CA is not the
-    pinned one, 6 --wait timed out; `rancher kubectl` exits with kubectl's code."""
+    pinned one, 6 --wait timed out (or a device login's code expired), 130 interrupted;
+    `rancher kubectl` exits with kubectl's code."""
     ctx.obj = State(debug=debug)
 
 
 def _register() -> None:
-    from rancher_cli import cmd_access, cmd_clusters, cmd_kube, cmd_login
+    from rancher_cli import cmd_access, cmd_auth, cmd_clusters, cmd_kube, cmd_login
 
-    for module in (cmd_login, cmd_clusters, cmd_access, cmd_kube):
+    for module in (cmd_login, cmd_clusters, cmd_access, cmd_auth, cmd_kube):
         for command in module.COMMANDS:
             root.add_command(command)
 

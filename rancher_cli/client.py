@@ -119,14 +119,14 @@ class Api:
             return CliError(
                 f"the server refused the saved credentials ({message}): the token expired or "
                 f"was revoked; {RELOGIN.format(server=self.server)}",
-                EXIT_AUTH, status,
+                EXIT_AUTH, status, message,
             )
         if status == HTTP_FORBIDDEN:
-            return CliError(f"permission denied: {message}", EXIT_SERVER_ERROR, status)
+            return CliError(f"permission denied: {message}", EXIT_SERVER_ERROR, status, message)
         if status == HTTP_TOO_MANY:
             wait = f" in {retry_after} s" if retry_after else " later"
-            return CliError(f"{message}; try again{wait}", EXIT_SERVER_ERROR, status)
-        return CliError(f"{message} (HTTP {status})", EXIT_SERVER_ERROR, status)
+            return CliError(f"{message}; try again{wait}", EXIT_SERVER_ERROR, status, message)
+        return CliError(f"{message} (HTTP {status})", EXIT_SERVER_ERROR, status, message)
 
     def _transport_error(self, reason: object) -> CliError:
         if isinstance(reason, ssl.SSLCertVerificationError):

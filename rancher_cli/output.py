@@ -22,6 +22,18 @@ SECONDS_PER_DAY = 86400
 Column = tuple[str, Callable[[dict[str, Any]], Any]]
 
 
+class _YamlDumper(yaml.SafeDumper):
+    """Multi-line strings (certificates, kubeconfigs) as literal blocks, readable and pasteable."""
+
+
+def _str_presenter(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_YamlDumper.add_representer(str, _str_presenter)
+
+
 def console(stderr: bool = False) -> Console:
     stream = sys.stderr if stderr else sys.stdout
     width = None if stream.isatty() else NON_TTY_WIDTH
@@ -83,7 +95,8 @@ def emit(data: Any, fmt: str, columns: Sequence[Column] | None = None,
         sys.stdout.flush()  # before a --wait: a script reads the answer right away
         return
     if fmt == "yaml":
-        sys.stdout.write(yaml.safe_dump(data, sort_keys=False, default_flow_style=False))
+        sys.stdout.write(yaml.dump(data, Dumper=_YamlDumper, sort_keys=False,
+                                   default_flow_style=False))
         sys.stdout.flush()
         return
     items = data if isinstance(data, list) else [data]
