@@ -18,6 +18,7 @@ from rancher_cli.output import emit, field, say, time_field
 MS_PER_S = 1000
 TTL_UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 TTL_RE = re.compile(r"^(\d+)([smhd]?)$")
+PRINCIPAL_SEPARATOR = "://"  # a provider's principal id, not a local group's name
 
 
 # -- projects ----------------------------------------------------------------------------------
@@ -239,7 +240,8 @@ def list_bindings(state: State, cluster: str | None = None, output: str = "table
 @click.option("-p", "--project", help="bind on this project (<cluster>:<project> id, or name "
               "with --cluster)")
 @click.option("--user", help="the user (username or id)")
-@click.option("--group", help="the group name")
+@click.option("--group", help="a local group's name, or a provider's group principal id "
+              "(openldap_group://<dn>, activedirectory_group://<dn>, github_team://<id>, ...)")
 @click.option("-r", "--role", required=True,
               help="the role template id (`rancher bindings roles` lists them)")
 @output_option
@@ -252,8 +254,13 @@ def create_binding(state: State, cluster: str | None, project: str | None, user:
     if not cluster and not project:
         raise CliError("give --cluster, or --project for a project binding", EXIT_USAGE)
     api = state.api()
-    subject = ({"userId": resolve.user(api, user)["id"]} if user is not None
-               else {"groupName": group})
+    subject: dict[str, Any]
+    if user is not None:
+        subject = {"userId": resolve.user(api, user)["id"]}
+    elif group is not None and PRINCIPAL_SEPARATOR in group:
+        subject = {"groupPrincipalId": group}  # openldap_group://<dn>, github_team://<id>, ...
+    else:
+        subject = {"groupName": group}
     if project:
         cid = resolve.cluster(api, cluster)["id"] if cluster else ""
         pid = resolve.project(api, project, cid)["id"]

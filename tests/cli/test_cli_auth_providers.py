@@ -1,7 +1,7 @@
 """``rancher auth-provider`` and ``rancher login --provider`` against a real server, a real slapd
 (``tests/auth_providers/slapd.py``) and the fake GitHub (``tests/auth_providers/fake_oauth.py``):
 configure OpenLDAP from a file with the bind password from a file, test it (and a wrong bind
-password, named), enable it, log in as a directory user; configure GitHub with its secret from
+password, named), enable it, log in as a directory user, bind her directory group to a project; configure GitHub with its secret from
 the environment and log in through the device flow (and stop one with Ctrl-C)."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import yaml
 
 from tests.auth_providers.fake_oauth import CLIENT_SECRET
 from tests.auth_providers.slapd import OL_BASE, SVC_PW, USER_PW, Slapd, slapd_binary
-from tests.auth_providers.test_directory_e2e import ol_config
+from tests.auth_providers.test_directory_e2e import DEVS, ol_config
 from tests.auth_providers.test_oauth_e2e import Fake, github_config
 from tests.procs import ServerProc
 
@@ -105,6 +105,15 @@ def test_openldap_configured_tested_enabled_and_logged_in_through_the_cli(
     assert ALICE in out.stderr
     me = cli.json("whoami")
     assert me["username"] == ALICE and me["admin"] is False
+
+    # A directory group bound to a project from the CLI: alice sees it through her group.
+    cid = admin.json("clusters", "create", "ldap-shop")["id"]
+    project = admin.json("projects", "create", "ldap-web", "--cluster", cid)
+    assert project["id"] not in {p["id"] for p in cli.json("projects")}
+    binding = admin.json("bindings", "create", "--project", project["id"], "--group", DEVS,
+                         "--role", "project-member")
+    assert binding["groupPrincipalId"] == DEVS
+    assert project["id"] in {p["id"] for p in cli.json("projects")}
 
     report = admin.json("auth-provider", "refresh", "openldap")
     assert report["provider"] == "openldap" and report["users"] >= 1 and not report["error"]
