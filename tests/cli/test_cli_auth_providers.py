@@ -1,8 +1,10 @@
 """``rancher auth-provider`` and ``rancher login --provider`` against a real server, a real slapd
 (``tests/auth_providers/slapd.py``) and the fake GitHub (``tests/auth_providers/fake_oauth.py``):
 configure OpenLDAP from a file with the bind password from a file, test it (and a wrong bind
-password, named), enable it, log in as a directory user, bind her directory group to a project; configure GitHub with its secret from
-the environment and log in through the device flow (and stop one with Ctrl-C)."""
+password, named), enable it, log in as a directory user, bind her directory group to a project;
+configure Active Directory setting by setting, log in as an AD user, a disabled one refused;
+configure GitHub with its secret from the environment and log in through the device flow (and
+stop one with Ctrl-C)."""
 
 from __future__ import annotations
 
@@ -19,7 +21,15 @@ import requests
 import yaml
 
 from tests.auth_providers.fake_oauth import CLIENT_SECRET
-from tests.auth_providers.slapd import OL_BASE, SVC_PW, USER_PW, Slapd, slapd_binary
+from tests.auth_providers.slapd import (
+    AD_BASE,
+    AD_SVC,
+    OL_BASE,
+    SVC_PW,
+    USER_PW,
+    Slapd,
+    slapd_binary,
+)
 from tests.auth_providers.test_directory_e2e import DEVS, ol_config
 from tests.auth_providers.test_oauth_e2e import Fake, github_config
 from tests.procs import ServerProc
@@ -125,6 +135,29 @@ def test_openldap_configured_tested_enabled_and_logged_in_through_the_cli(
     out = admin("auth-provider", "set", "openldap", "-f", str(tmp_path / "shown.yaml"))
     assert out.returncode == 0 and "nothing changed" in out.stderr, out.stderr
     admin.ok("auth-provider", "disable", "openldap")
+
+
+def test_active_directory_configured_with_set_options_and_logged_in(
+        admin: Cli, cli: Cli, server: ServerProc, ldap: Slapd, tmp_path: Path) -> None:
+    """Setting by setting (--set, --set-file for the CA), the AD-style tree of the same slapd."""
+    (tmp_path / "ca.pem").write_text(ldap.ca_pem)
+    (tmp_path / "bind-password").write_text(SVC_PW)
+    admin.ok("auth-provider", "set", "activedirectory", "--set", "servers=127.0.0.1",
+             "--set", f"port={ldap.tls_port}", "--set-file", f"certificate={tmp_path / 'ca.pem'}",
+             "--set", f"serviceAccountDistinguishedName={AD_SVC}",
+             "--secret-from-file", f"serviceAccountPassword={tmp_path / 'bind-password'}",
+             "--set", f"userSearchBase=ou=Users,{AD_BASE}",
+             "--set", f"groupSearchBase=ou=Groups,{AD_BASE}",
+             "--set", "groupObjectClass=groupOfNames", "--set", "userNameAttribute=cn",
+             "--set", f"refreshIntervalS={LONG_REFRESH_S}", "--set", "enabled=true")
+    login = ["login", server.url, "--ca-checksum", server.ca_checksum, "--provider",
+             "activedirectory", "--password-stdin", "-u"]
+    out = cli(*login, "ben", input=USER_PW + "\n")  # userAccountControl 514: disabled
+    assert out.returncode == 3 and "wrong username or password" in one_error_line(out)
+    out = cli(*login, "ann@corp.example", input=USER_PW + "\n")
+    assert out.returncode == 0, out.stderr
+    assert cli.json("whoami")["username"] == f"activedirectory_user://cn=Ann Lee,ou=Users,{AD_BASE}"
+    admin.ok("auth-provider", "disable", "activedirectory")
 
 
 def _popen(cli: Cli, *args: str) -> subprocess.Popen[str]:
