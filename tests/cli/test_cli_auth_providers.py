@@ -13,7 +13,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -215,3 +217,54 @@ def test_github_device_login_through_the_cli(admin: Cli, cli: Cli, server: Serve
     assert err.strip().splitlines()[-1] == "error: device login stopped; nothing was saved"
     assert not other.config_file.exists()
     admin.ok("auth-provider", "disable", "github")
+
+
+class SlowDownGitHub(BaseHTTPRequestHandler):
+    """A GitHub whose token endpoint answers every device poll with slow_down (RFC 8628 3.5)."""
+
+    INTERVAL_S = 1
+
+    def do_POST(self) -> None:  # http.server's name for it
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.path == "/login/device/code":
+            body = {"device_code": "dc-1", "user_code": "SLOW-0001", "expires_in": 60,
+                    "interval": self.INTERVAL_S, "verification_uri": "http://gh/login/device"}
+        else:
+            body = {"error": "slow_down", "interval": self.INTERVAL_S + 5}
+        raw = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_github_slow_down_lengthens_the_interval_the_cli_is_given(
+        admin: Cli, server: ServerProc) -> None:
+    """The CLI polls at the interval the server gives it; the server must grow that interval
+    by 5 s at each slow_down (else GitHub keeps answering slow_down and the login never ends)."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), SlowDownGitHub)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        out = admin("auth-provider", "set", "github", "--set",
+                    f"hostname=127.0.0.1:{httpd.server_address[1]}", "--set", "tlsEnabled=false",
+                    "--set", "clientId=slow", "--secret-from-env", "clientSecret=SECRET",
+                    "--set", "enabled=true", env={"SECRET": "slow-secret"})
+        assert out.returncode == 0, out.stderr
+        url, verify = server.url + "/v3-public/githubProviders/github", str(server.ca_path)
+        start = requests.post(f"{url}?action=deviceCode", verify=verify, timeout=10).json()
+        assert start["interval"] == SlowDownGitHub.INTERVAL_S
+        intervals = []
+        for _ in range(2):
+            r = requests.post(f"{url}?action=deviceLogin", verify=verify, timeout=10,
+                              json={"deviceHandle": start["deviceHandle"]})
+            assert r.status_code == 202, r.text
+            intervals.append(r.json()["interval"])
+        assert intervals == [SlowDownGitHub.INTERVAL_S + 5, SlowDownGitHub.INTERVAL_S + 10]
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        admin.ok("auth-provider", "disable", "github")

@@ -44,7 +44,8 @@ BAD_CODE_ERROR = "bad_verification_code"
 PROBE_CODE = "rancher-py-connection-test"
 DEVICE_CODE_PATH = "/login/device/code"
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"  # RFC 8628
-DEVICE_PENDING = frozenset({"authorization_pending", "slow_down"})
+DEVICE_PENDING = "authorization_pending"
+DEVICE_SLOW_DOWN = "slow_down"  # RFC 8628 3.5: still pending, and poll 5 s less often from now
 CLIENT_AUTH = "client_secret_post"  # GitHub takes the client's id and secret as form fields
 
 
@@ -91,8 +92,13 @@ def device_code(cfg: OAuthConfig) -> dict[str, Any]:
     return doc
 
 
+class DeviceSlowDown(Exception):
+    """GitHub said slow_down: the login is pending and the polling interval grows by 5 s."""
+
+
 def poll_device(cfg: OAuthConfig, code: str) -> dict[str, Any] | None:
-    """The user's token once they entered the user code at GitHub; None while pending."""
+    """The user's token once they entered the user code at GitHub; None while pending
+    (DeviceSlowDown when GitHub asks to poll less often)."""
     client = session(cfg.client_id, cfg.client_secret, token_endpoint_auth_method=CLIENT_AUTH)
     try:
         token = client.fetch_token(cfg.web_url + ACCESS_TOKEN_PATH, grant_type=DEVICE_GRANT,
@@ -101,7 +107,9 @@ def poll_device(cfg: OAuthConfig, code: str) -> dict[str, Any] | None:
     except requests.RequestException as e:
         raise unreachable("token", e, cfg.web_url, cfg.certificate) from e
     except AuthlibBaseError as e:
-        if e.error in DEVICE_PENDING:
+        if e.error == DEVICE_SLOW_DOWN:
+            raise DeviceSlowDown() from e
+        if e.error == DEVICE_PENDING:
             return None
         raise OAuthError("token", f"GitHub refused the device login: {e.error}") from e
     except ValueError as e:

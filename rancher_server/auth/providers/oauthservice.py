@@ -19,7 +19,7 @@ import secrets
 import time
 import weakref
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aiohttp import web
@@ -59,6 +59,7 @@ PENDING_TTL_S = 600.0  # a login must come back from the provider within this
 MAX_PENDING = 10_000  # pending logins kept; the oldest go first
 STATE_BYTES = 32
 DEVICE_DEFAULT_INTERVAL_S = 5  # RFC 8628's default polling interval
+DEVICE_SLOW_DOWN_S = 5  # RFC 8628 3.5: what each slow_down adds to the interval
 CREDENTIAL_PREFIX = "oauthcred."  # setting "<prefix><user id>": the user's provider token
 
 
@@ -230,7 +231,15 @@ class OAuthService:
         if login is None or login.expires_at < time.monotonic():
             self._devices.pop(handle, None)
             raise StateMismatch("unknown or expired device login; start again")
-        token = await asyncio.to_thread(github.poll_device, cfg, login.device_code)
+        try:
+            token = await asyncio.to_thread(github.poll_device, cfg, login.device_code)
+        except github.DeviceSlowDown:
+            # For this and every later poll (GitHub keeps answering slow_down otherwise): the
+            # client polls at the interval this answer gives it.
+            login = replace(login, interval_s=login.interval_s + DEVICE_SLOW_DOWN_S)
+            if handle in self._devices:  # not if a concurrent poll finished the login
+                self._devices[handle] = login
+            raise DevicePending(login.interval_s) from None
         if token is None:
             raise DevicePending(login.interval_s)
         del self._devices[handle]
