@@ -154,4 +154,9 @@ class LoginThrottle:
         return 0 if rec is None else rec.failures
 
     def success(self, key: str) -> None:
-        self._records.clear_login_failure(self._key(key))
+        k = self._key(key)
+        # Nearly every success has no record to forgive: a read, not a write transaction (with
+        # its fsync, or an etcd round trip) per login. A failure recorded between the read and
+        # here stays counted, which errs on the throttle's side.
+        if self._records.login_failure(k) is not None:
+            self._records.clear_login_failure(k)
