@@ -1,8 +1,11 @@
 """HTTP listeners that a slow or oversized client cannot hold: a deadline for the TLS handshake and
 for the first request's head (request line and headers), header size limits, and a bounded
 keep-alive idle time (which also bounds a request head dripped on a kept-alive connection), and
-a bound on the connections one source address holds between accept and a complete first request
-head (TLS handshake included: a source over it is closed before any TLS work).
+a bound on the connections one source address holds between the end of their TLS handshake and a
+complete first request head. A connection still in its handshake is bounded in time only
+(``TLS_HANDSHAKE_TIMEOUT_S``): its address is known to our code only once the loop's own TLS
+(uvloop's, in C) hands it over, and a TLS layer of ours in Python cost every agent session 256 KiB
+and the tunnel's hot path its C TLS.
 
 Used by every listener of ours built on aiohttp (the server, kube-api-auth): ``GuardedSite``
 replaces ``web.TCPSite`` and ``RUNNER_LIMITS`` goes to ``web.AppRunner``."""
@@ -10,15 +13,13 @@ replaces ``web.TCPSite`` and ``RUNNER_LIMITS`` goes to ``web.AppRunner``."""
 from __future__ import annotations
 
 import asyncio
-import asyncio.sslproto
 import ipaddress
 import json
 import os
-import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from http import HTTPStatus
-from typing import Any, cast
+from typing import Any
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
@@ -136,22 +137,29 @@ class PendingHeads:
 
 
 class DeadlineRequestHandler(RequestHandler):
-    """Closes the connection if no complete request head arrives within the deadline. A
-    connection counted in ``pending`` under ``source`` (by ``_AcceptGate``) is released when its
-    first request head is complete, or when it ends."""
+    """Closes the connection if no complete request head arrives within the deadline. With
+    ``pending``, the connection is counted under its source address from its start (after the
+    TLS handshake) until its first complete request head, or its end; one over the source's
+    bound is closed at once."""
 
     def __init__(
         self, *args: Any, header_deadline_s: float, pending: PendingHeads | None = None,
-        source: str | None = None, **kwargs: Any,
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self._header_deadline_s = header_deadline_s
         self._deadline: asyncio.TimerHandle | None = None
         self._pending = pending
-        self._source = source if pending is not None else None
+        self._source: str | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
+        if self._pending is not None:
+            source = source_key(transport.get_extra_info("peername"))
+            if source is not None and not self._pending.acquire(source):
+                transport.close()  # connection_lost follows: nothing counted to release
+                return
+            self._source = source
         self._deadline = asyncio.get_running_loop().call_later(
             self._header_deadline_s, self._head_too_slow
         )
@@ -207,65 +215,10 @@ class DeadlineRequestHandler(RequestHandler):
         super().connection_lost(exc)
 
 
-class _ServerTLS(asyncio.sslproto.SSLProtocol):
-    """asyncio's server-side TLS, as ``create_server(ssl=...)`` would build it, that also tells
-    the handler when the connection ends during the handshake (then the handler never hears of
-    the connection: its ``connection_made`` comes after the handshake)."""
-
-    def __init__(
-        self, loop: asyncio.AbstractEventLoop, handler: DeadlineRequestHandler,
-        context: ssl.SSLContext,
-    ) -> None:
-        # No waiter (None: nobody awaits the handshake; CPython accepts it, typeshed says
-        # Future) and a float timeout (typeshed says int; CPython takes seconds as a number).
-        super().__init__(loop, handler, context, None,  # type: ignore[arg-type]
-                         server_side=True,
-                         ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT_S)  # type: ignore[arg-type]
-        self._on_lost: Callable[[], None] = handler.release_source
-
-    def connection_lost(self, exc: BaseException | None) -> None:
-        self._on_lost()
-        super().connection_lost(exc)
-
-
-class _AcceptGate(asyncio.Protocol):
-    """The first protocol of every accepted connection, while the peer address is known and
-    before any TLS work: over its source's bound the connection is closed at once; otherwise it
-    is counted and handed to the handler (through TLS when the site has a context), which
-    releases it at its first complete request head."""
-
-    def __init__(
-        self, loop: asyncio.AbstractEventLoop, pending: PendingHeads,
-        context: ssl.SSLContext | None,
-        make_handler: Callable[[str | None], DeadlineRequestHandler],
-    ) -> None:
-        self._loop = loop
-        self._pending = pending
-        self._context = context
-        self._make_handler = make_handler
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
-        source = source_key(transport.get_extra_info("peername"))
-        if source is not None and not self._pending.acquire(source):
-            transport.abort()
-            return
-        handler = self._make_handler(source)
-        protocol: asyncio.BaseProtocol = handler
-        if self._context is not None:
-            protocol = _ServerTLS(self._loop, handler, self._context)
-        transport.set_protocol(protocol)
-        protocol.connection_made(transport)
-
-
 class GuardedSite(web.TCPSite):
     """``web.TCPSite`` with the head deadline, a TLS handshake timeout and the bound on
-    connections per source without a request head, handshake included (``max_pending_per_source``;
-    default: ``RANCHER_MAX_PENDING_PER_SOURCE``, else ``MAX_PENDING_HEADS_PER_SOURCE``).
-
-    The listener itself is plain TCP: ``_AcceptGate`` sees each connection at accept and layers
-    asyncio's TLS protocol on it, as ``create_server(ssl=...)`` does, so that a source over its
-    bound costs no handshake."""
+    connections per source without a request head (``max_pending_per_source``; default:
+    ``RANCHER_MAX_PENDING_PER_SOURCE``, else ``MAX_PENDING_HEADS_PER_SOURCE``)."""
 
     def __init__(
         self, runner: web.AppRunner, *args: Any, header_deadline_s: float = HEADER_DEADLINE_S,
@@ -284,21 +237,24 @@ class GuardedSite(web.TCPSite):
         assert server is not None
         deadline = self._header_deadline_s
         pending = self.pending
-        context = self._ssl_context
 
-        def handler(source: str | None) -> DeadlineRequestHandler:
+        def handler() -> RequestHandler:
             return DeadlineRequestHandler(
-                server, loop=loop, header_deadline_s=deadline, pending=pending, source=source,
+                server, loop=loop, header_deadline_s=deadline, pending=pending,
                 **server._kwargs,
             )
 
+        # The loop's own TLS (uvloop's on our services): an asyncio TLS layer of ours on each
+        # connection cost 256 KiB of resident buffer and Python-level TLS per agent session.
         self._server = await loop.create_server(
-            lambda: _AcceptGate(loop, pending, context, handler),
+            handler,
             self._host,
             self._port,
+            ssl=self._ssl_context,
             backlog=self._backlog,
             reuse_address=self._reuse_address,
             reuse_port=self._reuse_port,
+            ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT_S if self._ssl_context else None,
         )
         if self._server.sockets:
             self._bound_port = self._server.sockets[0].getsockname()[1]
