@@ -51,6 +51,8 @@ class AccessManager:
         self._pool = pool
         self._running: dict[str, _Running] = {}
         self._revision = -1
+        self._ids: set[str] = set()  # the store's cluster ids, as of _ids_revision
+        self._ids_revision = -1
 
     # What the proxy and the API use --------------------------------------------------------
 
@@ -135,14 +137,25 @@ class AccessManager:
         log.info("reconciler stopped", cluster=cluster_id)
         return running.task
 
+    def _cluster_ids(self) -> set[str]:
+        """The store's clusters, listed again only when the store changed (listing 10,000 of
+        them every round blocked the event loop for 150 ms, twice a second)."""
+        revision = self._store.revision  # read first: a change during the listing lists again
+        if revision != self._ids_revision:
+            self._ids = {c.id for c in self._store.list_clusters()}
+            self._ids_revision = revision
+        return self._ids
+
     def supervise(self) -> None:
         connected = set()
-        for cluster in self._store.list_clusters():
-            if not self._sessions.is_connected(cluster.id) or not self._owns(cluster.id):
+        known = self._cluster_ids()
+        for cluster_id in self._sessions.cluster_ids():
+            if cluster_id not in known or not self._sessions.is_connected(cluster_id) \
+                    or not self._owns(cluster_id):
                 continue
-            connected.add(cluster.id)
+            connected.add(cluster_id)
             try:
-                self._start_or_refresh(cluster.id)
+                self._start_or_refresh(cluster_id)
             except ClusterUnavailable:
                 continue
         for cluster_id in list(self._running):

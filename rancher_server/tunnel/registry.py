@@ -126,6 +126,10 @@ class SessionRegistry:
     def is_connected(self, cluster_id: str) -> bool:
         return self.for_dial(cluster_id) is not None
 
+    def cluster_ids(self) -> list[str]:
+        """The clusters with at least one registered session (cluster or node agent)."""
+        return list(self._by_cluster)
+
     def sessions_of(self, cluster_id: str) -> list[Entry]:
         return [self._entries[k] for k in sorted(self._by_cluster.get(cluster_id, ()))]
 
