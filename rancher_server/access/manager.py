@@ -50,9 +50,8 @@ class AccessManager:
         self._sessions = sessions
         self._pool = pool
         self._running: dict[str, _Running] = {}
-        self._revision = -1
-        self._ids: set[str] = set()  # the store's cluster ids, as of _ids_revision
-        self._ids_revision = -1
+        self._revision = -1  # the store's, as of the last round
+        self._ids: set[str] = set()  # the store's cluster ids, as of _revision
 
     # What the proxy and the API use --------------------------------------------------------
 
@@ -137,20 +136,15 @@ class AccessManager:
         log.info("reconciler stopped", cluster=cluster_id)
         return running.task
 
-    def _cluster_ids(self) -> set[str]:
-        """The store's clusters, listed again only when the store changed (listing 10,000 of
-        them every round blocked the event loop for 150 ms, twice a second)."""
-        revision = self._store.revision  # read first: a change during the listing lists again
-        if revision != self._ids_revision:
-            self._ids = {c.id for c in self._store.list_clusters()}
-            self._ids_revision = revision
-        return self._ids
-
     def supervise(self) -> None:
+        # read first: a change during the round is seen by the next one
+        revision = self._store.revision
+        store_changed = revision != self._revision
+        if store_changed:  # listing 10,000 clusters every round held the event loop for 150 ms
+            self._ids = {c.id for c in self._store.list_clusters()}
         connected = set()
-        known = self._cluster_ids()
         for cluster_id in self._sessions.cluster_ids():
-            if cluster_id not in known or not self._sessions.is_connected(cluster_id) \
+            if cluster_id not in self._ids or not self._sessions.is_connected(cluster_id) \
                     or not self._owns(cluster_id):
                 continue
             connected.add(cluster_id)
@@ -161,8 +155,7 @@ class AccessManager:
         for cluster_id in list(self._running):
             if cluster_id not in connected:
                 self._stop(cluster_id)
-        revision = self._store.revision
-        if revision != self._revision:  # another process (the CLI) wrote to the store
+        if store_changed:  # another process (the CLI) may have written to the store
             self._revision = revision
             self.wake_all()
 
