@@ -134,7 +134,8 @@ def create_app(state: ServerState) -> web.Application:
     app.add_routes(proxy.routes())
     app[proxy.POOL] = UpstreamPool(state.sessions, state.store)
     manager = AccessManager(state.store, state.sessions, app[proxy.POOL], state.owns,
-                            state.config.replica if state.config.store_url else "")
+                            state.config.replica if state.config.store_url else "",
+                            owns_version=state.owns_version)
     app[proxy.ACCESS] = manager
     app[proxy.IMPERSONATOR] = Impersonator(manager)
     state.metrics.register(AccessCollector(manager))

@@ -41,5 +41,9 @@ class ServerState:
             return not self.config.store_url
         return self.ha.ownership.owns(cluster_id)
 
+    def owns_version(self) -> object:
+        """Changes whenever any answer of :meth:`owns` may have."""
+        return None if self.ha is None else (id(self.ha), self.ha.ownership.version)
+
 
 STATE: web.AppKey[ServerState] = web.AppKey("state", ServerState)

@@ -53,6 +53,10 @@ MAX_PENDING_MESSAGES = 1024  # received messages waiting for the handler; more a
 # --- timers --------------------------------------------------------------------------------
 PING_INTERVAL_S = 5.0
 PONG_TIMEOUT_S = 15.0  # no pong for this long: the peer is dead, the session is torn down
+# The server pings a peer it hears from anyway only this often: the agent pings every interval,
+# and any message from it shows it is alive (half the frames of an idle session). A valid pong is
+# still owed within this + the pong timeout: a peer that sends but never reads is dropped.
+RTT_SAMPLE_S = 30.0
 SYNC_INTERVAL_S = 30.0  # agent lists its live stream ids this often
 HANDSHAKE_TIMEOUT_S = 10.0
 CLOSE_TIMEOUT_S = 2.0  # bounded wait for a clean websocket close
@@ -84,6 +88,7 @@ class Limits:
     max_batch_bytes: int = MAX_BATCH_BYTES
     ping_interval_s: float = PING_INTERVAL_S
     pong_timeout_s: float = PONG_TIMEOUT_S
+    rtt_sample_s: float = RTT_SAMPLE_S
     sync_interval_s: float = SYNC_INTERVAL_S
     handshake_timeout_s: float = HANDSHAKE_TIMEOUT_S
     close_timeout_s: float = CLOSE_TIMEOUT_S

@@ -501,6 +501,10 @@ class Connection:
                 if stream_id in self._starved:
                     break
 
+    @property
+    def pings_sent(self) -> int:
+        return self._ping_counter
+
     def ping(self, now: float | None = None) -> bytes:
         """Send a PING; the matching PONG yields :class:`PongReceived` with the round-trip time."""
         if self.state is ConnectionState.CLOSED:

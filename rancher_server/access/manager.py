@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -24,6 +26,8 @@ if TYPE_CHECKING:
     from rancher_server.proxy.upstream import UpstreamPool
 
 SUPERVISE_INTERVAL_S = 0.5
+SUPERVISE_SWEEP_S = 10.0  # every connected cluster is looked at again this often (safety net)
+SUPERVISE_BATCH = 1_000  # clusters looked at per round: bounds how long a round holds the loop
 OWNERSHIP_WAIT_S = 10.0  # a request waits this long for its cluster to get an owner (replicas)
 OWNERSHIP_POLL_S = 0.05
 STOP_TIMEOUT_S = 5.0
@@ -40,18 +44,30 @@ class _Running:
 
 class AccessManager:
     def __init__(self, store: Store, sessions: SessionRegistry, pool: UpstreamPool,
-                 owns: Callable[[str], bool] = lambda _: True, replica: str = "") -> None:
+                 owns: Callable[[str], bool] = lambda _: True, replica: str = "",
+                 owns_version: Callable[[], object] = lambda: None) -> None:
         """``owns(cluster)``: whether this replica drives the cluster (replicas on etcd: one
-        does; its reconciler's writes are fenced by it, so none land after ownership moved).
+        does; its reconciler's writes are fenced by it, so none land after ownership moved);
+        ``owns_version()`` changes whenever any answer of ``owns`` may have changed.
         ``replica``: its name, in the User-Agent of every downstream call."""
         self._store = store
         self._replica = replica
         self._owns = owns
+        self._owns_version = owns_version
         self._sessions = sessions
         self._pool = pool
         self._running: dict[str, _Running] = {}
         self._revision = -1  # the store's, as of the last round
         self._ids: set[str] = set()  # the store's cluster ids, as of _revision
+        # Clusters to look at in the next rounds (an ordered set): marked by their sessions
+        # coming and going, their reconciler stopping, the store's clusters or this replica's
+        # ownership changing, and a periodic sweep; looking at all 10,000 connected clusters each
+        # round held the event loop for ~100 ms.
+        self._dirty: dict[str, None] = {}
+        self._owns_seen: object = object()
+        self._next_sweep = 0.0
+        sessions.on_added.append(lambda identity, _session: self._mark(identity.cluster.id))
+        sessions.on_removed.append(lambda identity: self._mark(identity.cluster.id))
 
     # What the proxy and the API use --------------------------------------------------------
 
@@ -110,6 +126,7 @@ class AccessManager:
         task = asyncio.get_running_loop().create_task(
             self._guarded(reconciler), name=f"access-{cluster_id}"
         )
+        task.add_done_callback(lambda _: self._mark(cluster_id))  # restarted next round
         self._running[cluster_id] = _Running(reconciler, task, up.key)
         log.info("reconciler started", cluster=cluster_id)
 
@@ -136,25 +153,36 @@ class AccessManager:
         log.info("reconciler stopped", cluster=cluster_id)
         return running.task
 
+    def _mark(self, cluster_id: str) -> None:
+        self._dirty[cluster_id] = None
+
     def supervise(self) -> None:
+        """One round: start, refresh or stop the reconcilers of the clusters marked since the
+        last round (at most :data:`SUPERVISE_BATCH`; the rest wait for the next rounds)."""
+        now = time.monotonic()
         # read first: a change during the round is seen by the next one
         revision = self._store.revision
         store_changed = revision != self._revision
         if store_changed:  # listing 10,000 clusters every round held the event loop for 150 ms
-            self._ids = {c.id for c in self._store.list_clusters()}
-        connected = set()
-        for cluster_id in self._sessions.cluster_ids():
+            ids = {c.id for c in self._store.list_clusters()}
+            self._dirty.update(dict.fromkeys(ids ^ self._ids))  # created or deleted
+            self._ids = ids
+        owns_version = self._owns_version()
+        if owns_version != self._owns_seen or now >= self._next_sweep:
+            self._owns_seen = owns_version
+            self._next_sweep = now + SUPERVISE_SWEEP_S
+            self._dirty.update(dict.fromkeys(self._sessions.cluster_ids()))
+            self._dirty.update(dict.fromkeys(self._running))
+        for cluster_id in list(itertools.islice(self._dirty, SUPERVISE_BATCH)):
+            del self._dirty[cluster_id]
             if cluster_id not in self._ids or not self._sessions.is_connected(cluster_id) \
                     or not self._owns(cluster_id):
+                self._stop(cluster_id)
                 continue
-            connected.add(cluster_id)
             try:
                 self._start_or_refresh(cluster_id)
             except ClusterUnavailable:
                 continue
-        for cluster_id in list(self._running):
-            if cluster_id not in connected:
-                self._stop(cluster_id)
         if store_changed:  # another process (the CLI) may have written to the store
             self._revision = revision
             self.wake_all()

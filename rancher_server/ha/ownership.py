@@ -51,6 +51,23 @@ class Ownership:
         self._orphan_since: dict[str, float] = {}
         self._wake = asyncio.Event()
         self.changes = 0  # ownership gained or lost (tests, metrics)
+        self._version = 0  # grows whenever what owns() answers may have changed
+
+    @property
+    def version(self) -> tuple[int, bool]:
+        """Changes whenever any answer of :meth:`owns` may have (the supervisors look at every
+        cluster again only then)."""
+        return self._version, self._lease is not None and self._lease.valid
+
+    def _own(self, cluster_id: str) -> None:
+        if cluster_id not in self._owned:
+            self._owned.add(cluster_id)
+            self._version += 1
+
+    def _disown(self, cluster_id: str) -> None:
+        if cluster_id in self._owned:
+            self._owned.discard(cluster_id)
+            self._version += 1
 
     @property
     def replicated(self) -> bool:
@@ -83,6 +100,8 @@ class Ownership:
                 log.warning("lease not confirmed; owning nothing until it is",
                             clusters=len(self._owned))
                 self.changes += len(self._owned)
+            if self._owned or self._draining:
+                self._version += 1
             self._owned.clear()
             self._draining.clear()
             return
@@ -93,14 +112,15 @@ class Ownership:
         for cid in wanted:
             owner, holder = d.owner_of(cid), d.cluster_agent_holder(cid)
             if owner == d.name and self._taken.get(cid) == lease.lease_id:
-                self._owned.add(cid)
+                self._own(cid)
                 if holder is not None and holder != d.name and cid not in self._draining:
                     log.info("cluster's agent is on another replica; handing it over",
                              cluster=cid, to=holder)
                     self._draining[cid] = now + DRAIN_S
+                    self._version += 1
                     self.changes += 1
                 continue
-            self._owned.discard(cid)
+            self._disown(cid)
             if owner is not None:
                 self._orphan_since.pop(cid, None)
                 continue
@@ -113,18 +133,19 @@ class Ownership:
             lease_id = lease.lease_id
             if await asyncio.to_thread(d.try_own, lease_id, cid):
                 self._taken[cid] = lease_id
-                self._owned.add(cid)
+                self._own(cid)
                 self._orphan_since.pop(cid, None)
                 self.changes += 1
                 log.info("cluster owned", cluster=cid)
         for cid, at in list(self._draining.items()):
             if now >= at or cid not in wanted:
-                self._owned.discard(cid)
+                self._disown(cid)
                 self._taken.pop(cid, None)
                 await asyncio.to_thread(d.release, cid)
                 del self._draining[cid]
+                self._version += 1
         for cid in [c for c in self._owned if c not in wanted]:
-            self._owned.discard(cid)
+            self._disown(cid)
             self._taken.pop(cid, None)
             await asyncio.to_thread(d.release, cid)  # a deleted cluster
 

@@ -81,3 +81,56 @@ async def test_answering_peer_stays_up_and_rtt_is_measured() -> None:
         assert not p.server.closed and not p.agent.closed
         assert p.server.rtt_s is not None and 0 <= p.server.rtt_s < LIMITS.pong_timeout_s
         assert p.agent.rtt_s is not None
+
+
+async def test_server_pings_a_peer_it_hears_from_only_for_the_rtt_sample() -> None:
+    """The agent pings every interval; the server, which hears those, pings only every
+    ``rtt_sample_s`` (half the frames of an idle session) and still measures the round trip."""
+    from .conftest import socketpair_sessions
+
+    limits = Limits(ping_interval_s=0.1, pong_timeout_s=0.6, rtt_sample_s=0.5,
+                    close_timeout_s=0.5)
+    async with socketpair_sessions(limits=limits) as p:
+        start_server, start_agent = p.server._conn.pings_sent, p.agent._conn.pings_sent
+        await asyncio.sleep(2.0)
+        assert not p.server.closed and not p.agent.closed
+        agent_pings = p.agent._conn.pings_sent - start_agent
+        server_pings = p.server._conn.pings_sent - start_server
+        assert agent_pings >= 12, agent_pings  # every 0.1 s
+        assert 2 <= server_pings <= 6, server_pings  # every 0.5 s, plus scheduling slack
+        assert p.server.rtt_s is not None
+
+
+async def test_peer_that_sends_but_never_reads_is_dropped_after_the_rtt_sample() -> None:
+    """A peer that keeps sending (pings) but never reads owes the server a valid pong within
+    ``rtt_sample_s`` + the pong timeout: its messages keep it alive only until then."""
+    limits = Limits(ping_interval_s=0.1, pong_timeout_s=0.6, rtt_sample_s=0.8,
+                    close_timeout_s=0.5)
+    bound = limits.rtt_sample_s + limits.pong_timeout_s + limits.ping_interval_s + 0.5
+    a, b = socket.socketpair()
+    r1, w1 = await asyncio.open_connection(sock=a)
+    r2, w2 = await asyncio.open_connection(sock=b)
+    session = Session(StreamWebSocket(r1, w1), Role.SERVER, name="under-test", limits=limits)
+    run = asyncio.create_task(session.run())
+    fake = Connection(Role.AGENT)
+    w2.write(fake.data_to_send())
+    fake.receive_data(await r2.read(65536))  # the handshake, then it never reads again
+    t0 = time.monotonic()
+
+    async def keep_pinging() -> None:
+        while True:
+            fake.ping()
+            w2.write(fake.data_to_send())
+            await asyncio.sleep(limits.ping_interval_s / 2)
+
+    pinger = asyncio.create_task(keep_pinging())
+    try:
+        async with asyncio.timeout(bound + 2):
+            await run
+    finally:
+        pinger.cancel()
+    elapsed = time.monotonic() - t0
+    assert "no pong for 1.4 s" in (session.close_reason or ""), session.close_reason
+    # alive past the plain pong timeout (its pings count), dropped by the pong it owes
+    assert limits.pong_timeout_s < elapsed <= bound, elapsed
+    w2.close()
