@@ -109,6 +109,7 @@ class Session:
         self._wake = asyncio.Event()
         self._flushed = asyncio.Event()
         self._finished = asyncio.Event()
+        self._close_callbacks: list[Callable[[], None]] = []
         self._messages: asyncio.Queue[tuple[Message, int]] = asyncio.Queue(MAX_PENDING_MESSAGES)
         self._pending_message_bytes = 0
         self._messages_dropped = 0
@@ -229,7 +230,7 @@ class Session:
         if not self._started:
             self._closed = True
             await self._close_ws()
-            self._finished.set()
+            self._set_finished()
             return
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self.limits.close_timeout_s * 2):
@@ -237,6 +238,23 @@ class Session:
 
     async def wait_closed(self) -> None:
         await self._finished.wait()
+
+    def add_close_callback(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` (from the event loop) once the session has ended: a task per
+        session that only waits for its end cost memory at 10,000 sessions."""
+        if self._finished.is_set():
+            asyncio.get_running_loop().call_soon(callback)
+        else:
+            self._close_callbacks.append(callback)
+
+    def _set_finished(self) -> None:
+        self._finished.set()
+        callbacks, self._close_callbacks = self._close_callbacks, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception as exc:  # one failing callback does not stop the others
+                self._log.error("close callback failed", exc_info=exc)
 
     async def open_stream(self, target: str) -> TunnelStream:
         """Ask the peer to open ``target``; raises DialRefused(reason) or SessionClosed."""
@@ -791,7 +809,7 @@ class Session:
         else:
             await self._close_ws()
         self._log.info("tunnel session ended", reason=reason)
-        self._finished.set()
+        self._set_finished()
 
     async def _close_ws(self) -> None:
         try:

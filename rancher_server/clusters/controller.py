@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,7 +93,10 @@ class ClusterController:
         self.removing = False
         self.state, self.reason, self.since = PENDING, "", time.time()
         self.conditions = {t: Condition(t) for t in ("Connected", "Synced", "Ready")}
-        self._outbox: asyncio.Queue[tuple[Session, Message]] = asyncio.Queue(OUTBOX_MAX)
+        # replies waiting for the agent, and the task sending them while there are any: a
+        # resident task (and queue) per cluster cost memory at 10,000 clusters
+        self._outbox: deque[tuple[Session, Message]] = deque()
+        self._sender: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.replies_dropped = 0  # acknowledgements the agent did not read (it was cut off)
         self.log = log.bind(cluster=cluster_id)
@@ -105,13 +109,11 @@ class ClusterController:
         return self.receiver.live
 
     # -- lifetime --------------------------------------------------------------------------
-    def start(self) -> None:
-        self._spawn(self._send_replies(), "replies")
-
-    def _spawn(self, coro: Any, what: str) -> None:
+    def _spawn(self, coro: Any, what: str) -> asyncio.Task[None]:
         task = asyncio.create_task(coro, name=f"cluster {self.cluster_id} {what}")
         self._tasks.add(task)
         task.add_done_callback(self._done)
+        return task
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
@@ -145,11 +147,10 @@ class ClusterController:
         self.ever_connected = True
         self.receiver.disconnected()
         self._sessions.reports[self.cluster_id] = PictureReport(self)
-        self._spawn(self._watch(session), "session")
+        session.add_close_callback(lambda: self._session_ended(session))
         self._update_state()
 
-    async def _watch(self, session: Session) -> None:
-        await session.wait_closed()
+    def _session_ended(self, session: Session) -> None:
         if self.session is session:
             self.session = None
             self.receiver.disconnected()
@@ -160,21 +161,26 @@ class ClusterController:
         for ch in out.changes:
             self._hub.publish(self.cluster_id, ch.kind, ch.key, ch.data)
         if out.reply is not None and self.session is not None:
-            try:
-                self._outbox.put_nowait((self.session, out.reply))
-            except asyncio.QueueFull:  # the agent does not read: its session is cut off
+            if len(self._outbox) >= OUTBOX_MAX:  # the agent does not read: it is cut off
                 self.replies_dropped += 1
                 self._spawn(self.session.close(1008, "picture replies not read"), "close")
+            else:
+                self._outbox.append((self.session, out.reply))
+                if self._sender is None:
+                    self._sender = self._spawn(self._send_replies(), "replies")
         if out.synced_now or out.changes or out.reply is not None:
             self._update_state()
 
     async def _send_replies(self) -> None:
-        while True:
-            session, msg = await self._outbox.get()
-            if session.closed:
-                continue
-            with contextlib.suppress(SessionClosed):
-                await session.send_message(msg)
+        try:
+            while self._outbox:
+                session, msg = self._outbox.popleft()
+                if session.closed:
+                    continue
+                with contextlib.suppress(SessionClosed):
+                    await session.send_message(msg)
+        finally:
+            self._sender = None
 
     # -- state -----------------------------------------------------------------------------
     def refresh(self) -> None:
@@ -310,7 +316,6 @@ class ControllerManager:
                                         self.hub, load_last_state(self._store, cid),
                                         self.last_states)
                 self.controllers[cid] = ctl
-                ctl.start()
                 for entry in self._sessions.sessions_of(cid):
                     if entry.identity.session_key == cid and not entry.session.closed:
                         ctl.attach(entry.session)

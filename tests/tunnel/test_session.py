@@ -329,3 +329,26 @@ async def test_stalled_small_frames_do_not_pin_large_messages(
         writer.close()
         await writer.wait_closed()
         stream.reset()
+
+
+async def test_close_callbacks_run_once_when_the_session_ends() -> None:
+    """A close callback runs after the session ended (a peer's close included), once; one added
+    after the end runs too; a failing one does not stop the others."""
+    calls: list[str] = []
+
+    def failing() -> None:
+        calls.append("failing")
+        raise RuntimeError("boom")
+
+    async with socketpair_sessions() as p:
+        p.server.add_close_callback(failing)
+        p.server.add_close_callback(lambda: calls.append("server"))
+        p.agent.add_close_callback(lambda: calls.append("agent"))
+        await asyncio.sleep(0.05)
+        assert calls == []
+        await p.agent.close()
+        await asyncio.wait_for(p.server.wait_closed(), 5)
+        assert sorted(calls) == ["agent", "failing", "server"]
+        p.server.add_close_callback(lambda: calls.append("late"))
+        await asyncio.sleep(0)
+        assert calls.count("late") == 1 and calls.count("server") == 1
