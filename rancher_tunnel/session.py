@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import ssl as ssl_module
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -110,7 +111,17 @@ class Session:
         self._flushed = asyncio.Event()
         self._finished = asyncio.Event()
         self._close_callbacks: list[Callable[[], None]] = []
-        self._messages: asyncio.Queue[tuple[Message, int]] = asyncio.Queue(MAX_PENDING_MESSAGES)
+        # received messages for the handler, and the task handing them over while there are any
+        self._messages: deque[tuple[Message, int]] = deque()
+        self._message_task: asyncio.Task[None] | None = None
+        # the keepalive runs on loop timers, not in a task (a task per session cost memory at
+        # 10,000 sessions): the next timer, the next ping, the last ping, and whether the grace
+        # for input that already arrived was given
+        self._ka_timer: asyncio.TimerHandle | None = None
+        self._ka_next_ping = 0.0
+        self._ka_last_ping = 0.0
+        self._ka_grace = False
+        self._ka_dead = False  # the keepalive declared the peer dead: the writer ends
         self._pending_message_bytes = 0
         self._messages_dropped = 0
         self._dials_over_limit = 0
@@ -208,14 +219,17 @@ class Session:
                 self._tg = tg
                 self._spawn("reader", self._reader())
                 self._spawn("writer", self._writer())
-                self._spawn("keepalive", self._keepalive())
-                self._spawn("messages", self._message_loop())
+                self._ka_timer = self._loop.call_later(self.limits.handshake_timeout_s,
+                                                       self._keepalive)
                 if self.role is Role.AGENT:
                     self._spawn("sync", self._sync_loop())
         except* _Stop:
             pass
         finally:
             self._tg = None
+            if self._ka_timer is not None:
+                self._ka_timer.cancel()
+                self._ka_timer = None
             await self._teardown()
 
     async def close(self, code: int = WS_CLOSE_GOING_AWAY, reason: str = "going away") -> None:
@@ -623,15 +637,22 @@ class Session:
                         "waiting for the handler",
                     )
                     return
-                try:
-                    self._messages.put_nowait((e.message, e.nbytes))
-                    self._pending_message_bytes = pending
-                except asyncio.QueueFull:
+                if len(self._messages) >= MAX_PENDING_MESSAGES:
                     self._messages_dropped += 1
                     self._log.warning("message dropped: handler too slow", kind=e.message.KIND)
+                    continue
+                self._messages.append((e.message, e.nbytes))
+                self._pending_message_bytes = pending
+                if self._message_task is None and self._tg is not None:
+                    self._message_task = self._tg.create_task(
+                        self._hand_over_messages(), name=f"tunnel:{self.name}:messages")
             elif isinstance(e, ev.HandshakeCompleted):
-                self._last_pong = time.monotonic()
+                self._last_pong = self._last_heard = time.monotonic()
                 self._ready.set()
+                if self._ka_timer is not None:  # the handshake deadline: the keepalive starts
+                    self._ka_timer.cancel()
+                    self._ka_timer = None
+                    self._keepalive()
             elif isinstance(e, ev.ConnectionTerminated):
                 self._set_reason(
                     e.reason if e.error_kind is None else f"{e.error_kind}: {e.reason}"
@@ -696,6 +717,8 @@ class Session:
             while True:
                 await wake.wait()
                 wake.clear()
+                if self._ka_dead:
+                    return
                 if self._write_error is not None:
                     exc = self._write_error
                     self._set_reason(f"connection lost: {type(exc).__name__}")
@@ -717,12 +740,17 @@ class Session:
             self._draining = False
             self._flushed.set()
 
-    async def _keepalive(self) -> None:
-        try:
-            await self.wait_ready()
-        except SessionClosed:
-            self._set_reason("handshake timed out")
-            self._close_code = WS_CLOSE_PROTOCOL_ERROR
+    def _keepalive(self) -> None:
+        """One keepalive step, on a loop timer: the handshake deadline first, then a ping due,
+        a dead peer found; then the timer is set for the next ping or the nearest deadline (not
+        a fixed tick: at 10,000 sessions the tick's wake-ups were a third of the idle server's
+        CPU; a message that came moves a deadline, a missing one is found at it)."""
+        self._ka_timer = None
+        loop = self._loop
+        if self._closed or self._ka_dead or loop is None:
+            return
+        if not self._ready.is_set():
+            self._keepalive_ends("handshake timed out", WS_CLOSE_PROTOCOL_ERROR)
             return
         interval = self.limits.ping_interval_s
         timeout = self.limits.pong_timeout_s
@@ -731,38 +759,47 @@ class Session:
         # the agent: a pong within the timeout; the server: any message within it, and a pong
         # within rtt_sample_s more (so a peer that never reads cannot stay)
         pong_timeout = timeout + rtt_sample if server else timeout
-        next_ping = 0.0
-        last_ping = 0.0
-        while True:
-            now = time.monotonic()
-            if self._silent_for(now, timeout, pong_timeout):
+        now = time.monotonic()
+        if self._silent_for(now, timeout, pong_timeout):
+            if not self._ka_grace:
                 # the loop may have been busy: let pending input (a pong) be read first
-                await asyncio.sleep(KEEPALIVE_GRACE_S)
-                now = time.monotonic()
-            if self._silent_for(now, timeout, pong_timeout):
-                self._set_reason(f"no pong for {pong_timeout:g} s"
-                                 if now - self._last_pong > pong_timeout
-                                 else f"no pong nor any message for {timeout:g} s")
-                self._log.warning("peer stopped answering pings", pong_timeout_s=timeout)
-                self._abort_ws = True
+                self._ka_grace = True
+                self._ka_timer = loop.call_later(KEEPALIVE_GRACE_S, self._keepalive)
                 return
-            if now >= next_ping and not self._conn.closed:
-                # heard within 1.5 intervals: the agent's own pings (in phase with ours, or
-                # not) keep it in; a silent peer is pinged
-                if not server or now - self._last_heard > HEARD_PING_FACTOR * interval \
-                        or now - last_ping >= rtt_sample:
-                    self._conn.ping(now)
-                    self._kick()
-                    last_ping = now
-                next_ping = now + interval
-            # Wake for the next ping or the nearest deadline, not on a fixed tick: at 10,000
-            # sessions the tick's wake-ups (4 per ping interval each) were a third of the idle
-            # server's CPU. A message that came moves a deadline; a missing one is found at it.
-            deadline = min(next_ping, self._last_pong + pong_timeout)
-            if server:
-                deadline = min(deadline, self._last_heard + timeout)
-            await asyncio.sleep(max(KEEPALIVE_MIN_SLEEP_S,
-                                    deadline + KEEPALIVE_DEADLINE_SLACK_S - now))
+            self._log.warning("peer stopped answering pings", pong_timeout_s=timeout)
+            self._keepalive_ends(f"no pong for {pong_timeout:g} s"
+                                 if now - self._last_pong > pong_timeout
+                                 else f"no pong nor any message for {timeout:g} s", None)
+            return
+        self._ka_grace = False
+        if now >= self._ka_next_ping and not self._conn.closed:
+            # heard within 1.5 intervals: the agent's own pings (in phase with ours, or not)
+            # keep it in; a silent peer is pinged
+            if not server or now - self._last_heard > HEARD_PING_FACTOR * interval \
+                    or now - self._ka_last_ping >= rtt_sample:
+                self._conn.ping(now)
+                self._kick()
+                self._ka_last_ping = now
+            self._ka_next_ping = now + interval
+        deadline = min(self._ka_next_ping, self._last_pong + pong_timeout)
+        if server:
+            deadline = min(deadline, self._last_heard + timeout)
+        self._ka_timer = loop.call_later(
+            max(KEEPALIVE_MIN_SLEEP_S, deadline + KEEPALIVE_DEADLINE_SLACK_S - now),
+            self._keepalive)
+
+    def _keepalive_ends(self, reason: str, code: int | None) -> None:
+        """The peer never shook hands (``code``: closed with it) or is dead (``code`` None: the
+        connection is dropped at once, a writer waiting for a peer that does not read
+        included); the writer task ends the session."""
+        self._set_reason(reason)
+        self._ka_dead = True
+        if code is not None:
+            self._close_code = code
+        else:
+            self._abort_ws = True
+            self._ws.abort()
+        self._wake.set()
 
     def _silent_for(self, now: float, timeout: float, pong_timeout: float) -> bool:
         """Whether the peer is dead: no valid pong within ``pong_timeout``, or (the server)
@@ -785,18 +822,22 @@ class Session:
             self._conn.sync()
             self._kick()
 
-    async def _message_loop(self) -> None:
-        while True:
-            msg, nbytes = await self._messages.get()
-            self._pending_message_bytes -= nbytes
-            if self._on_message is None:
-                continue
-            try:
-                await self._on_message(msg)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self._log.error("message handler failed", kind=msg.KIND, exc_info=exc)
+    async def _hand_over_messages(self) -> None:
+        """Hand the received messages to the handler, in order, while there are any."""
+        try:
+            while self._messages:
+                msg, nbytes = self._messages.popleft()
+                self._pending_message_bytes -= nbytes
+                if self._on_message is None:
+                    continue
+                try:
+                    await self._on_message(msg)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    self._log.error("message handler failed", kind=msg.KIND, exc_info=exc)
+        finally:
+            self._message_task = None
 
     # ------------------------------------------------------------------ teardown
 
