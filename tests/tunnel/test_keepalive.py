@@ -134,3 +134,21 @@ async def test_peer_that_sends_but_never_reads_is_dropped_after_the_rtt_sample()
     # alive past the plain pong timeout (its pings count), dropped by the pong it owes
     assert limits.pong_timeout_s < elapsed <= bound, elapsed
     w2.close()
+
+
+async def test_peer_that_never_says_hello_is_closed_at_the_handshake_deadline() -> None:
+    """A peer that connects and sends nothing is closed (not just dropped) once the handshake
+    deadline passes; no keepalive ping is sent before the handshake."""
+    limits = Limits(ping_interval_s=0.1, pong_timeout_s=0.6, handshake_timeout_s=0.4,
+                    close_timeout_s=0.5)
+    a, b = socket.socketpair()
+    r1, w1 = await asyncio.open_connection(sock=a)
+    _r2, w2 = await asyncio.open_connection(sock=b)
+    session = Session(StreamWebSocket(r1, w1), Role.SERVER, name="under-test", limits=limits)
+    t0 = time.monotonic()
+    await asyncio.wait_for(session.run(), 5)
+    elapsed = time.monotonic() - t0
+    assert session.close_reason == "handshake timed out"
+    assert limits.handshake_timeout_s <= elapsed < limits.handshake_timeout_s + 1.0, elapsed
+    assert session.connection.pings_sent == 0
+    w2.close()
