@@ -51,12 +51,24 @@ def tune_malloc() -> bool:
 
 def trim() -> None:
     """Give freed heap back to the kernel now (glibc ``malloc_trim(0)``): after a one-off burst of
-    allocations, such as parsing a large list, that the tuning above would otherwise keep mapped.
-    A no-op elsewhere."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    allocations, such as parsing a large list, or thousands of TLS handshakes, that the tuning
+    above would otherwise keep mapped. A no-op elsewhere."""
+    libc = _libc()
+    if libc is not None:
         libc.malloc_trim(0)
-    except (OSError, AttributeError):
-        return
+
+
+def _libc() -> ctypes.CDLL | None:
+    if "libc" not in _libc_cache:
+        libc: ctypes.CDLL | None = None
+        if sys.platform.startswith("linux"):
+            try:  # find_library runs ldconfig: once per process
+                libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+                libc.malloc_trim.argtypes = [ctypes.c_size_t]
+            except (OSError, AttributeError):
+                libc = None
+        _libc_cache["libc"] = libc
+    return _libc_cache["libc"]
+
+
+_libc_cache: dict[str, ctypes.CDLL | None] = {}
