@@ -153,6 +153,10 @@ class LoginThrottle:
             self._key(key), lambda rec: self.policy.after_failure(rec, now))
         return 0 if rec is None else rec.failures
 
+    def has_record(self, key: str) -> bool:
+        """Whether ``key`` has a record, current or not (what :meth:`success` would clear)."""
+        return self._records.login_failure(self._key(key)) is not None
+
     def success(self, key: str) -> None:
         k = self._key(key)
         # Nearly every success has no record to forgive: a read, not a write transaction (with
