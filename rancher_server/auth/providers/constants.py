@@ -32,6 +32,9 @@ MAX_NESTED_GROUP_DEPTH = 5  # a group of a group ... at most this deep (and cycl
 # walking it again; the periodic refresh clears it. Membership itself is read at every login.
 NESTED_GROUP_CACHE_S = 30.0
 NESTED_GROUP_CACHE_MAX_ENTRIES = 10_000
+# Login names whose DN a login remembers as a hint (one search for a returning user's entry and
+# groups instead of two); ~200 bytes each. The directory confirms the hint at every login.
+LOGIN_HINT_MAX_ENTRIES = 100_000
 MAX_DIRECTORY_GROUPS_PER_USER = 256  # beyond this a user's groups are cut (and it is logged)
 LOGIN_SEARCH_SIZE_LIMIT = 2  # one entry expected; two means the login name is ambiguous
 

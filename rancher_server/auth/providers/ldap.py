@@ -14,6 +14,7 @@ import socket
 import ssl
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -25,6 +26,7 @@ from rancher_server.auth.providers.constants import (
     LDAP_PAGE_SIZE,
     LDAP_POOL_MAX_CONNECTIONS,
     LDAP_RECEIVE_TIMEOUT_S,
+    LOGIN_HINT_MAX_ENTRIES,
     LOGIN_SEARCH_SIZE_LIMIT,
     MAX_DIRECTORY_GROUPS_PER_USER,
     MAX_NESTED_GROUP_DEPTH,
@@ -40,6 +42,7 @@ from rancher_server.auth.providers.ldap3lib import (
     Server,
     Tls,
     escape_filter_chars,
+    to_dn,
 )
 from rancher_server.auth.providers.ldap3lib import exceptions as lexc
 from rancher_server.auth.providers.principals import group_principal, header_safe, user_principal
@@ -379,10 +382,12 @@ def _or(attr: str, values: list[str]) -> str:
 
 
 def user_group_dns(conn: Connection, cfg: LdapConfig, flavour: Flavour, entry: Entry,
-                   nested: NestedGroupCache | None = None) -> list[str]:
+                   nested: NestedGroupCache | None = None,
+                   direct: list[Entry] | None = None) -> list[str]:
     """The DNs of the user's groups: memberOf, groups naming the user in the mapping attribute,
     the directory's own transitive list (AD tokenGroups) and, if nesting is on, the groups of
-    those groups up to MAX_NESTED_GROUP_DEPTH (from ``nested`` when it has them)."""
+    those groups up to MAX_NESTED_GROUP_DEPTH (from ``nested`` when it has them). ``direct``:
+    the groups naming the user, already read with the user's entry (one search less)."""
     found: dict[str, str] = {}  # lower-cased DN -> DN as the directory spells it
     transitive = flavour.transitive_groups(conn, cfg, entry)
     if transitive is not None:
@@ -394,17 +399,18 @@ def user_group_dns(conn: Connection, cfg: LdapConfig, flavour: Flavour, entry: E
             found.setdefault(dn.lower(), dn)
     value = entry.dn if cfg.member_value_is_dn else entry.first(cfg.group_member_user_attribute)
     base = group_base(cfg)
-    if value and base:
-        for g in search(conn, base, _group_filter(
-                cfg, _or(cfg.group_member_mapping_attribute, [value])), [], stage=STAGE_GROUPS):
-            found[g.dn.lower()] = g.dn
+    if direct is None and value and base:
+        direct = search(conn, base, _group_filter(
+            cfg, _or(cfg.group_member_mapping_attribute, [value])), [], stage=STAGE_GROUPS)
+    for g in direct or ():
+        found[g.dn.lower()] = g.dn
     if cfg.nested_group_membership_enabled and base:
-        direct = tuple(sorted(found))
-        cached = nested.get(direct) if nested is not None else None
+        key = tuple(sorted(found))
+        cached = nested.get(key) if nested is not None else None
         if cached is None:
             cached = _nested_groups(conn, cfg, base, found)
             if nested is not None:
-                nested.put(direct, cached)
+                nested.put(key, cached)
         for dn in cached:
             found.setdefault(dn.lower(), dn)
     return sorted(found.values(), key=str.lower)
@@ -475,6 +481,110 @@ class NestedGroupCache:
             return len(self._entries)
 
 
+class LoginHints:
+    """The DN each login name found at its last successful login (bounded, least recently used
+    dropped; thread-safe). Only a hint: it lets a returning user's login read its entry and the
+    groups naming that DN in one search (:func:`find_user_with_groups`), and that search itself
+    says whether the hint still holds (else the login takes the three-step path). Nothing is
+    decided from it: the entry, the password, the account state and the membership are all
+    read from the directory at every login."""
+
+    def __init__(self, max_entries: int = LOGIN_HINT_MAX_ENTRIES) -> None:
+        self._max = max_entries
+        self._lock = threading.Lock()
+        self._dns: OrderedDict[str, str] = OrderedDict()
+
+    def get(self, login_name: str) -> str | None:
+        with self._lock:
+            dn = self._dns.get(login_name)
+            if dn is not None:
+                self._dns.move_to_end(login_name)
+            return dn
+
+    def put(self, login_name: str, dn: str) -> None:
+        with self._lock:
+            self._dns[login_name] = dn
+            self._dns.move_to_end(login_name)
+            while len(self._dns) > self._max:
+                self._dns.popitem(last=False)
+
+    def drop(self, login_name: str) -> None:
+        with self._lock:
+            self._dns.pop(login_name, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._dns.clear()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._dns)
+
+
+def _dn_parts(dn: str) -> list[str]:
+    return [p.strip().lower() for p in to_dn(dn)] if dn else []
+
+
+def common_base(a: str, b: str) -> str:
+    """The deepest DN that both ``a`` and ``b`` are at or under ("" if none: two naming
+    contexts)."""
+    pa, pb = _dn_parts(a), _dn_parts(b)
+    common: list[str] = []
+    for x, y in zip(reversed(pa), reversed(pb), strict=False):
+        if x != y:
+            break
+        common.append(x)
+    return ",".join(reversed(common))
+
+
+def _same_dn(a: str, b: str) -> bool:
+    return _dn_parts(a) == _dn_parts(b)
+
+
+def combined_lookup_possible(cfg: LdapConfig) -> bool:
+    """Whether a login can read the user and the groups naming its DN in one search: groups
+    list members by DN, the directory does not compute the groups itself (tokenGroups), and the
+    user and group search bases share a subtree."""
+    return (cfg.member_value_is_dn and not cfg.token_groups_enabled and bool(group_base(cfg))
+            and bool(common_base(cfg.user_search_base, group_base(cfg))))
+
+
+def find_user_with_groups(conn: Connection, cfg: LdapConfig, flavour: Flavour, login_name: str,
+                          hinted_dn: str) -> tuple[Entry, list[Entry]] | None:
+    """One search, under the subtree both search bases share, for the user search's filter OR
+    the direct-group search's filter with ``hinted_dn`` as the member: the user's entry and its
+    groups, when the user search would find exactly that one entry. None when the answer is not
+    exactly that (no entry or another DN for the login name, several, an entry that cannot be
+    told to be a user or a group): the caller then takes the three-step path, which decides as
+    it always did (an unknown or ambiguous name is refused there)."""
+    gbase = group_base(cfg)
+    user_part = user_filter(cfg, flavour, login_name)
+    group_part = _group_filter(cfg, _or(cfg.group_member_mapping_attribute, [hinted_dn]))
+    attrs = sorted({*_user_attrs(cfg), *flavour.user_attributes(cfg), "objectClass"})
+    found = search(conn, common_base(cfg.user_search_base, gbase), f"(|{user_part}{group_part})",
+                   attrs)
+    user_class, group_class = cfg.user_object_class.lower(), cfg.group_object_class.lower()
+    user: Entry | None = None
+    groups: list[Entry] = []
+    for e in found:
+        classes = {c.lower() for c in e.values("objectClass")}
+        is_user, is_group = user_class in classes, group_class in classes
+        if is_user == is_group:
+            return None  # both or neither as far as we can see: let the separate searches say
+        if is_user:
+            if user is not None or not _same_dn(e.dn, hinted_dn) or not _under(
+                    e.dn, cfg.user_search_base):
+                return None  # another entry has this login name (or the hint is stale)
+            user = e
+        elif _under(e.dn, gbase):
+            if any(v.lower() == login_name.lower() for v in e.values(
+                    cfg.user_login_attribute)):
+                return None  # a group that may have matched as the user: be sure instead
+            groups.append(e)
+        # a group outside the group search base: the direct-group search would not see it
+    return None if user is None else (user, groups)
+
+
 def group_principals(provider: str, dns: Iterable[str]) -> tuple[str, ...]:
     out = sorted({group_principal(provider, dn) for dn in dns}, key=str.lower)
     out = [p for p in out if header_safe(p)]
@@ -494,24 +604,40 @@ def directory_user(cfg: LdapConfig, flavour: Flavour, entry: Entry, group_dns: I
 
 def authenticate(service: ConnectionPool, auth: ConnectionPool, flavour: Flavour,
                  login_name: str, password: str,
-                 nested: NestedGroupCache | None = None) -> DirectoryUser:
+                 nested: NestedGroupCache | None = None,
+                 hints: LoginHints | None = None) -> DirectoryUser:
     """The directory user for these credentials; LoginRefused or DirectoryError otherwise.
     Three round trips when ``nested`` knows the user's nesting: the user search, the bind as
-    the user, the search of the groups that name the user."""
+    the user, the search of the groups that name the user. Two when ``hints`` knows the DN the
+    login name found last time and the directory still says so: one search for the user and its
+    groups (:func:`find_user_with_groups`), then the bind."""
     cfg = service.cfg
-    entry = service.run(lambda c: find_user(c, cfg, flavour, login_name))
+    entry: Entry | None = None
+    direct: list[Entry] | None = None
+    hinted = hints.get(login_name) if hints is not None else None
+    if hinted is not None and combined_lookup_possible(cfg):
+        both = service.run(lambda c: find_user_with_groups(c, cfg, flavour, login_name, hinted))
+        if both is not None:
+            entry, direct = both
+        elif hints is not None:
+            hints.drop(login_name)
+    if entry is None:
+        entry = service.run(lambda c: find_user(c, cfg, flavour, login_name))
+    found = entry
     try:
-        check_password(auth, entry.dn, password)
+        check_password(auth, found.dn, password)
     except LoginRefused as e:
-        if flavour.enabled(entry):
+        if flavour.enabled(found):
             raise
         # AD refuses a disabled account's bind (data 533) as it refuses a wrong password: the
         # reason (log, connection test) says disabled, the client sees the same 401 either way.
-        raise LoginRefused("account disabled in the directory", entry.dn) from e
-    if not flavour.enabled(entry):
-        raise LoginRefused("account disabled in the directory", entry.dn)
-    dns = service.run(lambda c: user_group_dns(c, cfg, flavour, entry, nested))
-    return directory_user(cfg, flavour, entry, dns)
+        raise LoginRefused("account disabled in the directory", found.dn) from e
+    if not flavour.enabled(found):
+        raise LoginRefused("account disabled in the directory", found.dn)
+    dns = service.run(lambda c: user_group_dns(c, cfg, flavour, found, nested, direct))
+    if hints is not None and combined_lookup_possible(cfg):
+        hints.put(login_name, found.dn)
+    return directory_user(cfg, flavour, found, dns)
 
 
 def lookup(service: ConnectionPool, flavour: Flavour, dn: str) -> DirectoryUser | None:

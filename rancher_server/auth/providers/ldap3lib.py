@@ -12,7 +12,7 @@ with warnings.catch_warnings():
     from ldap3.core import exceptions
     from ldap3.core.exceptions import LDAPInvalidDnError
     from ldap3.utils.conv import escape_filter_chars
-    from ldap3.utils.dn import parse_dn
+    from ldap3.utils.dn import parse_dn, to_dn
 
 __all__ = ["BASE", "NONE", "SIMPLE", "SUBTREE", "Connection", "LDAPInvalidDnError", "Server",
-           "Tls", "escape_filter_chars", "exceptions", "parse_dn"]
+           "Tls", "escape_filter_chars", "exceptions", "parse_dn", "to_dn"]

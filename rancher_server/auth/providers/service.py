@@ -41,6 +41,7 @@ from rancher_server.auth.providers.ldap import (
     DirectoryError,
     DirectoryUser,
     Flavour,
+    LoginHints,
     NestedGroupCache,
     TestStep,
     authenticate,
@@ -121,6 +122,7 @@ class _Pools:
     service: ConnectionPool
     auth: ConnectionPool
     nested: NestedGroupCache = field(default_factory=NestedGroupCache)
+    hints: LoginHints = field(default_factory=LoginHints)  # login name -> DN, confirmed per login
 
 
 @dataclass
@@ -202,7 +204,7 @@ class DirectoryService:
             raise ProviderDisabled(provider)
         pools = self._pools_for(cfg)
         duser = await self._call(authenticate, pools.service, pools.auth, FLAVOURS[provider],
-                                 login_name, password, pools.nested)
+                                 login_name, password, pools.nested, pools.hints)
         if not is_allowed(cfg, duser):
             raise NotAllowed(duser.principal_id)
         return await self._sync_login(duser)
