@@ -3,7 +3,9 @@
 actions) that arrives at a replica without that cluster's agent session goes, unchanged, to the
 replica the directory names, over the peer tunnel; that replica authenticates, authorizes,
 audits and answers it as if the client had come to it. Upgraded requests (exec, attach,
-port-forward) are spliced after the 101 like local ones; watches stream through.
+port-forward) are spliced after the 101 like local ones; watches stream through. After the
+first plain request of a keep-alive connection, the connection itself is spliced onto one pooled
+peer stream (``splice.py``): its next requests for that replica no longer go through aiohttp.
 
 A forwarded request is never forwarded again (one hop): the receiving replica answers it from
 what it holds, ``503`` if the agent left it meanwhile. The client's address travels in
@@ -26,6 +28,7 @@ from rancher_server.ha.peer import (
     PEER_CONNECT_TIMEOUT_S,
     PeerPool,
 )
+from rancher_server.ha.splice import Splice, SplicedResponse, can_splice
 from rancher_server.proxy.exchange import body_framing, exchange
 from rancher_server.proxy.headers import HOP_BY_HOP
 from rancher_server.proxy.lean import LeanPool
@@ -102,6 +105,8 @@ class Forwarder:
                 reader, writer = await session.open_connection(FORWARD_HOST, FORWARD_PORT)
                 head = request_head(request.method, request.path_qs, headers.pop("Host"), headers)
                 return await relay_upgrade(request, reader, writer, head)
+            if can_splice(request):
+                return await self._splice(request, replica)
             return await self._relay(request, replica)
         except (aiohttp.ClientError, TunnelError, OSError, TimeoutError) as e:
             self.failed += 1
@@ -109,15 +114,44 @@ class Forwarder:
             return status_response(
                 503, f"the replica holding this cluster's tunnel ({replica}) is unreachable: {e}")
 
-    async def _relay(self, request: web.Request, replica: str) -> web.StreamResponse:
+    async def _lean_pool(self, replica: str) -> LeanPool:
         await self._pool.session(replica)  # opens the tunnel on first need
         lean = self._lean.get(replica)
         if lean is None:
             lean = self._lean[replica] = LeanPool(
                 lambda: self._pool.current(replica), FORWARD_HOST, FORWARD_PORT, None,
                 connect_timeout_s=PEER_CONNECT_TIMEOUT_S, keepalive_s=PEER_KEEPALIVE_S)
+        return lean
+
+    async def _relay(self, request: web.Request, replica: str) -> web.StreamResponse:
+        lean = await self._lean_pool(replica)
         head = _forward_head(request, self.name)
         return await exchange(request, lean, head, f"replica {replica}")
+
+    async def _splice(self, request: web.Request, replica: str) -> web.StreamResponse:
+        """This request, and the connection's next ones for the same replica, on one pooled
+        peer stream below aiohttp (``splice.py``); aiohttp gets the connection back for a
+        request that is not for that replica."""
+        conn = await (await self._lean_pool(replica)).acquire()
+
+        def sends_to_peer(cluster_id: str) -> bool:
+            return not self._held_here(cluster_id) and self._holder_of(cluster_id) == replica
+
+        def counted() -> None:
+            self.forwarded += 1
+
+        def failed() -> None:
+            self.failed += 1
+
+        splice = Splice(request, conn, sends_to_peer, request.remote or "", self.name,
+                        counted, failed, replica)
+        try:
+            splice.start(_forward_head(request, self.name), request.method == "HEAD")
+            handed_back = await splice.done
+        except BaseException:  # cancelled (the server stopping), or a fault taking over
+            splice.abort()
+            raise
+        return SplicedResponse(handed_back)
 
     def close(self) -> None:
         for lean in self._lean.values():

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.ha.cluster import Deployment
+from tests.ha.cluster import Deployment, ssl_context
 from tests.kube import kubectl
 from tests.procs import free_port, upper_echo_server, wait_until
 
@@ -115,3 +115,46 @@ def test_logs_follow_and_port_forward_through_a_forwarding_replica(tmp_path: Pat
             echo.close()
             echo_thread.join(5)
         assert d.metric(b, "rancher_ha_forwarded_requests_total") >= 3
+        _one_connection_mixed_and_pipelined(d, cluster_id)
+
+
+def _one_connection_mixed_and_pipelined(d: Deployment, cluster_id: str) -> None:
+    """On one client connection to a forwarding replica: requests for the holder (spliced onto
+    one peer stream), one of the forwarder's own (handed back to aiohttp), a HEAD, a POST with
+    a body, pipelined; each answered in order, by the right replica, with HSTS."""
+    a, b = d.replicas
+    host, port = b.url.removeprefix("https://").rsplit(":", 1)
+    k8s = f"/k8s/clusters/{cluster_id}"
+
+    def req(method: str, path: str, body: bytes = b"") -> bytes:
+        head = (f"{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                f"Authorization: Bearer {d.token}\r\nAccept: application/json\r\n")
+        if body:
+            head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        return head.encode() + b"\r\n" + body
+
+    cm = json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "spliced"},
+                     "data": {"x": "y" * 3000}}).encode()
+    asks = [("GET", f"{k8s}/version", a), ("GET", "/v3/settings/cacerts", b),
+            ("HEAD", f"{k8s}/version", a), ("POST", f"{k8s}/api/v1/namespaces/default/configmaps",
+                                              a),
+            ("GET", f"{k8s}/api/v1/namespaces/default/configmaps/spliced", a),
+            ("GET", "/ping", b), ("GET", f"{k8s}/version", a)]
+    ctx = ssl_context(b.ca_path)
+    with socket.create_connection((host, int(port)), timeout=20) as raw, \
+            ctx.wrap_socket(raw, server_hostname=host) as s:
+        s.sendall(req("GET", f"{k8s}/version"))  # the connection is spliced from here
+        s.sendall(b"".join(req(m, p, cm if m == "POST" else b"") for m, p, _ in asks))
+        f = s.makefile("rb")
+        for method, path, replica in [("GET", f"{k8s}/version", a), *asks]:
+            status = f.readline()
+            headers = {}
+            while (line := f.readline()) != b"\r\n":
+                name, _, value = line.decode().partition(":")
+                headers[name.lower()] = value.strip()
+            body = b"" if method == "HEAD" else f.read(int(headers["content-length"]))
+            assert status.split()[1] in (b"200", b"201"), (path, status, body)
+            assert headers["x-rancher-replica"] == replica.name, path
+            assert headers["strict-transport-security"].startswith("max-age="), path
+            if path.endswith("/spliced"):
+                assert json.loads(body)["data"]["x"] == "y" * 3000
