@@ -53,10 +53,36 @@ load spike: its first round 1,811 ms, its client CPU up 15 %); ldap_login_cold_c
 227-270 -> 137-148 ms of CPU. The benchmark itself: warmed connections, and SETTLE_S between
 rounds (without it the first warm round measured the cold round's tail: 630-740 ms).
 
-Left: ~1.4 ms of ldap3 CPU per login (three operations; pyasn1 encoding); the server's HTTP,
-token commit and log line (~1.3 ms, outside the directory code); and on this 2-core machine the
-client's own ~1.2 ms: the three processes need ~4.1 ms of CPU per login, so 100 concurrent logins
-cannot finish under ~205 ms here whatever the server does.
+Second pass (issue 15, December 2026; profile: ``--profile`` (py-spy --gil) of the server during
+the timed rounds, and ``authenticate`` in-process against the same slapd). Of the server's GIL
+time: aiohttp's request handling and the event loop's own work (TLS, uvloop) about half; the login
+handler about a third, of which the two login-throttle thread hops (check before, forgive-check
+after) ~11% for two SELECTs of ~6 us each (py-spy's share; a hop alone measures 14-33 us), the LDAP
+call's hop and the store reads ~10%, the token commit's hop ~4% (the commit itself ~0.2 ms of CPU:
+durable, and not "quiet", so it bumps the store revision and wakes the access and cluster listeners
+on every login), the JSON log line ~3%, the audit group commit ~1%; the LDAP work itself (threads)
+~11%, CPU-bound in ldap3's Python (pyasn1 request building and encoding ~30% of it), ~1.15 ms per
+login in-process.
+
+Changes: the throttle's reads are done on the loop when the store is SQLite (etcd's stay off it); a
+returning user's entry and direct groups come in one search (a DN hint per login name, the answer
+used only when it is exactly that user plus groups: 3 LDAP round trips -> 2; in-process ldap3 CPU
+1.17 -> 1.05 ms per login; a first login, ``ldap_first_login_p99_ms``, has no hint yet and still
+takes three). Three interleaved before/after pairs of ``python3 -m bench.ldap_bench --quick
+--rounds 5`` in one session (before: the directory and throttle code as they were; the machine
+shared with another engineer's runs, load 2.3-3.8): server CPU per login 3.08 / 2.72 / 3.06 -> 2.78
+/ 2.48 / 2.54 ms, slapd 0.40 / 0.42 / 0.48 -> 0.30 / 0.26 / 0.20 ms, client 1.31-1.42 ms in both;
+ldap_login_p50_ms 324 / 240 / 254 -> 254 / 300 / 260, ldap_login_p99_ms 418 / 336 / 269 -> 434 /
+375 / 387 (single rounds of 198-435 ms in the same runs: the p99 moves with the machine's other
+load more than with these ~0.4 ms). An earlier set of three pairs the same day: p99 269 / 382 / 282
+-> 280 / 639 / 265, server CPU 3.00 / 2.78 / 2.62 -> 2.68 / 2.62 / 2.56 ms. A 4-thread LDAP pool
+instead of 16 (two pairs): no difference beyond the noise.
+
+Left (target 200 ms not reached): the server's ~2.5 ms per login is one GIL, so 100 concurrent
+logins take ~250 ms of it whatever the cores: ~1 ms is ldap3 (two operations), ~1.5 ms the HTTP
+stack, the token commit (and the listeners it wakes), the log line and the hops, outside the
+directory code. With the client's ~1.4 ms and slapd's ~0.3 ms on the same two cores, ~4.2 ms of CPU
+per login puts the floor near 210 ms here.
 """
 
 from __future__ import annotations
