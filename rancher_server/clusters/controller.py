@@ -36,6 +36,10 @@ from rancher_tunnel.session import Session
 
 PENDING, ACTIVE, UNAVAILABLE, REMOVING = "pending", "active", "unavailable", "removing"
 REMOVE_WAIT_S = 5.0  # how long a deleted cluster's controller waits for its sessions to end
+# Store commits wake the manager: the first after a quiet spell at once, then at most one pass
+# per this interval. 4,500 agents registering (a commit each) relisted 10,000 clusters 4,500
+# times: the reconnect storm took minutes.
+RECONCILE_MIN_INTERVAL_S = 0.25
 OUTBOX_MAX = 64  # replies (acks, resync requests) waiting to be sent to the agent
 TRUE, FALSE, UNKNOWN = "True", "False", "Unknown"
 
@@ -298,27 +302,27 @@ class ControllerManager:
     def get(self, cluster_id: str) -> ClusterController | None:
         return self.controllers.get(cluster_id)
 
-    def observe(self, cluster: Cluster) -> ClusterController | None:
-        """The cluster's controller, told what the store knows (an agent registered while
-        another server ran, or before this one started: not pending)."""
+    def observe(self, cluster: Cluster) -> ClusterController:
+        """The cluster's controller (started now if the store's change has not reached the
+        manager yet: what the API reads follows its writes), told what the store knows (an agent
+        registered while another server ran, or before this one started: not pending)."""
         ctl = self.controllers.get(cluster.id)
-        if ctl is not None and cluster.registered_at is not None and not ctl.ever_connected:
+        if ctl is None:
+            ctl = self.controllers[cluster.id] = ClusterController(
+                cluster.id, cluster.registered_at is not None, self._sessions, self.hub,
+                load_last_state(self._store, cluster.id), self.last_states)
+            for entry in self._sessions.sessions_of(cluster.id):
+                if entry.identity.session_key == cluster.id and not entry.session.closed:
+                    ctl.attach(entry.session)
+        elif cluster.registered_at is not None and not ctl.ever_connected:
             ctl.ever_connected = True
             ctl.refresh()
         return ctl
 
     def reconcile(self) -> None:
         clusters = {c.id: c for c in self._store.list_clusters()}
-        for cid, c in clusters.items():
+        for c in clusters.values():
             self.observe(c)
-            if cid not in self.controllers:
-                ctl = ClusterController(cid, c.registered_at is not None, self._sessions,
-                                        self.hub, load_last_state(self._store, cid),
-                                        self.last_states)
-                self.controllers[cid] = ctl
-                for entry in self._sessions.sessions_of(cid):
-                    if entry.identity.session_key == cid and not entry.session.closed:
-                        ctl.attach(entry.session)
         for cid in [cid for cid in self.controllers if cid not in clusters]:
             ctl = self.controllers.pop(cid)
             self.last_states.forget(cid)
@@ -349,6 +353,7 @@ class ControllerManager:
         try:
             while not stop.is_set():
                 wake.clear()
+                passed = loop.time()
                 self.reconcile()
                 waiters = {asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stop.wait())}
                 try:
@@ -356,6 +361,11 @@ class ControllerManager:
                 finally:
                     for w in waiters:
                         w.cancel()
+                rest = passed + RECONCILE_MIN_INTERVAL_S - loop.time()
+                if rest > 0 and not stop.is_set():  # more commits in the meantime: one pass
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(rest):
+                            await stop.wait()
         finally:
             self._store.remove_listener(on_store_change)
             self._sessions.on_added.remove(self._on_session)

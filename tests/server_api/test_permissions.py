@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from rancher_server.access.roles import cluster_role
 from rancher_server.auth import Principal
@@ -195,12 +195,18 @@ class FakeSession:
         self.closed = False
         self.close_reason = ""
         self._closed = asyncio.Event()
+        self._callbacks: list[Callable[[], None]] = []
         self.sent: list[Message] = []
 
     async def close(self, code: int, reason: str) -> None:
         self.closed = True
         self.close_reason = reason
         self._closed.set()
+        for callback in self._callbacks:
+            callback()
+
+    def add_close_callback(self, callback: Callable[[], None]) -> None:
+        self._callbacks.append(callback)
 
     async def wait_closed(self) -> None:
         await self._closed.wait()
