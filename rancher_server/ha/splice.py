@@ -27,7 +27,7 @@ from typing import Any
 
 from aiohttp import web
 
-from rancher_server.proxy.lean import UpstreamConnection
+from rancher_server.proxy.lean import UpstreamConnection, chunk_size
 from rancher_server.proxy.status import status_body
 from rancher_server.tls import HSTS_VALUE
 from rancher_tunnel.logs import get_logger
@@ -473,13 +473,10 @@ class Splice(asyncio.Protocol):
                     raise SpliceError("chunk not followed by CRLF")
                 self._chunk = _SIZE
             elif self._chunk == _SIZE:
-                size_text = text.split(b";", 1)[0].strip()
                 try:
-                    size = int(size_text, 16)
-                except ValueError:
-                    raise SpliceError(f"bad chunk size {size_text[:20]!r}") from None
-                if size < 0:
-                    raise SpliceError("negative chunk size")
+                    size = chunk_size(text)
+                except ValueError as e:
+                    raise SpliceError(str(e)) from None
                 if size:
                     self._chunk, self._remaining = _DATA, size
                 else:

@@ -32,6 +32,19 @@ _HEAD, _LENGTH, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_CRLF, _TRAILER, _UNTIL_CLOSE, _
 SessionGetter = Callable[[], Session]
 
 
+def chunk_size(line: bytes) -> int:
+    """The size on a chunked body's size line (extensions after ``;`` ignored); ValueError with
+    the reason when it is not one."""
+    text = line.split(b";", 1)[0].strip()
+    try:
+        size = int(text, 16)
+    except ValueError:
+        raise ValueError(f"bad chunk size {text[:20]!r}") from None
+    if size < 0:
+        raise ValueError("negative chunk size")
+    return size
+
+
 class UpstreamError(ConnectionError):
     """The connection to the downstream API server failed or sent something unusable."""
 
@@ -280,14 +293,12 @@ class UpstreamConnection(asyncio.Protocol):
                     if len(buf) > MAX_CHUNK_LINE_BYTES:
                         raise UpstreamError("chunk size line too long")
                     return
-                line = bytes(buf[:end]).split(b";", 1)[0].strip()
+                line = bytes(buf[:end])
                 del buf[: end + 2]
                 try:
-                    size = int(line, 16)
-                except ValueError:
-                    raise UpstreamError(f"bad chunk size {line[:20]!r}") from None
-                if size < 0:
-                    raise UpstreamError("negative chunk size")
+                    size = chunk_size(line)
+                except ValueError as e:
+                    raise UpstreamError(str(e)) from None
                 if size:
                     self._state, self._remaining = _CHUNK_DATA, size
                 else:
