@@ -766,10 +766,10 @@ class Session:
                 self._ka_grace = True
                 self._ka_timer = loop.call_later(KEEPALIVE_GRACE_S, self._keepalive)
                 return
-            self._log.warning("peer stopped answering pings", pong_timeout_s=timeout)
-            self._keepalive_ends(f"no pong for {pong_timeout:g} s"
-                                 if now - self._last_pong > pong_timeout
-                                 else f"no pong nor any message for {timeout:g} s", None)
+            reason = (f"no pong for {pong_timeout:g} s" if now - self._last_pong > pong_timeout
+                      else f"no pong nor any message for {timeout:g} s")
+            self._log.warning("peer stopped answering pings", reason=reason)
+            self._keepalive_ends(reason, None)
             return
         self._ka_grace = False
         if now >= self._ka_next_ping and not self._conn.closed:
