@@ -73,6 +73,35 @@ def test_secret_box_round_trip_context_and_rotation(tmp_path: Path) -> None:
     assert load_box(tmp_path, {}).decrypt(box.encrypt("x", "c"), "c") == "x"
 
 
+class SharedStore:
+    """The store's ``put_secret_if_absent`` as replicas on one etcd see it."""
+
+    def __init__(self) -> None:
+        self.secrets: dict[str, str] = {}
+
+    def put_secret_if_absent(self, name: str, value: str) -> str:
+        return self.secrets.setdefault(name, value)
+
+
+def test_replicas_on_one_store_share_a_generated_key(tmp_path: Path) -> None:
+    store = SharedStore()
+    a = load_box(tmp_path / "r0", {}, shared=store)
+    b = load_box(tmp_path / "r1", {}, shared=store)
+    assert b.decrypt(a.encrypt("client-secret", "authconfig.github"), "authconfig.github") == (
+        "client-secret")
+    assert list(store.secrets) == ["secrets-key"]
+    assert not (tmp_path / "r0" / "secrets.key").exists()  # nothing written to a replica's disk
+    # A replica that has a key file from its single-replica life keeps it (what it encrypted
+    # before still decrypts); RANCHER_SECRETS_KEY wins over both.
+    (tmp_path / "old").mkdir()
+    own = load_box(tmp_path / "old", {})
+    again = load_box(tmp_path / "old", {}, shared=store)
+    assert again.decrypt(own.encrypt("pw", "c"), "c") == "pw"
+    env_text = new_key_text()
+    env = load_box(tmp_path / "r0", {"RANCHER_SECRETS_KEY": env_text}, shared=store)
+    assert SecretBox(parse_key(env_text)).decrypt(env.encrypt("pw", "c"), "c") == "pw"
+
+
 def test_rotation_with_the_old_key_listed() -> None:
     old_text, new_text = new_key_text(), new_key_text()
     ct = SecretBox(parse_key(old_text)).encrypt("pw", "ctx")

@@ -1,7 +1,11 @@
 """Secrets at rest (bind passwords): AES-256-GCM with a key from ``RANCHER_SECRETS_KEY``
 (URL-safe base64 of 32 bytes) or, without it, a key generated once into ``<data dir>/secrets.key``
-(mode 0600). The setting's name is the associated data, so a ciphertext moved to another field
-does not decrypt.
+(mode 0600). Replicas on one etcd store cannot share a file: without ``RANCHER_SECRETS_KEY`` (and
+with no key file from an earlier single-replica life) they share a key generated once into the
+store's secrets (``secrets/secrets-key``), so a secret saved through one replica decrypts on all;
+the key then sits in etcd beside what it encrypts, and the server says so at start: set
+``RANCHER_SECRETS_KEY`` so that an etcd backup alone reveals nothing. The setting's name is the
+associated data, so a ciphertext moved to another field does not decrypt.
 
 Encoding: ``aesgcm:<key id>:<base64(nonce || ciphertext)>``; the key id is the first characters of
 the key's SHA-256, so a ciphertext names the key it needs. Rotation: set the new key in
@@ -19,6 +23,7 @@ import os
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -34,6 +39,11 @@ from rancher_server.auth.providers.constants import (
 
 SCHEME = "aesgcm"
 KEY_FILE_MODE = 0o600
+SHARED_KEY_SECRET = "secrets-key"  # the store secret replicas share when no key is configured
+
+
+class SharedSecrets(Protocol):
+    def put_secret_if_absent(self, name: str, value: str) -> str: ...
 
 
 class SecretError(Exception):
@@ -107,9 +117,27 @@ def _key_file(data_dir: Path) -> bytes:
     return parse_key(text)
 
 
-def load_box(data_dir: Path, env: Mapping[str, str] | None = None) -> SecretBox:
+def key_source(data_dir: Path, env: Mapping[str, str] | None = None,
+               shared: SharedSecrets | None = None) -> str:
+    """Where :func:`load_box` takes the key from: "env", "file" or "store"."""
     env = os.environ if env is None else env
-    given = env.get(SECRETS_KEY_ENV, "").strip()
-    key = parse_key(given) if given else _key_file(data_dir)
+    if env.get(SECRETS_KEY_ENV, "").strip():
+        return "env"
+    return "store" if shared is not None and not (data_dir / SECRETS_KEY_FILE).exists() else (
+        "file")
+
+
+def load_box(data_dir: Path, env: Mapping[str, str] | None = None,
+             shared: SharedSecrets | None = None) -> SecretBox:
+    """``shared``: the store, when replicas share it (etcd)."""
+    env = os.environ if env is None else env
+    source = key_source(data_dir, env, shared)
+    if source == "env":
+        key = parse_key(env[SECRETS_KEY_ENV].strip())
+    elif source == "store":
+        assert shared is not None
+        key = parse_key(shared.put_secret_if_absent(SHARED_KEY_SECRET, new_key_text()))
+    else:
+        key = _key_file(data_dir)
     old = tuple(parse_key(k) for k in env.get(SECRETS_OLD_KEYS_ENV, "").split(",") if k.strip())
     return SecretBox(key, old)

@@ -35,6 +35,7 @@ from rancher_server.auth.providers.constants import (
     LDAP_MAX_THREADS,
     PROVIDERS,
     REFRESH_TICK_S,
+    SECRETS_KEY_ENV,
 )
 from rancher_server.auth.providers.ldap import (
     ConnectionPool,
@@ -51,7 +52,12 @@ from rancher_server.auth.providers.ldap import (
     test_connection,
 )
 from rancher_server.auth.providers.principals import parse_principal
-from rancher_server.auth.providers.secretbox import SecretBox, SecretError, load_box
+from rancher_server.auth.providers.secretbox import (
+    SecretBox,
+    SecretError,
+    key_source,
+    load_box,
+)
 from rancher_server.state import STATE, ServerState
 from rancher_server.store import NotFound, StoreError, User
 from rancher_tunnel.logs import get_logger
@@ -142,7 +148,13 @@ class DirectoryService:
     @property
     def box(self) -> SecretBox:
         if self._box is None:
-            self._box = load_box(self.state.config.data_dir)
+            config = self.state.config
+            shared = self.state.store if config.store_url else None
+            if key_source(config.data_dir, shared=shared) == "store":
+                log.warning("secrets at rest are encrypted with a key kept in the store, beside "
+                            "them: set RANCHER_SECRETS_KEY on every replica so that a copy of "
+                            "etcd alone does not reveal them", env=SECRETS_KEY_ENV)
+            self._box = load_box(config.data_dir, shared=shared)
         return self._box
 
     def config(self, provider: str) -> LdapConfig:
