@@ -419,7 +419,7 @@ async def _oauth_callback(ctx: Ctx, provider: str) -> web.Response:
         raise ApiError(401, f"the provider refused the login: "
                             f"{q['error'][:MAX_PROVIDER_ERROR_CHARS]}")
     try:
-        pending = svc.take(provider, q.get("state", ""), ctx.request.cookies.get(
+        pending = await svc.take(provider, q.get("state", ""), ctx.request.cookies.get(
             STATE_COOKIE, ""))
     except StateMismatch as e:
         await audit_now(state, None, "login", f"user:{provider}:?", "failure state", remote)

@@ -129,9 +129,10 @@ class AuditWriter:
         tokens = await asyncio.to_thread(self._store.purge_expired_tokens, wall)
         entries = await asyncio.to_thread(self._store.purge_audit, wall - AUDIT_RETENTION_S)
         failures = await asyncio.to_thread(self._store.purge_login_failures, wall)
-        if tokens or entries or failures:
+        pending = await asyncio.to_thread(self._store.purge_pending_logins, wall)
+        if tokens or entries or failures or pending:
             log.info("housekeeping", expired_tokens=tokens, old_audit_entries=entries,
-                     forgotten_login_failures=failures)
+                     forgotten_login_failures=failures, expired_pending_logins=pending)
 
     async def _run(self) -> None:
         assert self._wake is not None

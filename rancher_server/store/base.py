@@ -308,6 +308,31 @@ class Store(Protocol):
         """Forget the records whose ``expires_at`` is before ``now``; how many."""
         ...
 
+    # Logins in flight (an OAuth redirect's state, a CLI's device login), shared by every
+    # replica: the provider's callback or the CLI's next poll may reach any of them. Keys are
+    # opaque (the caller hashes its handle), values the caller's (it encrypts them); a record
+    # past ``expires_at`` (wall-clock seconds) is as good as absent. Bookkeeping, like the
+    # failed-login records: no revision bump, no listener woken.
+    def put_pending_login(self, key: str, value: str, expires_at: float, keep: int) -> None:
+        """Store (or replace) a record, then keep at most ``keep`` records: those expiring first
+        go (a flood of unfinished logins cannot grow the store without bound)."""
+        ...
+
+    def get_pending_login(self, key: str, now: float) -> str | None: ...
+
+    def take_pending_login(self, key: str, now: float) -> str | None:
+        """Remove the record and return its value: of two replicas taking the same record at
+        once, exactly one gets it (a login state is used once)."""
+        ...
+
+    def replace_pending_login(self, key: str, value: str, now: float) -> bool:
+        """A new value for a record still there (its expiry kept); False if it is gone."""
+        ...
+
+    def purge_pending_logins(self, now: float) -> int:
+        """Forget the records whose ``expires_at`` is before ``now``; how many."""
+        ...
+
     # Secrets the deployment shares (the serving CA's key): never logged, never listed.
     def put_secret_if_absent(self, name: str, value: str) -> str:
         """Store ``value`` under ``name`` unless there is one already; the stored value (ours or

@@ -10,7 +10,8 @@ Keys (under the prefix, default ``/rancher/``): ``<kind>/<id>`` holds one JSON d
 (``etcd_memory`` lists the kinds), ``unique/<name>/<sha256>`` one per unique value (cluster
 names and registration-token hashes, agent-credential hashes, usernames, bindings, project
 names per cluster), ``audit/<ts ns>/<nonce>/<n>`` one audit entry, ``login-failures/<key>`` one
-failed-login record (keys are hashes), ``secrets/<name>`` one secret the replicas share (the
+failed-login record (keys are hashes), ``pending-logins/<key>`` one login in flight
+(``etcd_pending``), ``secrets/<name>`` one secret the replicas share (the
 serving CA's certificate and key). Hashes stay hashes: apart from ``secrets/``, no secret is ever
 written, only what SQLite stores. Audit entries, failed-login records and secrets are not loaded
 into memory and wake no listener."""
@@ -78,6 +79,7 @@ from rancher_server.store.etcd_memory import (
     Memory,
     Row,
 )
+from rancher_server.store.etcd_pending import PendingLoginsMixin
 from rancher_server.store.sqlite import new_cluster_id
 from rancher_server.store.sqlite_access import DEFAULT_PROJECTS
 from rancher_server.store.sqlite_auth import ADMIN_GLOBAL_ROLE, DEFAULT_GLOBAL_ROLE
@@ -115,7 +117,7 @@ def _chunks(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
         yield items[i:i + size]
 
 
-class EtcdStore:
+class EtcdStore(PendingLoginsMixin):
     def __init__(self, url: str, prefix: bytes = DEFAULT_PREFIX) -> None:
         self._endpoints = parse_endpoints(url)
         self._prefix = prefix if prefix.endswith(b"/") else prefix + b"/"

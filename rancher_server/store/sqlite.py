@@ -173,6 +173,16 @@ MIGRATIONS: list[str] = [
         value TEXT NOT NULL
     );
     """,
+    # 6: logins in flight (OAuth state, device logins), shared by replicas; forgotten at
+    # expires_at.
+    """
+    CREATE TABLE pending_logins (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        expires_at REAL NOT NULL
+    );
+    CREATE INDEX pending_logins_by_expiry ON pending_logins(expires_at);
+    """,
 ]
 
 

@@ -1,5 +1,5 @@
-"""Failed-login records and shared secrets in the SQLite store. Both are bookkeeping: their
-writes are quiet (no revision bump, no listener woken)."""
+"""Failed-login records, logins in flight and shared secrets in the SQLite store. All are
+bookkeeping: their writes are quiet (no revision bump, no listener woken)."""
 
 from __future__ import annotations
 
@@ -48,6 +48,37 @@ class SharedRecordsMixin(SQLiteBase):
     def purge_login_failures(self, now: float) -> int:
         with self._tx(quiet=True) as db:
             return int(db.execute("DELETE FROM login_failures WHERE expires_at < ?",
+                                  (now,)).rowcount)
+
+    def put_pending_login(self, key: str, value: str, expires_at: float, keep: int) -> None:
+        with self._tx(quiet=True) as db:
+            db.execute("INSERT INTO pending_logins (key, value, expires_at) VALUES (?,?,?)"
+                       " ON CONFLICT(key) DO UPDATE SET value=excluded.value,"
+                       " expires_at=excluded.expires_at", (key, value, expires_at))
+            over = int(db.execute("SELECT COUNT(*) FROM pending_logins").fetchone()[0]) - keep
+            if over > 0:
+                db.execute("DELETE FROM pending_logins WHERE key IN (SELECT key FROM"
+                           " pending_logins ORDER BY expires_at LIMIT ?)", (over,))
+
+    def get_pending_login(self, key: str, now: float) -> str | None:
+        row = self._read_one("SELECT value FROM pending_logins WHERE key=? AND expires_at >= ?",
+                             (key, now))
+        return None if row is None else str(row[0])
+
+    def take_pending_login(self, key: str, now: float) -> str | None:
+        with self._tx(quiet=True) as db:
+            row = db.execute("DELETE FROM pending_logins WHERE key=? RETURNING value, expires_at",
+                             (key,)).fetchone()
+        return None if row is None or float(row[1]) < now else str(row[0])
+
+    def replace_pending_login(self, key: str, value: str, now: float) -> bool:
+        with self._tx(quiet=True) as db:
+            return int(db.execute("UPDATE pending_logins SET value=? WHERE key=? AND"
+                                  " expires_at >= ?", (value, key, now)).rowcount) == 1
+
+    def purge_pending_logins(self, now: float) -> int:
+        with self._tx(quiet=True) as db:
+            return int(db.execute("DELETE FROM pending_logins WHERE expires_at < ?",
                                   (now,)).rowcount)
 
     def put_secret_if_absent(self, name: str, value: str) -> str:

@@ -18,9 +18,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import secrets
 import ssl
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -326,6 +330,20 @@ async def main(port: int, tls: ssl.SSLContext | None = None) -> None:
     world.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
     print(world.port, flush=True)
     await asyncio.Event().wait()
+
+
+@contextlib.contextmanager
+def running(*args: str) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """The fake as a child process (``args``: its command line): the process and its port."""
+    proc = subprocess.Popen([sys.executable, "-m", "tests.auth_providers.fake_oauth", *args],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    try:
+        yield proc, int(proc.stdout.readline())
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        proc.stdout.close()
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ import pytest
 import requests
 import yaml
 
-from tests.auth_providers.fake_oauth import CLIENT_ID, CLIENT_SECRET
+from tests.auth_providers.fake_oauth import CLIENT_ID, CLIENT_SECRET, running
 from tests.e2e.ace_stack import DIRECT_PATH_CACHE_S, ace_stack
 from tests.e2e.test_access_e2e import both, can
 from tests.kube import KubeSimProc
@@ -87,14 +86,8 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def fake() -> Iterator[Fake]:
-    proc = subprocess.Popen([sys.executable, "-m", "tests.auth_providers.fake_oauth"],
-                            stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    port = int(proc.stdout.readline())
-    yield Fake(proc, f"http://127.0.0.1:{port}")
-    proc.terminate()
-    proc.wait(timeout=10)
-    proc.stdout.close()
+    with running() as (proc, port):
+        yield Fake(proc, f"http://127.0.0.1:{port}")
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from rancher_server.ha.directory import DEFAULT_HA_PREFIX
+from rancher_server.store.etcd import DEFAULT_PREFIX
 from rancher_server.store.etcd_conn import EtcdConnection
 from tests.ha.front import Front
 from tests.kube import KubeSimProc
@@ -165,6 +166,15 @@ class Deployment:
             conn.close()
         return {bytes(kv.key).decode().split(f"/{kind}/", 1)[1]: bytes(kv.value).decode()
                 for kv in loaded.kvs}
+
+    def store_records(self, kind: str) -> dict[str, str]:
+        """The store's raw keys under ``<prefix><kind>/`` (not loaded into memory: read here)."""
+        conn = EtcdConnection([self.etcd.endpoint])
+        try:
+            loaded = conn.range_prefix(DEFAULT_PREFIX + kind.encode() + b"/")
+        finally:
+            conn.close()
+        return {bytes(kv.key).decode(): bytes(kv.value).decode() for kv in loaded.kvs}
 
     def holder(self, cluster_id: str) -> str | None:
         doc = self.directory("sessions").get(f"{cluster_id}/{cluster_id}")

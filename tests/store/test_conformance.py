@@ -6,6 +6,7 @@ throttle's failure records and the secrets replicas share."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 import pytest
@@ -23,6 +24,7 @@ from rancher_server.store import (
 )
 from rancher_server.store.sqlite_access import DEFAULT_PROJECT, SYSTEM_PROJECT
 
+TAKERS = 8  # threads racing to take one pending login
 RULES = ({"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]},)
 
 
@@ -347,6 +349,55 @@ def test_login_failure_records_update_read_clear_and_expire(store: Store) -> Non
     assert seen == []
     if isinstance(store, SQLiteStore):
         assert store.revision == before
+
+
+def test_pending_logins_put_take_once_replace_expire_and_bound(store: Store) -> None:
+    seen: list[int] = []
+    store.add_listener(lambda: seen.append(1))
+    before = store.revision
+    now = 1000.0
+    assert store.get_pending_login("s1", now) is None
+    store.put_pending_login("s1", "first", now + 600, keep=10)
+    assert store.get_pending_login("s1", now) == "first"
+    assert store.replace_pending_login("s1", "second", now) is True
+    assert store.get_pending_login("s1", now + 600) == "second"  # the expiry was kept
+    assert store.get_pending_login("s1", now + 601) is None  # past it: as good as absent
+    assert store.replace_pending_login("s1", "late", now + 601) is False
+    assert store.take_pending_login("s1", now) == "second"
+    assert store.take_pending_login("s1", now) is None  # used once
+    assert store.replace_pending_login("s1", "again", now) is False  # not brought back
+    assert store.get_pending_login("s1", now) is None
+    store.put_pending_login("old", "x", now + 1, keep=10)
+    assert store.take_pending_login("old", now + 2) is None  # expired: taken, but not valid
+    assert store.get_pending_login("old", now) is None
+    # A bound: the records expiring first go.
+    for i in range(5):
+        store.put_pending_login(f"k{i}", str(i), now + 100 + i, keep=3)
+    assert [store.get_pending_login(f"k{i}", now) for i in range(5)] == [
+        None, None, "2", "3", "4"]
+    assert store.purge_pending_logins(now + 103.5) == 2  # k2, k3
+    assert [store.get_pending_login(f"k{i}", now) for i in range(5)] == [
+        None, None, None, None, "4"]
+    assert seen == []
+    if isinstance(store, SQLiteStore):
+        assert store.revision == before
+
+
+def test_pending_login_taken_by_exactly_one_of_many(store: Store) -> None:
+    store.put_pending_login("race", "v", 2000.0, keep=10)
+    got: list[str | None] = []
+    barrier = threading.Barrier(TAKERS)
+
+    def take() -> None:
+        barrier.wait()
+        got.append(store.take_pending_login("race", 1000.0))
+
+    threads = [threading.Thread(target=take) for _ in range(TAKERS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert (got.count("v"), got.count(None), len(got)) == (1, TAKERS - 1, TAKERS)
 
 
 def test_secret_put_if_absent_keeps_the_first(store: Store) -> None:

@@ -1,6 +1,8 @@
 """The GitHub and OpenID Connect providers on the event loop: configuration in the store (client
 secret encrypted), the pending logins of the redirect flow (state, PKCE verifier, nonce; single
-use, expiring), login completion into a store user (as the directory providers do, through
+use, expiring) and of the device flow, kept in the store so that the provider's callback or the
+CLI's next poll may reach any replica (keyed by a SHA-256 of the state or handle, the record
+encrypted), login completion into a store user (as the directory providers do, through
 :class:`.service.DirectoryService`'s user bookkeeping), the user's provider token kept encrypted
 for refreshes, and the periodic group refresh.
 
@@ -14,12 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import secrets
 import time
 import weakref
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from aiohttp import web
@@ -56,7 +59,8 @@ from rancher_tunnel.logs import get_logger
 
 log = get_logger(component="oauth")
 PENDING_TTL_S = 600.0  # a login must come back from the provider within this
-MAX_PENDING = 10_000  # pending logins kept; the oldest go first
+MAX_PENDING = 10_000  # pending logins kept (redirect and device flows together); the oldest go
+PENDING_PREFIX = "oauthpending."  # encryption context: binds each record to its key
 STATE_BYTES = 32
 DEVICE_DEFAULT_INTERVAL_S = 5  # RFC 8628's default polling interval
 DEVICE_SLOW_DOWN_S = 5  # RFC 8628 3.5: what each slow_down adds to the interval
@@ -75,7 +79,7 @@ class DevicePending(Exception):
 class DeviceLogin:
     device_code: str
     interval_s: int
-    expires_at: float
+    expires_at: float  # wall clock: replicas share it
 
 
 class StateMismatch(Exception):
@@ -89,7 +93,7 @@ class Pending:
     response: str  # "cookie" (browser) or "json"
     nonce: str
     code_verifier: str
-    created: float
+    created: float  # wall clock: replicas share it
 
 
 def is_allowed(cfg: OAuthConfig, ident: Identity) -> bool:
@@ -109,9 +113,7 @@ def oauth_provider_of(user: User) -> str | None:
 @dataclass
 class OAuthService:
     state: ServerState
-    _pending: dict[str, Pending] = field(default_factory=dict)
     _meta: dict[str, oidc.Metadata] = field(default_factory=dict)
-    _devices: dict[str, DeviceLogin] = field(default_factory=dict)
     _last_refresh: dict[str, float] = field(default_factory=dict)
     reports: dict[str, RefreshReport] = field(default_factory=dict)
 
@@ -138,6 +140,29 @@ class OAuthService:
         fn = github.test_steps if cfg.provider == GITHUB else oidc.test_steps
         return await asyncio.to_thread(fn, cfg)
 
+    # ------------------------------------------------------------------ logins in flight
+
+    @staticmethod
+    def _key(kind: str, handle: str) -> str:
+        return kind + "/" + hashlib.sha256(handle.encode()).hexdigest()
+
+    async def _remember(self, kind: str, handle: str, record: Pending | DeviceLogin,
+                        expires_at: float) -> None:
+        key = self._key(kind, handle)
+        value = directory(self.state).box.encrypt(json.dumps(asdict(record)),
+                                                  PENDING_PREFIX + key)
+        await asyncio.to_thread(self.state.store.put_pending_login, key, value, expires_at,
+                                MAX_PENDING)
+
+    def _open(self, key: str, value: str | None) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        try:
+            doc = json.loads(directory(self.state).box.decrypt(value, PENDING_PREFIX + key))
+        except (SecretError, ValueError):  # the key was rotated away meanwhile: start again
+            return None
+        return doc if isinstance(doc, dict) else None
+
     # ------------------------------------------------------------------ the redirect flow
 
     def _enabled(self, provider: str) -> OAuthConfig:
@@ -149,11 +174,7 @@ class OAuthService:
     async def begin(self, provider: str, redirect_uri: str, response: str) -> tuple[str, str]:
         """(the provider's authorize URL, the state) of a new login."""
         cfg = self._enabled(provider)
-        now = time.monotonic()
-        for key in [k for k, p in self._pending.items() if now - p.created > PENDING_TTL_S]:
-            del self._pending[key]
-        while len(self._pending) >= MAX_PENDING:
-            del self._pending[next(iter(self._pending))]
+        now = time.time()
         state = secrets.token_urlsafe(STATE_BYTES)
         pending = Pending(provider, redirect_uri, response, secrets.token_urlsafe(STATE_BYTES),
                           secrets.token_urlsafe(STATE_BYTES), now)
@@ -163,16 +184,23 @@ class OAuthService:
             meta = await self._metadata(cfg)
             url = oidc.authorize_url(cfg, meta, redirect_uri, state, pending.nonce,
                                      pending.code_verifier)
-        self._pending[state] = pending
+        await self._remember("state", state, pending, now + PENDING_TTL_S)
         return url, state
 
-    def take(self, provider: str, state: str, bound_state: str) -> Pending:
-        """The pending login of a callback's state (used once). The state must also be the one
-        this browser was given (its cookie): another's callback URL logs nobody in."""
-        pending = self._pending.pop(state, None) if state else None
+    async def take(self, provider: str, state: str, bound_state: str) -> Pending:
+        """The pending login of a callback's state (used once, on whichever replica). The state
+        must also be the one this browser was given (its cookie): another's callback URL logs
+        nobody in."""
+        doc = None
+        if state:
+            key = self._key("state", state)
+            # Taken whatever its age (the expiry is told apart below) so that it is used up.
+            doc = self._open(key, await asyncio.to_thread(
+                self.state.store.take_pending_login, key, float("-inf")))
+        pending = Pending(**doc) if doc is not None else None
         if pending is None or pending.provider != provider:
             raise StateMismatch("unknown or already used state")
-        if time.monotonic() - pending.created > PENDING_TTL_S:
+        if time.time() - pending.created > PENDING_TTL_S:
             raise StateMismatch("the login took too long; start again")
         if not secrets.compare_digest(state.encode(), bound_state.encode()):
             raise StateMismatch("the state is not the one this browser was given")
@@ -210,15 +238,12 @@ class OAuthService:
         poll with (GitHub's device_code stays here)."""
         cfg = self._enabled(provider)
         doc = await asyncio.to_thread(github.device_code, cfg)
-        now = time.monotonic()
-        for key in [k for k, d in self._devices.items() if d.expires_at < now]:
-            del self._devices[key]
-        while len(self._devices) >= MAX_PENDING:
-            del self._devices[next(iter(self._devices))]
         interval = int(doc.get("interval") or DEVICE_DEFAULT_INTERVAL_S)
         expires_in = float(doc.get("expires_in") or PENDING_TTL_S)
         handle = secrets.token_urlsafe(STATE_BYTES)
-        self._devices[handle] = DeviceLogin(doc["device_code"], interval, now + expires_in)
+        expires_at = time.time() + expires_in
+        await self._remember("device", handle, DeviceLogin(
+            doc["device_code"], interval, expires_at), expires_at)
         return {"deviceHandle": handle, "userCode": doc["user_code"],
                 "verificationUri": doc["verification_uri"], "interval": interval,
                 "expiresIn": int(expires_in)}
@@ -227,22 +252,26 @@ class OAuthService:
         """The user once they entered the code at GitHub. Raises DevicePending, StateMismatch
         (unknown or expired handle) and what :meth:`complete` raises."""
         cfg = self._enabled(provider)
-        login = self._devices.get(handle)
-        if login is None or login.expires_at < time.monotonic():
-            self._devices.pop(handle, None)
+        store, key = self.state.store, self._key("device", handle)
+        doc = self._open(key, await asyncio.to_thread(store.get_pending_login, key,
+                                                      time.time()))
+        if doc is None:
             raise StateMismatch("unknown or expired device login; start again")
+        login = DeviceLogin(**doc)
         try:
             token = await asyncio.to_thread(github.poll_device, cfg, login.device_code)
         except github.DeviceSlowDown:
-            # For this and every later poll (GitHub keeps answering slow_down otherwise): the
-            # client polls at the interval this answer gives it.
+            # For this and every later poll, on any replica (GitHub keeps answering slow_down
+            # otherwise): the client polls at the interval this answer gives it. Not brought
+            # back if a concurrent poll finished the login.
             login = replace(login, interval_s=login.interval_s + DEVICE_SLOW_DOWN_S)
-            if handle in self._devices:  # not if a concurrent poll finished the login
-                self._devices[handle] = login
+            value = directory(self.state).box.encrypt(json.dumps(asdict(login)),
+                                                      PENDING_PREFIX + key)
+            await asyncio.to_thread(store.replace_pending_login, key, value, time.time())
             raise DevicePending(login.interval_s) from None
         if token is None:
             raise DevicePending(login.interval_s)
-        del self._devices[handle]
+        await asyncio.to_thread(store.take_pending_login, key, float("-inf"))
         ident = await asyncio.to_thread(github.identity, cfg, token)
         if not is_allowed(cfg, ident):
             raise NotAllowed(ident.principal_id)
