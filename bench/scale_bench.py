@@ -350,6 +350,21 @@ class Env:
 
 
 # --------------------------------------------------------------------------- measuring
+def kernel_drops() -> tuple[int, int]:
+    """(TCP retransmission timeouts, packets the kernel's input backlog dropped) so far, machine
+    wide: on loopback a dropped packet costs its connection a 200 ms retransmission timeout, which
+    wrk's latency correction turns into a round's p99 however fast the server was."""
+    timeouts = 0
+    lines = Path("/proc/net/netstat").read_text().splitlines()
+    for head, values in zip(lines[::2], lines[1::2], strict=False):
+        if head.startswith("TcpExt:"):
+            timeouts = int(dict(zip(head.split()[1:], values.split()[1:],
+                                    strict=True)).get("TCPTimeouts", 0))
+    drops = sum(int(line.split()[1], 16)
+                for line in Path("/proc/net/softnet_stat").read_text().splitlines())
+    return timeouts, drops
+
+
 def quiet_cpu(env: Env, seconds: float) -> dict[str, float]:
     """Percent of one core each side used over ``seconds`` of nothing asked of the server."""
     sims = env.sim_pids()
@@ -373,11 +388,17 @@ def measure(env: Env, plan: Plan, base: dict[str, Any] | None,
     proxy: list[WrkResult] = []
     direct: list[WrkResult] = []
     proxy_cpu = proxy_wall = 0.0
+    timeouts: list[int] = []
+    drops: list[int] = []
     for i in range(plan.rounds):
+        k0 = kernel_drops()
         before, t0 = cpu_s(env.pid), time.monotonic()
         proxy.append(kubectl_get(env.proxy_url, env.admin_token, 1, plan.proxy_s))
         proxy_cpu += cpu_s(env.pid) - before
         proxy_wall += time.monotonic() - t0
+        k1 = kernel_drops()
+        timeouts.append(k1[0] - k0[0])
+        drops.append(k1[1] - k0[1])
         if i < plan.direct_rounds:
             direct.append(kubectl_get(env.direct_url, env.direct_token, 1, 1))
     proxied = max(1.0, sum(r.rps for r in proxy) * plan.proxy_s)
@@ -391,6 +412,8 @@ def measure(env: Env, plan: Plan, base: dict[str, Any] | None,
         "proxy_p50_ms": round(median([r.p50_ms for r in proxy]), 3),
         "proxy_p99_ms": round(median([r.p99_ms for r in proxy]), 3),
         "proxy_p99_ms_rounds": [round(r.p99_ms, 2) for r in proxy],
+        "tcp_timeouts_rounds": timeouts,
+        "backlog_drops_rounds": drops,
         "proxy_requests": round(proxied),
         "proxy_server_cpu_pct": round(100 * proxy_cpu / proxy_wall, 1),
         "proxy_cpu_us_per_request": round(proxy_cpu * 1e6 / proxied, 1),
