@@ -158,23 +158,22 @@ class Deployment:
         path.write_text(yaml.safe_dump(config))
         return path
 
-    def directory(self, kind: str) -> dict[str, str]:
+    def _etcd_range(self, prefix: bytes) -> dict[str, str]:
+        """Every key under ``prefix`` and its value, read from etcd itself."""
         conn = EtcdConnection([self.etcd.endpoint])
         try:
-            loaded = conn.range_prefix(DEFAULT_HA_PREFIX + kind.encode() + b"/")
-        finally:
-            conn.close()
-        return {bytes(kv.key).decode().split(f"/{kind}/", 1)[1]: bytes(kv.value).decode()
-                for kv in loaded.kvs}
-
-    def store_records(self, kind: str) -> dict[str, str]:
-        """The store's raw keys under ``<prefix><kind>/`` (not loaded into memory: read here)."""
-        conn = EtcdConnection([self.etcd.endpoint])
-        try:
-            loaded = conn.range_prefix(DEFAULT_PREFIX + kind.encode() + b"/")
+            loaded = conn.range_prefix(prefix)
         finally:
             conn.close()
         return {bytes(kv.key).decode(): bytes(kv.value).decode() for kv in loaded.kvs}
+
+    def directory(self, kind: str) -> dict[str, str]:
+        return {k.split(f"/{kind}/", 1)[1]: v for k, v in
+                self._etcd_range(DEFAULT_HA_PREFIX + kind.encode() + b"/").items()}
+
+    def store_records(self, kind: str) -> dict[str, str]:
+        """The store's raw keys under ``<prefix><kind>/`` (not loaded into memory: read here)."""
+        return self._etcd_range(DEFAULT_PREFIX + kind.encode() + b"/")
 
     def holder(self, cluster_id: str) -> str | None:
         doc = self.directory("sessions").get(f"{cluster_id}/{cluster_id}")

@@ -149,10 +149,12 @@ class OAuthService:
     async def _remember(self, kind: str, handle: str, record: Pending | DeviceLogin,
                         expires_at: float) -> None:
         key = self._key(kind, handle)
-        value = directory(self.state).box.encrypt(json.dumps(asdict(record)),
-                                                  PENDING_PREFIX + key)
-        await asyncio.to_thread(self.state.store.put_pending_login, key, value, expires_at,
-                                MAX_PENDING)
+        await asyncio.to_thread(self.state.store.put_pending_login, key,
+                                self._seal(key, record), expires_at, MAX_PENDING)
+
+    def _seal(self, key: str, record: Pending | DeviceLogin) -> str:
+        return directory(self.state).box.encrypt(json.dumps(asdict(record)),
+                                                 PENDING_PREFIX + key)
 
     def _open(self, key: str, value: str | None) -> dict[str, Any] | None:
         if value is None:
@@ -265,9 +267,8 @@ class OAuthService:
             # otherwise): the client polls at the interval this answer gives it. Not brought
             # back if a concurrent poll finished the login.
             login = replace(login, interval_s=login.interval_s + DEVICE_SLOW_DOWN_S)
-            value = directory(self.state).box.encrypt(json.dumps(asdict(login)),
-                                                      PENDING_PREFIX + key)
-            await asyncio.to_thread(store.replace_pending_login, key, value, time.time())
+            await asyncio.to_thread(store.replace_pending_login, key, self._seal(key, login),
+                                    time.time())
             raise DevicePending(login.interval_s) from None
         if token is None:
             raise DevicePending(login.interval_s)
