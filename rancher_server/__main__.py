@@ -178,7 +178,7 @@ def _run_server(config: ServerConfig, debug: bool) -> None:
 
     _raise_fd_limit()
     try:
-        run_until_signalled(lambda stop: serve(config, stop))
+        run_until_signalled(lambda stop: serve(config, stop, freeze=True))
     except StoreError as e:  # a damaged or too-new database: say what to do, no traceback
         _fail(f"cannot start: {e}", EXIT_STORE_ERROR)
     except OSError as e:

@@ -40,6 +40,7 @@ from rancher_server.tunnel.revalidate import revalidation_ctx
 from rancher_tunnel.envlimits import limits_from_env
 from rancher_tunnel.httpguard import RUNNER_LIMITS, GuardedSite
 from rancher_tunnel.logs import get_logger
+from rancher_tunnel.process import freeze_heap
 
 log = get_logger(component="server")
 DIALER: web.AppKey[Dialer] = web.AppKey("dialer", Dialer)
@@ -176,8 +177,11 @@ def create_app(state: ServerState) -> web.Application:
     return app
 
 
-async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None:
-    """Run until ``stop`` is set (tests) or the process gets SIGTERM/SIGINT (``__main__``)."""
+async def serve(config: ServerConfig, stop: asyncio.Event | None = None,
+                freeze: bool = False) -> None:
+    """Run until ``stop`` is set (tests) or the process gets SIGTERM/SIGINT (``__main__``).
+    ``freeze``: once ready, move the state built at start out of the garbage collector's scans
+    (:func:`~rancher_tunnel.process.freeze_heap`; the server's own process only, not a test's)."""
     stop = stop or asyncio.Event()
     state = build_state(config)
     app = create_app(state)
@@ -207,6 +211,8 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None
                                   app_server, bound_port, config.tls_dir / "peer")
     bootstrap_password = ensure_admin(state)
     forwards = [await start_forward(ForwardSpec.parse(s), app[DIALER]) for s in config.tcp_forwards]
+    if freeze:
+        freeze_heap()
     log.info("server ready", url=state.url, ca_checksum=state.tls.ca_checksum)
     warning = loopback_warning(public_url(state.store, state.url))
     if warning:

@@ -6,9 +6,15 @@ deployment-wide and taken with max() instead)."""
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -107,8 +113,25 @@ class ReplicaInfoCollector(Collector):
         yield info
 
 
+class FrozenHeapCollector(Collector):
+    """``python_gc_frozen_objects``: the objects moved out of the garbage collector's scans once
+    the server was ready (``rancher_tunnel.process.freeze_heap``); 0 means every full
+    collection walks the whole start-up heap again."""
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily("python_gc_frozen_objects",
+                                "Objects in the garbage collector's permanent generation",
+                                value=gc.get_freeze_count())
+
+
 def make_registry(sessions: SessionRegistry) -> tuple[CollectorRegistry, TunnelCollector]:
+    """The server's registry: the tunnel's figures, and the process's own that an operator's
+    Prometheus expects of any service (``process_*``: CPU, memory, file descriptors;
+    ``python_gc_*``; ``python_info``)."""
     reg = CollectorRegistry()
     collector = TunnelCollector(sessions)
     reg.register(collector)
+    for standard in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+        reg.register(standard)
+    reg.register(FrozenHeapCollector())
     return reg, collector

@@ -323,6 +323,10 @@ class DirectoryService:
                           provider=provider, error=str(e))
             report.duration_s = time.monotonic() - t0
             self.reports[provider] = report
+            if report.users and not report.error:
+                log.info("directory refresh done", provider=provider, users=report.users,
+                         changed=report.changed, disabled=report.disabled,
+                         duration_s=round(report.duration_s, 3))
             self._last_refresh[provider] = time.monotonic()
             return report
 
