@@ -78,7 +78,20 @@ load more than with these ~0.4 ms). An earlier set of three pairs the same day: 
 -> 280 / 639 / 265, server CPU 3.00 / 2.78 / 2.62 -> 2.68 / 2.62 / 2.56 ms. A 4-thread LDAP pool
 instead of 16 (two pairs): no difference beyond the noise.
 
-Left (target 200 ms not reached): the server's ~2.5 ms per login is one GIL, so 100 concurrent
+Third pass (December 2026, a quiet machine: load 0.0-1.9, only this benchmark running). A GC
+callback in the server showed full collections (generation 2) over its whole start-up heap,
+100,000-220,000 objects, several times a second during a burst: 45-135 ms each with the loop
+stopped (the logins' in-flight objects set them off). Change: every service process freezes its
+start-up heap once ready (``gc.freeze()``, ``rancher_tunnel.process.freeze_heap``); the same
+collections then take 1-35 ms. Three interleaved before/after pairs of ``--quick --rounds 5``:
+ldap_login_p99_ms 225 / 286 / 169 -> 192 / 167 / 216, p50 161 / 161 / 161 -> 157 / 146 / 190,
+server CPU per login 2.00 / 2.20 / 2.14 -> 1.94 / 1.82 / 2.24 ms. Runs of the change alone the
+same hour: p99 188, 165, 170, 207, 199, 203, 211, 191, 163 ms: the target is met in about half of
+the runs, not reliably. The third round is the slowest in most runs of both trees (the client's
+CPU per login is higher in it, the server's GC is not the cause); not explained yet.
+Raising the young-generation threshold to 10,000 (two runs): p99 272 and 220, worse.
+
+Left (target 200 ms not reached reliably): the server's ~2 ms per login is one GIL, so 100 concurrent
 logins take ~250 ms of it whatever the cores: ~1 ms is ldap3 (two operations), ~1.5 ms the HTTP
 stack, the token commit (and the listeners it wakes), the log line and the hops, outside the
 directory code. With the client's ~1.4 ms and slapd's ~0.3 ms on the same two cores, ~4.2 ms of CPU
