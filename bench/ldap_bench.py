@@ -91,11 +91,11 @@ the runs, not reliably. The third round is the slowest in most runs of both tree
 CPU per login is higher in it, the server's GC is not the cause); not explained yet.
 Raising the young-generation threshold to 10,000 (two runs): p99 272 and 220, worse.
 
-Left (target 200 ms not reached reliably): the server's ~2 ms per login is one GIL, so 100 concurrent
-logins take ~250 ms of it whatever the cores: ~1 ms is ldap3 (two operations), ~1.5 ms the HTTP
-stack, the token commit (and the listeners it wakes), the log line and the hops, outside the
-directory code. With the client's ~1.4 ms and slapd's ~0.3 ms on the same two cores, ~4.2 ms of CPU
-per login puts the floor near 210 ms here.
+Left (target 200 ms not reached reliably): the server's ~2 ms per login is one GIL, so 100
+concurrent logins take ~200 ms of it whatever the cores: ~1 ms is ldap3 (two operations), ~1 ms
+the HTTP stack, the token commit (and the listeners it wakes), the log line and the hops, outside
+the directory code. With the client's ~1 ms and slapd's ~0.25 ms on the same two cores, ~3.3 ms
+of CPU per login puts the floor near 165 ms here.
 """
 
 from __future__ import annotations
