@@ -7,27 +7,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.procs import ServerProc, running
-from tests.rest import Rest
+from tests.procs import ServerProc, metrics, running
 
 # The server's modules and start-up state are well over this many objects (about 120,000);
 # a server that froze nothing reports 0.
 MIN_FROZEN_OBJECTS = 20_000
 
 
-def _samples(text: str) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            out[name] = float(value)
-    return out
-
-
 def test_server_exports_process_figures_and_freezes_its_start_up_heap(tmp_path: Path) -> None:
     server = ServerProc(tmp_path / "data", tmp_path / "server.log").start()
     with running(server):
-        samples = _samples(Rest(server.url, server.ca_path).call_text("GET", "/metrics"))
+        samples = metrics(server.url + "/metrics", server.ca_path)
     assert samples["process_resident_memory_bytes"] > 0
     assert samples["process_cpu_seconds_total"] > 0
     assert samples["process_open_fds"] > 0
