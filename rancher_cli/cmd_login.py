@@ -1,5 +1,5 @@
-"""``rancher login`` (local users, directory users, GitHub's device flow), ``logout``,
-``whoami``."""
+"""``rancher login`` (local users, directory users, the device flow of GitHub or of an OpenID
+Connect issuer), ``logout``, ``whoami``."""
 
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ from rancher_cli.constants import (
     DEVICE_DEFAULT_EXPIRY_S,
     DEVICE_DEFAULT_INTERVAL_S,
     DEVICE_LOGIN_PROVIDERS,
+    DEVICE_PATHS,
     DEVICE_POLL_MIN_INTERVAL_S,
+    DEVICE_WHERE,
     EXIT_AUTH,
     EXIT_INTERRUPTED,
     EXIT_SERVER_ERROR,
@@ -26,8 +28,6 @@ from rancher_cli.constants import (
     EXIT_UNREACHABLE,
     EXIT_UNTRUSTED,
     EXIT_USAGE,
-    GITHUB_DEVICE_CODE_PATH,
-    GITHUB_DEVICE_LOGIN_PATH,
     LOGIN_PATH,
     LOGIN_PROVIDERS,
     LOGIN_TOKEN_DESCRIPTION,
@@ -120,22 +120,23 @@ def _duration(seconds: float) -> str:
     return f"{round(seconds / SECONDS_PER_MINUTE)} minutes"
 
 
-def _device_refused(exc: CliError, server: str) -> CliError:
+def _device_refused(exc: CliError, server: str, provider: str) -> CliError:
     if exc.status == HTTP_BAD_REQUEST:
         return CliError(f"the server no longer knows this device login ({exc.detail}: expired, "
                         f"used, or the server restarted): run `rancher login {server} "
-                        "--provider github` again", EXIT_AUTH, exc.status)
+                        f"--provider {provider}` again", EXIT_AUTH, exc.status)
     if exc.code == EXIT_AUTH or exc.status == HTTP_FORBIDDEN:
-        return CliError(f"GitHub login refused: {exc.detail or exc.message}", EXIT_AUTH,
-                        exc.status)
+        return CliError(f"{DEVICE_WHERE[provider]} login refused: {exc.detail or exc.message}",
+                        EXIT_AUTH, exc.status)
     return exc
 
 
 def _device_login(api: Api, server: str, provider: str) -> str:
-    """GitHub's device flow (RFC 8628) through the server: show the code, poll until the user
-    entered it, as often as the server says and no longer than the code lives."""
+    """The device flow (RFC 8628) of GitHub or the OIDC issuer, through the server: show the
+    code, poll until the user entered it, as often as the server says and no longer than the
+    code lives."""
     try:
-        start = api.call("POST", GITHUB_DEVICE_CODE_PATH, {})
+        start = api.call("POST", f"{DEVICE_PATHS[provider]}?action=deviceCode", {})
     except CliError as exc:
         if exc.status == HTTP_NOT_FOUND:
             raise CliError(f"{server} does not take {provider} logins (the provider is not "
@@ -155,20 +156,23 @@ def _device_login(api: Api, server: str, provider: str) -> str:
         say(f"To log in, open {start.get('verificationUri')} and enter the code "
             f"{start.get('userCode')} (it expires in {_duration(expires_s)}). Waiting; Ctrl-C "
             "stops.")
+        if start.get("verificationUriComplete"):
+            say(f"(or open {start['verificationUriComplete']}, which carries the code)")
         while True:
             time.sleep(min(interval_s, max(0.0, deadline - time.monotonic())))
             if time.monotonic() >= deadline:
                 raise CliError("the code expired before it was entered: run `rancher login "
                                f"{server} --provider {provider}` again", EXIT_TIMEOUT)
             try:
-                answer: Any = api.call("POST", GITHUB_DEVICE_LOGIN_PATH, body)
+                answer: Any = api.call("POST", f"{DEVICE_PATHS[provider]}?action=deviceLogin",
+                                       body)
             except CliError as exc:
                 if exc.code == EXIT_UNREACHABLE or exc.status == HTTP_UNAVAILABLE:
                     if not warned:  # a blip: keep polling until the code expires
                         say(f"still waiting ({exc.message})")
                         warned = True
                     continue
-                raise _device_refused(exc, server) from exc
+                raise _device_refused(exc, server, provider) from exc
             if isinstance(answer, dict) and answer.get("pending"):
                 interval_s = max(DEVICE_POLL_MIN_INTERVAL_S,
                                  float(answer.get("interval") or interval_s))
@@ -186,7 +190,8 @@ def _device_login(api: Api, server: str, provider: str) -> str:
 @click.option("--provider", type=click.Choice(LOGIN_PROVIDERS, case_sensitive=False),
               default="local", show_default=True,
               help="local user; openldap or activedirectory (directory username and password); "
-              "github (device flow: enter a code at GitHub)")
+              "github or oidc (device flow: enter a code at GitHub or at the OpenID Connect "
+              "issuer, which must offer RFC 8628 device logins)")
 @click.option("-u", "--username", help="user to log in as (prompted if not given)")
 @click.option("-p", "--password", envvar="RANCHER_PASSWORD",
               help="the password (prompted, hidden, if not given; or $RANCHER_PASSWORD)")

@@ -30,15 +30,16 @@ STATE_ACTIVE = "active"
 # Auth providers (/v3/authconfigs/<provider>): the server's names, in the order they are listed.
 AUTH_PROVIDERS = ("openldap", "activedirectory", "github", "oidc")
 DIRECTORY_PROVIDERS = ("openldap", "activedirectory")  # username and password logins
-DEVICE_LOGIN_PROVIDERS = ("github",)  # the OAuth device flow (RFC 8628)
+DEVICE_LOGIN_PROVIDERS = ("github", "oidc")  # the OAuth device flow (RFC 8628)
 LOGIN_PROVIDERS = ("local", *DIRECTORY_PROVIDERS, *DEVICE_LOGIN_PROVIDERS)
 AUTHCONFIGS_PATH = "/v3/authconfigs"
 PROVIDER_LOGIN_PATHS = {
     "openldap": "/v3-public/openLdapProviders/openldap?action=login",
     "activedirectory": "/v3-public/activeDirectoryProviders/activedirectory?action=login",
 }
-GITHUB_DEVICE_CODE_PATH = "/v3-public/githubProviders/github?action=deviceCode"
-GITHUB_DEVICE_LOGIN_PATH = "/v3-public/githubProviders/github?action=deviceLogin"
+DEVICE_PATHS = {"github": "/v3-public/githubProviders/github",
+                "oidc": "/v3-public/oidcProviders/oidc"}  # ?action=deviceCode / deviceLogin
+DEVICE_WHERE = {"github": "GitHub", "oidc": "the OpenID Connect issuer"}
 # Write-only settings: never returned by the API (shown as "" with passwordSet / secretSet), so
 # never taken from --set (a command line is visible to every user of the machine in ps).
 SECRET_FIELDS = ("serviceAccountPassword", "clientSecret")

@@ -498,43 +498,71 @@ DEVICE_LOGIN: Schema = {"type": "object", "required": ["deviceHandle"], "propert
     "deviceHandle": {"type": "string", "minLength": 1, "maxLength": MAX_FIELD_CHARS}}}
 
 
-@endpoint("POST", OAUTH_PATHS[GITHUB], "Start a GitHub device login (for a CLI): the code the "
-          "user enters at GitHub, and the handle to poll deviceLogin with", auth=AUTH_PUBLIC,
-          action="deviceCode", errors=_REDIRECT_ERRORS)
-async def github_device_code(ctx: Ctx) -> web.Response:
+DEVICE_WHERE = {GITHUB: "GitHub", OIDC: "the OpenID Connect issuer"}
+_DEVICE_LOGIN_ERRORS: dict[int, str] = {
+    202: "pending: poll again after 'interval' seconds", 400: "unknown or expired device login",
+    **_CALLBACK_ERRORS}
+
+
+async def _device_code(ctx: Ctx, provider: str) -> web.Response:
     try:
-        out = await oauth(ctx.state).device_begin(GITHUB)
+        out = await oauth(ctx.state).device_begin(provider)
     except ProviderDisabled as e:
-        raise ApiError(404, "auth provider 'github' is not enabled") from e
+        raise ApiError(404, f"auth provider {provider!r} is not enabled") from e
     except OAuthError as e:
-        raise ApiError(503, f"GitHub device login unavailable ({e.stage}): {e.message}") from e
+        raise ApiError(503, f"{DEVICE_WHERE[provider]} device login unavailable ({e.stage}): "
+                            f"{e.message}") from e
     return web.json_response(out, headers=NO_STORE)
 
 
-@endpoint("POST", OAUTH_PATHS[GITHUB], "Poll a GitHub device login: 202 while the user has not "
-          "entered the code, then the token", auth=AUTH_PUBLIC, action="deviceLogin",
-          body=DEVICE_LOGIN, status=201, returns="Token",
-          errors={202: "pending: poll again after 'interval' seconds",
-                  400: "unknown or expired device login", **_CALLBACK_ERRORS})
-async def github_device_login(ctx: Ctx) -> web.Response:
+async def _device_login(ctx: Ctx, provider: str) -> web.Response:
     state, remote = ctx.state, ctx.remote
     try:
-        user = await oauth(state).device_poll(GITHUB, ctx.body["deviceHandle"])
+        user = await oauth(state).device_poll(provider, ctx.body["deviceHandle"])
     except DevicePending as e:
         return web.json_response({"pending": True, "interval": e.interval_s}, status=202,
                                  headers=NO_STORE)
     except StateMismatch as e:
         raise ApiError(400, f"login refused: {e}") from e
     except ProviderDisabled as e:
-        raise ApiError(404, "auth provider 'github' is not enabled") from e
+        raise ApiError(404, f"auth provider {provider!r} is not enabled") from e
     except ProviderUnreachable as e:
         raise ApiError(503, f"the provider is unreachable ({e.stage}); local users can still "
                             f"log in") from e
     except OAuthError as e:
-        await audit_now(state, None, "login", "user:github:?", f"failure {e.stage}", remote)
+        await audit_now(state, None, "login", f"user:{provider}:?", f"failure {e.stage}", remote)
         raise ApiError(401, f"login refused ({e.stage}): {e.message}") from e
     except (NotAllowed, StoreDisabled) as e:
         raise await _refused(state, e, remote) from e
-    issued = await _issue_login(ctx, GITHUB, user)
+    issued = await _issue_login(ctx, provider, user)
     return web.json_response(token_resource(issued.token, time.time(), bearer=issued.bearer),
                              status=201, headers=NO_STORE)
+
+
+@endpoint("POST", OAUTH_PATHS[GITHUB], "Start a GitHub device login (for a CLI): the code the "
+          "user enters at GitHub, and the handle to poll deviceLogin with", auth=AUTH_PUBLIC,
+          action="deviceCode", errors=_REDIRECT_ERRORS)
+async def github_device_code(ctx: Ctx) -> web.Response:
+    return await _device_code(ctx, GITHUB)
+
+
+@endpoint("POST", OAUTH_PATHS[GITHUB], "Poll a GitHub device login: 202 while the user has not "
+          "entered the code, then the token", auth=AUTH_PUBLIC, action="deviceLogin",
+          body=DEVICE_LOGIN, status=201, returns="Token", errors=_DEVICE_LOGIN_ERRORS)
+async def github_device_login(ctx: Ctx) -> web.Response:
+    return await _device_login(ctx, GITHUB)
+
+
+@endpoint("POST", OAUTH_PATHS[OIDC], "Start an OpenID Connect device login (for a CLI; RFC 8628, "
+          "where the issuer offers it): the code the user enters at the issuer, and the handle "
+          "to poll deviceLogin with", auth=AUTH_PUBLIC, action="deviceCode",
+          errors=_REDIRECT_ERRORS)
+async def oidc_device_code(ctx: Ctx) -> web.Response:
+    return await _device_code(ctx, OIDC)
+
+
+@endpoint("POST", OAUTH_PATHS[OIDC], "Poll an OpenID Connect device login: 202 while the user "
+          "has not entered the code, then the token", auth=AUTH_PUBLIC, action="deviceLogin",
+          body=DEVICE_LOGIN, status=201, returns="Token", errors=_DEVICE_LOGIN_ERRORS)
+async def oidc_device_login(ctx: Ctx) -> web.Response:
+    return await _device_login(ctx, OIDC)

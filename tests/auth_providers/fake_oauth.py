@@ -186,7 +186,9 @@ async def discovery(request: web.Request) -> web.Response:
         "token_endpoint": w.issuer + "/token", "jwks_uri": w.issuer + "/jwks",
         "response_types_supported": ["code"], "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],
-        "code_challenge_methods_supported": ["S256"]})
+        "code_challenge_methods_supported": ["S256"],
+        **({} if w.mode == "no_device" else
+           {"device_authorization_endpoint": w.issuer + "/device/code"})})
 
 
 async def jwks(request: web.Request) -> web.Response:
@@ -232,10 +234,33 @@ def token_answer(w: World, user: str, nonce: str) -> web.Response:
         "refresh_token": refresh, "id_token": id_token(w, w.users[user], nonce)})
 
 
+async def oidc_device_code(request: web.Request) -> web.Response:
+    """RFC 8628 3.1-3.2, as Keycloak answers (the client authenticates as at the token
+    endpoint); the user enters the code at /login/device (:func:`gh_device_enter`)."""
+    w, form = request.app[WORLD], await request.post()
+    if not client_ok(request, form):
+        return web.json_response({"error": "invalid_client"}, status=401)
+    device, user_code = secrets.token_urlsafe(16), secrets.token_hex(4).upper()
+    w.devices[device] = user_code
+    return web.json_response({
+        "device_code": device, "user_code": user_code, "expires_in": 600, "interval": 1,
+        "verification_uri": f"{w.issuer}/device",
+        "verification_uri_complete": f"{w.issuer}/device?user_code={user_code}"})
+
+
 async def oidc_token(request: web.Request) -> web.Response:
     w, form = request.app[WORLD], await request.post()
     if not client_ok(request, form):
         return web.json_response({"error": "invalid_client"}, status=401)
+    if form.get("grant_type") == DEVICE_GRANT:
+        user_code = w.devices.get(str(form.get("device_code", "")), "")
+        if not user_code:
+            return web.json_response({"error": "expired_token"}, status=400)
+        user = w.approved.get(user_code)
+        if user is None:
+            return web.json_response({"error": "authorization_pending"}, status=400)
+        del w.devices[str(form["device_code"])]
+        return token_answer(w, user, "")
     if form.get("grant_type") == "refresh_token":
         user = w.refresh.pop(str(form.get("refresh_token", "")), None)
         if user is None:
@@ -295,6 +320,7 @@ def make_app(world: World) -> web.Application:
         web.get("/oidc/jwks", jwks),
         web.get("/oidc/authorize", oidc_authorize),
         web.post("/oidc/token", oidc_token),
+        web.post("/oidc/device/code", oidc_device_code),
         web.post("/test/login_as", set_login_as),
         web.post("/test/user", set_user),
         web.post("/test/revoke", revoke),

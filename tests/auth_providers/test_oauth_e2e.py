@@ -269,6 +269,56 @@ def test_oidc_bad_id_token_refused(stack: Stack, mode: str) -> None:
     assert r.status_code == 401 and "id_token" in r.json()["message"], r.text
 
 
+def _device_start(stack: Stack, path: str) -> tuple[Rest, dict[str, Any]]:
+    anon = Rest(stack.server.url, stack.server.ca_path)
+    return anon, anon.call("POST", f"{path}?action=deviceCode")
+
+
+def test_oidc_device_flow_for_a_cli(stack: Stack) -> None:
+    """RFC 8628 at the issuer, through the server (what ``rancher login --provider oidc``
+    drives): pending until the user enters the code, then a token for the ID token's subject
+    with the groups of its claim; used once; an ID token that fails validation refused at the
+    poll; an issuer without a device endpoint named as such."""
+    anon, start = _device_start(stack, OIDC)
+    assert start["verificationUri"] == stack.fake.url + "/oidc/device"
+    assert start["verificationUriComplete"].endswith(f"user_code={start['userCode']}")
+    assert "device_code" not in json.dumps(start)  # the issuer's device code stays in the server
+    handle = {"deviceHandle": start["deviceHandle"]}
+    pending = requests.post(f"{stack.server.url}{OIDC}?action=deviceLogin", json=handle,
+                            verify=str(stack.server.ca_path), timeout=HTTP_TIMEOUT_S)
+    assert pending.status_code == 202 and pending.json()["pending"] is True
+    stack.fake.post("/test/login_as", {"user": "bob"})
+    stack.fake.post("/login/device", {"user_code": start["userCode"]})
+    out = anon.call("POST", f"{OIDC}?action=deviceLogin", handle)
+    bob = Rest(stack.server.url, stack.server.ca_path, str(out["token"]))
+    me = bob.call("GET", "/v3/users?me=true")["data"][0]
+    assert me["username"] == "oidc_user://sub-bob"
+    assert stack.admin.call("GET", f"/v3/users/{me['id']}")["groups"] == ["oidc_group://ops"]
+    with pytest.raises(ApiError) as e:  # used up
+        anon.call("POST", f"{OIDC}?action=deviceLogin", handle)
+    assert e.value.status == 400
+
+    anon, start = _device_start(stack, OIDC)
+    stack.fake.post("/login/device", {"user_code": start["userCode"]})
+    stack.fake.post("/test/id_token_mode", {"mode": "bad_signature"})
+    try:
+        with pytest.raises(ApiError) as e:
+            anon.call("POST", f"{OIDC}?action=deviceLogin", {"deviceHandle": start["deviceHandle"]})
+    finally:
+        stack.fake.post("/test/id_token_mode", {"mode": "ok"})
+    assert e.value.status == 401 and "id_token" in str(e.value), e.value
+
+    stack.fake.post("/test/id_token_mode", {"mode": "no_device"})
+    try:  # a saved configuration reads the discovery document again
+        stack.admin.call("PUT", "/v3/authconfigs/oidc", {"refreshIntervalS": REFRESH_INTERVAL_S})
+        with pytest.raises(ApiError) as e:
+            _device_start(stack, OIDC)
+    finally:
+        stack.fake.post("/test/id_token_mode", {"mode": "ok"})
+        stack.admin.call("PUT", "/v3/authconfigs/oidc", {"refreshIntervalS": REFRESH_INTERVAL_S})
+    assert e.value.status == 503 and "offers no device login" in str(e.value), e.value
+
+
 def test_oidc_group_rights_then_lost_after_refresh(stack: Stack) -> None:
     stack.admin.call("POST", "/v3/projectroletemplatebindings", {
         "projectId": default_project(stack), "groupPrincipalId": OIDC_DEVS,

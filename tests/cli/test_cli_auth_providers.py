@@ -33,7 +33,7 @@ from tests.auth_providers.slapd import (
     slapd_binary,
 )
 from tests.auth_providers.test_directory_e2e import DEVS, ol_config
-from tests.auth_providers.test_oauth_e2e import Fake, github_config
+from tests.auth_providers.test_oauth_e2e import Fake, github_config, oidc_config
 from tests.procs import ServerProc
 
 from .conftest import CLI_TIMEOUT_S, Cli, one_error_line
@@ -42,6 +42,7 @@ pytestmark = pytest.mark.timeout(90)
 
 ALICE = f"openldap_user://uid=alice,ou=people,{OL_BASE}"
 BOB_GITHUB = "github_user://1002"  # the fake's bob
+ALICE_OIDC = "oidc_user://sub-alice"
 LONG_REFRESH_S = 300  # no periodic refresh while the test runs
 CODE_LINE_TIMEOUT_S = 20.0
 
@@ -217,6 +218,38 @@ def test_github_device_login_through_the_cli(admin: Cli, cli: Cli, server: Serve
     assert err.strip().splitlines()[-1] == "error: device login stopped; nothing was saved"
     assert not other.config_file.exists()
     admin.ok("auth-provider", "disable", "github")
+
+
+def test_oidc_device_login_through_the_cli(admin: Cli, cli: Cli, server: ServerProc,
+                                          fake: Fake, tmp_path: Path) -> None:
+    """``rancher login --provider oidc``: the issuer's device flow (RFC 8628); the user is the
+    ID token's subject with the groups of its claim."""
+    settings = oidc_config(fake, refreshIntervalS=LONG_REFRESH_S)
+    del settings["clientSecret"]
+    (tmp_path / "oidc.json").write_text(json.dumps(settings))
+    out = admin("auth-provider", "set", "oidc", "-f", str(tmp_path / "oidc.json"),
+                "--secret-from-env", "clientSecret=OIDC_SECRET",
+                env={"OIDC_SECRET": CLIENT_SECRET})
+    assert out.returncode == 0, out.stderr
+    proc = _popen(cli, "login", server.url, "--ca-checksum", server.ca_checksum,
+                  "--provider", "oidc")
+    try:
+        code = _user_code(proc)
+        requests.post(fake.url + "/test/login_as", json={"user": "alice"}, timeout=10)
+        requests.post(fake.url + "/login/device", json={"user_code": code}, timeout=10)
+        _, err = proc.communicate(timeout=CLI_TIMEOUT_S)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 0, err
+    assert f"user_code={code}" in err  # the link that carries the code, when the issuer gives one
+    assert cli.json("whoami")["username"] == ALICE_OIDC
+    admin.ok("auth-provider", "disable", "oidc")
+    out = cli("login", server.url, "--ca-checksum", server.ca_checksum, "--provider", "oidc")
+    assert out.returncode != 0
+    assert one_error_line(out) == (f"error: {server.url} does not take oidc logins (the provider "
+                                   "is not enabled): ask an administrator to run `rancher "
+                                   "auth-provider enable oidc`")
 
 
 class SlowDownGitHub(BaseHTTPRequestHandler):

@@ -21,6 +21,8 @@ from rancher_server.auth.providers.oauthcommon import (
     OAuthError,
     ProviderUnreachable,
     capped_groups,
+    device_answer,
+    poll_device_token,
     session,
     short,
     tls_verify,
@@ -43,9 +45,6 @@ BAD_CLIENT_ERROR = "incorrect_client_credentials"
 BAD_CODE_ERROR = "bad_verification_code"
 PROBE_CODE = "rancher-py-connection-test"
 DEVICE_CODE_PATH = "/login/device/code"
-DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"  # RFC 8628
-DEVICE_PENDING = "authorization_pending"
-DEVICE_SLOW_DOWN = "slow_down"  # RFC 8628 3.5: still pending, and poll 5 s less often from now
 CLIENT_AUTH = "client_secret_post"  # GitHub takes the client's id and secret as form fields
 
 
@@ -85,36 +84,15 @@ def device_code(cfg: OAuthConfig) -> dict[str, Any]:
         raise unreachable("device", e, cfg.web_url, cfg.certificate) from e
     except ValueError as e:
         raise OAuthError("device", "GitHub's device code answer is not JSON") from e
-    needed = ("device_code", "user_code", "verification_uri")
-    if not isinstance(doc, dict) or not all(isinstance(doc.get(k), str) for k in needed):
-        error = doc.get("error") if isinstance(doc, dict) else None
-        raise OAuthError("device", f"GitHub refused the device login: {error or 'no code'}")
-    return doc
-
-
-class DeviceSlowDown(Exception):
-    """GitHub said slow_down: the login is pending and the polling interval grows by 5 s."""
+    return device_answer(doc, "GitHub")
 
 
 def poll_device(cfg: OAuthConfig, code: str) -> dict[str, Any] | None:
     """The user's token once they entered the user code at GitHub; None while pending
     (DeviceSlowDown when GitHub asks to poll less often)."""
     client = session(cfg.client_id, cfg.client_secret, token_endpoint_auth_method=CLIENT_AUTH)
-    try:
-        token = client.fetch_token(cfg.web_url + ACCESS_TOKEN_PATH, grant_type=DEVICE_GRANT,
-                                   device_code=code, timeout=OAUTH_HTTP_TIMEOUT_S,
-                                   verify=tls_verify(cfg.certificate))
-    except requests.RequestException as e:
-        raise unreachable("token", e, cfg.web_url, cfg.certificate) from e
-    except AuthlibBaseError as e:
-        if e.error == DEVICE_SLOW_DOWN:
-            raise DeviceSlowDown() from e
-        if e.error == DEVICE_PENDING:
-            return None
-        raise OAuthError("token", f"GitHub refused the device login: {e.error}") from e
-    except ValueError as e:
-        raise OAuthError("token", "GitHub's token answer is not JSON") from e
-    return dict(token)
+    return poll_device_token(client, cfg.web_url + ACCESS_TOKEN_PATH, code, cfg.certificate,
+                             "GitHub")
 
 
 def _get_all(client: Any, url: str, certificate: str) -> list[dict[str, Any]]:

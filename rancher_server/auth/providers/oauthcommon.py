@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.requests_client import OAuth2Session
 
 from rancher_server.auth.providers.constants import MAX_DIRECTORY_GROUPS_PER_USER
@@ -32,6 +33,10 @@ MAX_ERROR_BODY_CHARS = 200
 STAGE_TLS = "tls"
 PEM_CERTIFICATE = "-----BEGIN CERTIFICATE-----"
 _VERIFY_FAILED = re.compile(r"certificate verify failed: ([^(]+)")
+DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"  # RFC 8628
+DEVICE_PENDING = "authorization_pending"
+DEVICE_SLOW_DOWN = "slow_down"  # RFC 8628 3.5: still pending, and poll 5 s less often from now
+DEVICE_NEEDED = ("device_code", "user_code", "verification_uri")
 
 
 @dataclass(frozen=True)
@@ -145,3 +150,35 @@ def capped_groups(groups: set[str]) -> tuple[str, ...]:
 
 def short(text: str) -> str:
     return text[:MAX_ERROR_BODY_CHARS]
+
+
+class DeviceSlowDown(Exception):
+    """The provider said slow_down: the login is pending and the polling interval grows by 5 s."""
+
+
+def device_answer(doc: object, who: str) -> dict[str, Any]:
+    """A device authorization answer (RFC 8628 3.2) with what the CLI needs, or OAuthError."""
+    if not isinstance(doc, dict) or not all(isinstance(doc.get(k), str) for k in DEVICE_NEEDED):
+        error = doc.get("error") if isinstance(doc, dict) else None
+        raise OAuthError("device", f"{who} refused the device login: {error or 'no code'}")
+    return doc
+
+
+def poll_device_token(client: OAuth2Session, url: str, device_code: str, certificate: str,
+                      who: str) -> dict[str, Any] | None:
+    """One poll of a device login at the token endpoint (RFC 8628 3.4): the token once the user
+    entered the code; None while pending; DeviceSlowDown when asked to poll less often."""
+    try:
+        token = client.fetch_token(url, grant_type=DEVICE_GRANT, device_code=device_code,
+                                   timeout=OAUTH_HTTP_TIMEOUT_S, verify=tls_verify(certificate))
+    except requests.RequestException as e:
+        raise unreachable("token", e, url, certificate) from e
+    except AuthlibBaseError as e:
+        if e.error == DEVICE_SLOW_DOWN:
+            raise DeviceSlowDown() from e
+        if e.error == DEVICE_PENDING:
+            return None
+        raise OAuthError("token", f"{who} refused the device login: {e.error}") from e
+    except ValueError as e:
+        raise OAuthError("token", f"{who}'s token answer is not JSON") from e
+    return dict(token)

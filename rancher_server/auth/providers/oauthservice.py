@@ -40,6 +40,7 @@ from rancher_server.auth.providers.constants import (
 from rancher_server.auth.providers.ldap import DirectoryUser
 from rancher_server.auth.providers.oauthcommon import (
     CredentialRefused,
+    DeviceSlowDown,
     Identity,
     OAuthError,
     ProviderUnreachable,
@@ -236,23 +237,29 @@ class OAuthService:
         return user
 
     async def device_begin(self, provider: str) -> dict[str, Any]:
-        """Start a GitHub device login (for the CLI): what to show the user, and the handle to
-        poll with (GitHub's device_code stays here)."""
+        """Start a device login (for the CLI) at GitHub or the OIDC issuer: what to show the
+        user, and the handle to poll with (the provider's device_code stays here)."""
         cfg = self._enabled(provider)
-        doc = await asyncio.to_thread(github.device_code, cfg)
+        if provider == GITHUB:
+            doc = await asyncio.to_thread(github.device_code, cfg)
+        else:
+            doc = await asyncio.to_thread(oidc.device_code, cfg, await self._metadata(cfg))
         interval = int(doc.get("interval") or DEVICE_DEFAULT_INTERVAL_S)
         expires_in = float(doc.get("expires_in") or PENDING_TTL_S)
         handle = secrets.token_urlsafe(STATE_BYTES)
         expires_at = time.time() + expires_in
         await self._remember("device", handle, DeviceLogin(
             doc["device_code"], interval, expires_at), expires_at)
-        return {"deviceHandle": handle, "userCode": doc["user_code"],
-                "verificationUri": doc["verification_uri"], "interval": interval,
-                "expiresIn": int(expires_in)}
+        out = {"deviceHandle": handle, "userCode": doc["user_code"],
+               "verificationUri": doc["verification_uri"], "interval": interval,
+               "expiresIn": int(expires_in)}
+        if isinstance(doc.get("verification_uri_complete"), str):
+            out["verificationUriComplete"] = doc["verification_uri_complete"]
+        return out
 
     async def device_poll(self, provider: str, handle: str) -> User:
-        """The user once they entered the code at GitHub. Raises DevicePending, StateMismatch
-        (unknown or expired handle) and what :meth:`complete` raises."""
+        """The user once they entered the code at the provider. Raises DevicePending,
+        StateMismatch (unknown or expired handle) and what :meth:`complete` raises."""
         cfg = self._enabled(provider)
         store, key = self.state.store, self._key("device", handle)
         doc = self._open(key, await asyncio.to_thread(store.get_pending_login, key,
@@ -260,12 +267,16 @@ class OAuthService:
         if doc is None:
             raise StateMismatch("unknown or expired device login; start again")
         login = DeviceLogin(**doc)
+        meta = None if provider == GITHUB else await self._metadata(cfg)
         try:
-            token = await asyncio.to_thread(github.poll_device, cfg, login.device_code)
-        except github.DeviceSlowDown:
-            # For this and every later poll, on any replica (GitHub keeps answering slow_down
-            # otherwise): the client polls at the interval this answer gives it. Not brought
-            # back if a concurrent poll finished the login.
+            if meta is None:
+                token = await asyncio.to_thread(github.poll_device, cfg, login.device_code)
+            else:
+                token = await asyncio.to_thread(oidc.poll_device, cfg, meta, login.device_code)
+        except DeviceSlowDown:
+            # For this and every later poll, on any replica (the provider keeps answering
+            # slow_down otherwise): the client polls at the interval this answer gives it. Not
+            # brought back if a concurrent poll finished the login.
             login = replace(login, interval_s=login.interval_s + DEVICE_SLOW_DOWN_S)
             await asyncio.to_thread(store.replace_pending_login, key, self._seal(key, login),
                                     time.time())
@@ -273,7 +284,10 @@ class OAuthService:
         if token is None:
             raise DevicePending(login.interval_s)
         await asyncio.to_thread(store.take_pending_login, key, float("-inf"))
-        ident = await asyncio.to_thread(github.identity, cfg, token)
+        if meta is None:
+            ident = await asyncio.to_thread(github.identity, cfg, token)
+        else:  # no nonce in the device flow (RFC 8628); signature, issuer, audience, expiry
+            ident = oidc.identity(cfg, oidc.validate_id_token(cfg, meta, token, None))
         if not is_allowed(cfg, ident):
             raise NotAllowed(ident.principal_id)
         user = await self._sync(ident)

@@ -1,11 +1,12 @@
 """OpenID Connect (Keycloak, Dex, Okta style) through authlib: issuer discovery
 (``<issuer>/.well-known/openid-configuration``), the authorization code flow with PKCE (S256),
-state and nonce, and ID token validation (signature against the issuer's JWKS, ``iss``, ``aud``,
-``exp``, ``nonce``) with authlib's claims classes over joserfc. The user is ``oidc_user://<sub>``,
-their groups ``oidc_group://<name>`` from the configured claim. Every call (discovery, JWKS,
-token) verifies the issuer's certificate against the configured ``certificate`` (an issuer with a
-private CA), or the system's trust store without one. Synchronous (requests under authlib): the
-service runs it in a thread."""
+state and nonce, the device flow for the CLI (RFC 8628, where the issuer offers it), and ID
+token validation (signature against the issuer's JWKS, ``iss``, ``aud``, ``exp``, ``nonce``)
+with authlib's claims classes over joserfc. The user is ``oidc_user://<sub>``, their groups
+``oidc_group://<name>`` from the configured claim. Every call (discovery, JWKS, token) verifies
+the issuer's certificate against the configured ``certificate`` (an issuer with a private CA),
+or the system's trust store without one. Synchronous (requests under authlib): the service runs
+it in a thread."""
 
 from __future__ import annotations
 
@@ -30,6 +31,8 @@ from rancher_server.auth.providers.oauthcommon import (
     ProviderUnreachable,
     TokenInvalid,
     capped_groups,
+    device_answer,
+    poll_device_token,
     session,
     tls_verify,
     unreachable,
@@ -45,6 +48,7 @@ INVALID_GRANT = "invalid_grant"
 INVALID_CLIENT = "invalid_client"
 PROBE_CODE = "rancher-py-connection-test"
 REQUIRED_METADATA = ("issuer", "authorization_endpoint", "token_endpoint", "jwks_uri")
+DEVICE_ENDPOINT = "device_authorization_endpoint"  # RFC 8628 4: the issuer's device login
 
 
 @dataclass
@@ -137,6 +141,36 @@ def exchange(cfg: OAuthConfig, meta: Metadata, redirect_uri: str, code: str,
 
 def refresh(cfg: OAuthConfig, meta: Metadata, refresh_token: str) -> dict[str, Any]:
     return _token_call(cfg, meta, refresh_token=refresh_token)
+
+
+def device_code(cfg: OAuthConfig, meta: Metadata) -> dict[str, Any]:
+    """Start a device login (RFC 8628) at the issuer's device authorization endpoint, as the
+    configured client (HTTP Basic, as at the token endpoint): device_code, user_code,
+    verification_uri (and maybe verification_uri_complete), interval, expires_in."""
+    url = meta.doc.get(DEVICE_ENDPOINT)
+    if not isinstance(url, str) or not url:
+        raise OAuthError("device", "the issuer offers no device login (its discovery document "
+                                   f"has no {DEVICE_ENDPOINT}); log in with the browser")
+    try:
+        resp = requests.post(url, timeout=OAUTH_HTTP_TIMEOUT_S,
+                             data={"client_id": cfg.client_id, "scope": cfg.scopes},
+                             auth=(cfg.client_id, cfg.client_secret),
+                             headers={"Accept": "application/json"},
+                             verify=tls_verify(cfg.certificate))
+        doc = resp.json()
+    except requests.RequestException as e:
+        raise unreachable("device", e, url, cfg.certificate) from e
+    except ValueError as e:
+        raise OAuthError("device", f"{url}: not JSON") from e
+    return device_answer(doc, "the issuer")
+
+
+def poll_device(cfg: OAuthConfig, meta: Metadata, code: str) -> dict[str, Any] | None:
+    """The tokens (an ID token among them) once the user entered the code at the issuer; None
+    while pending (DeviceSlowDown when asked to poll less often)."""
+    client = session(cfg.client_id, cfg.client_secret)
+    return poll_device_token(client, meta.doc["token_endpoint"], code, cfg.certificate,
+                             "the issuer")
 
 
 def validate_id_token(cfg: OAuthConfig, meta: Metadata, token: dict[str, Any],
