@@ -117,6 +117,11 @@ def build_state(config: ServerConfig) -> ServerState:
     )
 
 
+async def _close_store_last(app: web.Application) -> AsyncIterator[None]:
+    yield
+    app[STATE].store.close()
+
+
 def create_app(state: ServerState) -> web.Application:
     app = web.Application(client_max_size=1024 * 1024,
                           middlewares=[forward_middleware(_forwarder), error_middleware,
@@ -130,6 +135,9 @@ def create_app(state: ServerState) -> web.Application:
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/v3/settings/cacerts", cacerts)
     app.add_routes(tunnel_endpoint.routes())
+    # First in, so last out: every task that reads the store (cluster controllers, directory
+    # refresh, access) has stopped before it is closed.
+    app.cleanup_ctx.append(_close_store_last)
     api.setup(app)
     ui.setup(app)  # the web UI at /ui/ (docs/ui.md)
     app.add_routes(proxy.routes())
@@ -170,7 +178,6 @@ def create_app(state: ServerState) -> web.Application:
         await access_task
         await guard_task
         await app[proxy.POOL].close()
-        app[STATE].store.close()
 
     app.cleanup_ctx.append(lifecycle)
     app.cleanup_ctx.append(revalidation_ctx)
