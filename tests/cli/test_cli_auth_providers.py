@@ -178,6 +178,23 @@ def _user_code(proc: subprocess.Popen[str]) -> str:
     return line.split("enter the code ")[1].split()[0]
 
 
+def _device_login(cli: Cli, server: ServerProc, fake: Fake, provider: str,
+                  user: str) -> tuple[int, str, str]:
+    """``rancher login --provider <provider>`` with ``user`` entering the code it shows at the
+    fake provider: (exit code, the code, stderr)."""
+    proc = _popen(cli, "login", server.url, "--ca-checksum", server.ca_checksum,
+                  "--provider", provider)
+    try:
+        code = _user_code(proc)
+        requests.post(fake.url + "/test/login_as", json={"user": user}, timeout=10)
+        requests.post(fake.url + "/login/device", json={"user_code": code}, timeout=10)
+        _, err = proc.communicate(timeout=CLI_TIMEOUT_S)
+    finally:
+        proc.kill()
+        proc.wait()
+    return proc.returncode, code, err
+
+
 def test_github_device_login_through_the_cli(admin: Cli, cli: Cli, server: ServerProc,
                                             fake: Fake, tmp_path: Path) -> None:
     settings = github_config(fake, refreshIntervalS=LONG_REFRESH_S)
@@ -191,22 +208,14 @@ def test_github_device_login_through_the_cli(admin: Cli, cli: Cli, server: Serve
     assert out.returncode == 0, out.stderr
     assert {"api", "client"} <= {line.split()[0] for line in out.stdout.splitlines() if line}
 
-    login = ["login", server.url, "--ca-checksum", server.ca_checksum, "--provider", "github"]
-    proc = _popen(cli, *login)
-    try:
-        code = _user_code(proc)
-        requests.post(fake.url + "/test/login_as", json={"user": "bob"}, timeout=10)
-        requests.post(fake.url + "/login/device", json={"user_code": code}, timeout=10)
-        _, err = proc.communicate(timeout=CLI_TIMEOUT_S)
-    finally:
-        proc.kill()
-        proc.wait()
-    assert proc.returncode == 0, err
+    rc, _, err = _device_login(cli, server, fake, "github", "bob")
+    assert rc == 0, err
     assert cli.json("whoami")["username"] == BOB_GITHUB
 
     # Ctrl-C while waiting: stops at once, one line, 130, nothing saved.
     other = Cli(tmp_path / "interrupted")
-    proc = _popen(other, *login)
+    proc = _popen(other, "login", server.url, "--ca-checksum", server.ca_checksum,
+                  "--provider", "github")
     try:
         _user_code(proc)
         proc.send_signal(signal.SIGINT)
@@ -231,17 +240,8 @@ def test_oidc_device_login_through_the_cli(admin: Cli, cli: Cli, server: ServerP
                 "--secret-from-env", "clientSecret=OIDC_SECRET",
                 env={"OIDC_SECRET": CLIENT_SECRET})
     assert out.returncode == 0, out.stderr
-    proc = _popen(cli, "login", server.url, "--ca-checksum", server.ca_checksum,
-                  "--provider", "oidc")
-    try:
-        code = _user_code(proc)
-        requests.post(fake.url + "/test/login_as", json={"user": "alice"}, timeout=10)
-        requests.post(fake.url + "/login/device", json={"user_code": code}, timeout=10)
-        _, err = proc.communicate(timeout=CLI_TIMEOUT_S)
-    finally:
-        proc.kill()
-        proc.wait()
-    assert proc.returncode == 0, err
+    rc, code, err = _device_login(cli, server, fake, "oidc", "alice")
+    assert rc == 0, err
     assert f"user_code={code}" in err  # the link that carries the code, when the issuer gives one
     assert cli.json("whoami")["username"] == ALICE_OIDC
     admin.ok("auth-provider", "disable", "oidc")
