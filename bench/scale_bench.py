@@ -399,7 +399,9 @@ def measure(env: Env, plan: Plan, base: dict[str, Any] | None,
     for i in range(plan.rounds):
         k0 = kernel_drops()
         before, t0 = cpu_s(env.pid), time.monotonic()
+        t_round = time.time()
         proxy.append(kubectl_get(env.proxy_url, env.admin_token, 1, plan.proxy_s))
+        log(f"round {i + 1} at {t_round:.3f}: p99 {proxy[-1].p99_ms:.2f} ms")
         proxy_cpu += cpu_s(env.pid) - before
         proxy_wall += time.monotonic() - t0
         k1 = kernel_drops()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import ssl as ssl_module
 import time
 from collections import deque
@@ -43,6 +44,13 @@ KEEPALIVE_GRACE_S = 0.02  # before declaring the peer dead, let already-arrived 
 KEEPALIVE_DEADLINE_SLACK_S = 0.001  # wake just past the pong deadline, not just before it
 HEARD_PING_FACTOR = 1.5  # the server pings a peer it has not heard from for this many intervals
 KEEPALIVE_MIN_SLEEP_S = 0.001  # a deadline already passed is looked at again after this
+# Each next ping comes after a random part of the interval's last fifth (never later than the
+# interval, so no deadline moves). Without it sessions that shook hands together, or whose timers
+# all came due during one stall of the loop (a full garbage collection at 10,000 sessions stops
+# it for ~1 s), ping in step forever: a burst every interval that held the server's loop for
+# 20-40 ms and was the tail of every proxied request that met it.
+KEEPALIVE_JITTER = 0.2
+_JITTER = random.Random()  # timing only, nothing secret
 WS_CLOSE_GOING_AWAY = 1001
 WS_CLOSE_PROTOCOL_ERROR = 1002
 WS_CLOSE_POLICY_VIOLATION = 1008  # the peer exceeded a per-peer bound
@@ -780,7 +788,10 @@ class Session:
                 self._conn.ping(now)
                 self._kick()
                 self._ka_last_ping = now
-            self._ka_next_ping = now + interval
+            # the first interval after the handshake is anywhere in (0, 1]: sessions that came
+            # up together are spread at once
+            spread = 1.0 if self._ka_next_ping == 0.0 else KEEPALIVE_JITTER
+            self._ka_next_ping = now + interval * (1.0 - spread * _JITTER.random())
         deadline = min(self._ka_next_ping, self._last_pong + pong_timeout)
         if server:
             deadline = min(deadline, self._last_heard + timeout)
@@ -815,8 +826,9 @@ class Session:
             await self.wait_ready()
         except SessionClosed:
             return  # the keepalive task reports the failed handshake
-        while True:
-            await asyncio.sleep(self.limits.sync_interval_s)
+        while True:  # jittered like the pings, for the same reason
+            await asyncio.sleep(self.limits.sync_interval_s
+                                * (1.0 - KEEPALIVE_JITTER * _JITTER.random()))
             if self._conn.closed:
                 return
             self._conn.sync()

@@ -4,6 +4,8 @@ busy its streams are."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import socket
 import time
 
@@ -12,7 +14,7 @@ import pytest
 from rancher_tunnel.constants import Limits
 from rancher_tunnel.frames import Role
 from rancher_tunnel.protocol import Connection
-from rancher_tunnel.session import Session
+from rancher_tunnel.session import KEEPALIVE_JITTER, Session
 from rancher_tunnel.stream import IncomingStream
 from rancher_tunnel.wsadapter import StreamWebSocket
 
@@ -152,3 +154,44 @@ async def test_peer_that_never_says_hello_is_closed_at_the_handshake_deadline() 
     assert limits.handshake_timeout_s <= elapsed < limits.handshake_timeout_s + 1.0, elapsed
     assert session.connection.pings_sent == 0
     w2.close()
+
+
+async def test_pings_of_sessions_that_came_up_together_are_spread() -> None:
+    """Sessions that shook hands at the same moment (a reconnect storm, or timers that all came
+    due during one stall of the loop) do not ping in step: the first interval after the
+    handshake is a random part of the interval, and every later one a random part of its last
+    fifth, never longer than the interval (no liveness deadline moves)."""
+    from .conftest import socketpair_sessions
+
+    interval = 0.2
+    limits = Limits(ping_interval_s=interval, pong_timeout_s=1.0, close_timeout_s=0.5)
+    pairs = 8
+    agents: list[Session] = []
+    seen: list[list[float]] = [[] for _ in range(pairs)]  # when each agent's pings went out
+
+    async def watch() -> None:
+        counts = [0] * pairs
+        while True:
+            for i, a in enumerate(agents):
+                if a._conn.pings_sent != counts[i]:
+                    counts[i] = a._conn.pings_sent
+                    seen[i].append(time.monotonic())
+            await asyncio.sleep(0.002)
+
+    watcher = asyncio.create_task(watch())
+    async with contextlib.AsyncExitStack() as stack:
+        for _ in range(pairs):
+            agents.append((await stack.enter_async_context(
+                socketpair_sessions(limits=limits))).agent)
+        await asyncio.sleep(8 * interval)
+    watcher.cancel()
+    # the first ping goes at the handshake; the next, without the spread, one interval later
+    # for every session
+    offsets = sorted(times[1] - times[0] for times in seen)
+    assert offsets[-1] - offsets[0] > 0.25 * interval, offsets
+    gaps = [b - a for times in seen for a, b in itertools.pairwise(times[1:])]
+    assert len(gaps) >= pairs * 3, gaps
+    slack = 0.05  # this polling and a loaded machine's scheduling
+    low, high = interval * (1 - KEEPALIVE_JITTER) - slack, interval + slack
+    assert all(low <= g <= high for g in gaps), gaps
+    assert max(gaps) - min(gaps) > 0.05 * interval, gaps  # jittered, not a fixed interval
