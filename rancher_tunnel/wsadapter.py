@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import random
 import struct
+import traceback
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
@@ -223,7 +224,16 @@ class AiohttpWebSocket:
         raise RemoteProtocolError(f"unexpected websocket message type {msg.type.name}")
 
     async def close(self, code: int, reason: str) -> None:
-        await self._ws.close(code=code, message=reason.encode()[:120])
+        try:
+            await self._ws.close(code=code, message=reason.encode()[:120])
+        finally:
+            # aiohttp keeps a failed close's exception (a peer already gone), and its traceback
+            # holds the frames that hold this websocket: a reference cycle that kept the whole
+            # session for the next full garbage collection (~90 objects a session)
+            exc = self._ws.exception()
+            if exc is not None:
+                traceback.clear_frames(exc.__traceback__)
+                exc.__traceback__ = None
 
     def abort(self) -> None:
         self._transport.abort()

@@ -63,6 +63,10 @@ class WebSocketProtocolError(RemoteProtocolError):
         self.close_code = close_code
 
 
+def _ignore(*_: object) -> None:
+    """A dropped callback (after the connection is lost)."""
+
+
 class WsReaderProtocol(asyncio.BufferedProtocol):
     """Reads websocket frames; see the module docstring.
 
@@ -168,7 +172,13 @@ class WsReaderProtocol(asyncio.BufferedProtocol):
         self._msg = self._msg_view = None
         self._frag = None
         self.done = True
-        self._on_lost(exc)
+        on_lost = self._on_lost
+        # Nothing more can arrive. The callbacks are bound methods of the websocket and the
+        # session, which hold this protocol: dropped, so that an ended session is freed by
+        # reference counting instead of waiting, with all it holds, for a full collection.
+        self._on_message, self._on_ping, self._on_close = _ignore, _ignore, _ignore
+        self._on_error, self._on_lost, self._on_eof, self._flow = _ignore, _ignore, None, None
+        on_lost(exc)
 
     # ----------------------------------------------------------------- parsing
 

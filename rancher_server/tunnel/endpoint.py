@@ -96,6 +96,7 @@ async def _serve(request: web.Request, register: bool) -> web.StreamResponse:
     try:
         await session.run()
     finally:
+        holder.clear()  # the handler's way back to the session: a cycle once the session ends
         state.sessions.remove(identity, session)
         st = session.stats
         state.collector.closed_bytes_in += st.bytes_in

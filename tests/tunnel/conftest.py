@@ -105,14 +105,17 @@ async def aiohttp_sessions(
     on_stream: Callable[[IncomingStream], Awaitable[None]] | None = serve_any,
 ) -> AsyncIterator[Pair]:
     """A server Session behind a real aiohttp websocket endpoint and an agent dialing it."""
-    ready: asyncio.Future[Session] = asyncio.get_running_loop().create_future()
+    # handed over through a list emptied once taken: nothing of the app keeps the session
+    ready = asyncio.Event()
+    holder: list[Session] = []
     server_task: list[asyncio.Task[None]] = []
 
     async def connect(request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(max_msg_size=WS_MAX_MESSAGE_BYTES, compress=False)
         await ws.prepare(request)
         session = Session(ws, Role.SERVER, name="aiohttp-server", limits=limits)
-        ready.set_result(session)
+        holder.append(session)
+        ready.set()
         await session.run()
         return ws
 
@@ -128,7 +131,8 @@ async def aiohttp_sessions(
         )
         agent = Session(ws, Role.AGENT, name="aiohttp-agent", limits=limits, on_stream=on_stream)
         agent_task = asyncio.create_task(agent.run())
-        server = await ready
+        await ready.wait()
+        server = holder.pop()
         pair = Pair(server, agent, [agent_task, *server_task])
         try:
             await server.wait_ready()

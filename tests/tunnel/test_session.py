@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import time
+import weakref
 
 import pytest
 
@@ -13,7 +15,7 @@ from rancher_tunnel.errors import DialRefused, SessionClosed
 from rancher_tunnel.messages import Health, Message
 from rancher_tunnel.stream import IncomingStream
 
-from .conftest import socketpair_sessions, tcp_server
+from .conftest import aiohttp_sessions, socketpair_sessions, tcp_server
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -352,3 +354,29 @@ async def test_close_callbacks_run_once_when_the_session_ends() -> None:
         p.server.add_close_callback(lambda: calls.append("late"))
         await asyncio.sleep(0)
         assert calls.count("late") == 1 and calls.count("server") == 1
+
+
+@pytest.mark.parametrize("over", ["socketpair", "aiohttp"])
+async def test_a_closed_session_is_freed_by_reference_counting(over: str) -> None:
+    """Once a session has ended nothing of it waits for the cyclic garbage collector: with
+    10,000 sessions a full collection stops the server's loop for about a second, and closed
+    sessions kept in reference cycles (TaskGroup's exception group holds the frame that holds
+    it) made that pass come sooner and freed them only then."""
+    limits = Limits(ping_interval_s=0.05, pong_timeout_s=1.0, close_timeout_s=0.5)
+    gc.collect()
+    gc.disable()
+    try:
+        sessions = socketpair_sessions if over == "socketpair" else aiohttp_sessions
+        async with sessions(limits=limits) as pair:
+            refs = [weakref.ref(pair.server), weakref.ref(pair.agent)]
+            await asyncio.sleep(0.2)  # pings and pongs both ways
+            assert not pair.server.closed
+        del pair
+        for _ in range(100):  # the loop's callbacks of the closed connections run
+            if all(r() is None for r in refs):
+                break
+            await asyncio.sleep(0.02)
+        alive = [s for r in refs if (s := r()) is not None]
+        assert not alive, [type(r).__name__ for s in alive for r in gc.get_referrers(s)]
+    finally:
+        gc.enable()
