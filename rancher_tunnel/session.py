@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
 import ssl as ssl_module
 import time
@@ -226,12 +227,13 @@ class Session:
         try:
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
-                self._spawn("reader", self._reader())
-                self._spawn("writer", self._writer())
+                if not self._start_push():
+                    self._spawn("reader", self._pull_reader)
+                self._spawn("writer", self._writer)
                 self._ka_timer = self._loop.call_later(self.limits.handshake_timeout_s,
                                                        self._keepalive)
                 if self.role is Role.AGENT:
-                    self._spawn("sync", self._sync_loop())
+                    self._spawn("sync", self._sync_loop)
         except* _Stop as stopped:
             # The group's traceback holds TaskGroup.__aexit__'s finished frame, whose local holds
             # the group: a cycle that kept the whole session (~50 objects, ~90 in the server)
@@ -477,17 +479,24 @@ class Session:
 
     # ------------------------------------------------------------------ tasks
 
-    def _spawn(self, name: str, coro: Awaitable[None]) -> None:
+    def _spawn(self, name: str, work: Callable[[], Awaitable[None]]) -> None:
         assert self._tg is not None
-        self._tg.create_task(self._guard(name, coro), name=f"tunnel:{self.name}:{name}")
+        guard = self._guard(name, work)
+        try:
+            self._tg.create_task(guard, name=f"tunnel:{self.name}:{name}")
+        except RuntimeError:  # the group is stopping: never started, closed here
+            guard.close()
+            raise
 
     def _set_reason(self, reason: str) -> None:
         if self._close_reason is None:
             self._close_reason = reason
 
-    async def _guard(self, name: str, coro: Awaitable[None]) -> None:
+    async def _guard(self, name: str, work: Callable[[], Awaitable[None]]) -> None:
+        """``work()`` is only called here: a task cancelled before it starts leaves no
+        coroutine never awaited."""
         try:
-            await coro
+            await work()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -510,18 +519,28 @@ class Session:
             tr._session_lost(SessionClosed(reason))
         self._transports.clear()
 
-    async def _reader(self) -> None:
+    def _start_push(self) -> bool:
+        """Push mode where the websocket offers it: messages are handled from the transport's
+        read callback, and the reader's end runs as a task only once the input has ended (no
+        task per session waiting for it meanwhile: memory and collector work at 10,000
+        sessions). False: the caller reads with :meth:`_pull_reader`."""
         start_push = getattr(self._ws, "start_push", None)
-        if start_push is not None:
-            end: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-            self._input_end = end
-            if start_push(self._on_ws_message, self._on_ws_end):
-                try:
-                    await self._push_reader(end)
-                finally:
-                    self._input_done = True
-                return
-        await self._pull_reader()
+        if start_push is None:
+            return False
+        end: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        self._input_end = end
+        if not start_push(self._on_ws_message, self._on_ws_end):
+            self._input_end = None
+            return False
+        end.add_done_callback(self._input_ended)
+        return True
+
+    def _input_ended(self, end: asyncio.Future[object]) -> None:
+        self._input_done = True
+        if self._tg is None:
+            return  # the session has ended already
+        with contextlib.suppress(RuntimeError):  # the task group is already stopping it
+            self._spawn("reader", functools.partial(self._push_reader, end))
 
     def _on_ws_message(self, data: bytes | bytearray) -> None:
         """Push mode: one websocket message, delivered from the transport's read callback."""
@@ -861,6 +880,8 @@ class Session:
 
     async def _teardown(self) -> None:
         self._closed = True
+        self._input_done = True
+        self._input_end = None  # its callback holds this session: no cycle left behind
         reason = self._close_reason or "session closed"
         self._lose_transports()
         if self._abort_ws:
