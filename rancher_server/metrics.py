@@ -7,7 +7,10 @@ deployment-wide and taken with max() instead)."""
 from __future__ import annotations
 
 import gc
+import time
+from bisect import bisect_left
 from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import (
     GC_COLLECTOR,
@@ -15,7 +18,12 @@ from prometheus_client import (
     PROCESS_COLLECTOR,
     CollectorRegistry,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from rancher_server.tunnel.registry import SessionRegistry
@@ -124,14 +132,69 @@ class FrozenHeapCollector(Collector):
                                 value=gc.get_freeze_count())
 
 
+# Upper bounds of ``python_gc_pause_seconds``: a young collection takes well under a
+# millisecond; a full one over 10,000 agent sessions about a second, with the loop stopped.
+GC_PAUSE_BUCKETS_S = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0)
+GC_GENERATIONS = 3
+
+
+class GcPauses:
+    """How long each pass of the cyclic garbage collector held the process, per generation: a
+    ``gc.callbacks`` timer, installed once per process (:func:`install_gc_pause_timer`)."""
+
+    def __init__(self) -> None:
+        self.counts = [[0] * (len(GC_PAUSE_BUCKETS_S) + 1) for _ in range(GC_GENERATIONS)]
+        self.sums = [0.0] * GC_GENERATIONS
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        took = time.perf_counter() - self._started
+        generation = min(int(info["generation"]), GC_GENERATIONS - 1)
+        self.sums[generation] += took
+        self.counts[generation][bisect_left(GC_PAUSE_BUCKETS_S, took)] += 1
+
+
+GC_PAUSES = GcPauses()
+
+
+def install_gc_pause_timer() -> None:
+    if GC_PAUSES not in gc.callbacks:
+        gc.callbacks.append(GC_PAUSES)
+
+
+class GcPauseCollector(Collector):
+    """``python_gc_pause_seconds{generation}``: a histogram of the collector's passes (the
+    event loop is stopped for each; a full pass over a large heap is the p99 of everything the
+    server answers meanwhile)."""
+
+    def collect(self) -> Iterator[Metric]:
+        hist = HistogramMetricFamily(
+            "python_gc_pause_seconds",
+            "Time the cyclic garbage collector held the process, per pass",
+            labels=["generation"])
+        for generation in range(GC_GENERATIONS):
+            counts, running = GC_PAUSES.counts[generation], 0
+            buckets: list[tuple[str, float]] = []
+            for bound, n in zip((*map(str, GC_PAUSE_BUCKETS_S), "+Inf"), counts, strict=True):
+                running += n
+                buckets.append((bound, running))
+            hist.add_metric([str(generation)], buckets, GC_PAUSES.sums[generation])
+        yield hist
+
+
 def make_registry(sessions: SessionRegistry) -> tuple[CollectorRegistry, TunnelCollector]:
     """The server's registry: the tunnel's figures, and the process's own that an operator's
     Prometheus expects of any service (``process_*``: CPU, memory, file descriptors;
-    ``python_gc_*``; ``python_info``)."""
+    ``python_gc_*``, with ``python_gc_pause_seconds``; ``python_info``)."""
     reg = CollectorRegistry()
     collector = TunnelCollector(sessions)
     reg.register(collector)
     for standard in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
         reg.register(standard)
     reg.register(FrozenHeapCollector())
+    install_gc_pause_timer()
+    reg.register(GcPauseCollector())
     return reg, collector

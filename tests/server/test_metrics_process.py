@@ -7,6 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+import rancher_server.metrics as metrics_module
 from tests.procs import ServerProc, metrics, running
 
 # The server's modules and start-up state are well over this many objects (about 120,000);
@@ -23,6 +26,11 @@ def test_server_exports_process_figures_and_freezes_its_start_up_heap(tmp_path: 
     assert samples["process_open_fds"] > 0
     assert 'python_gc_collections_total{generation="2"}' in samples
     assert samples["python_gc_frozen_objects"] >= MIN_FROZEN_OBJECTS
+    # the freeze's own full collection, timed by the pause histogram
+    assert samples['python_gc_pause_seconds_count{generation="2"}'] >= 1
+    assert samples['python_gc_pause_seconds_bucket{generation="2",le="+Inf"}'] == samples[
+        'python_gc_pause_seconds_count{generation="2"}']
+    assert samples['python_gc_pause_seconds_sum{generation="2"}'] > 0
 
 
 def test_freeze_heap_moves_the_live_objects_out_of_the_collector() -> None:
@@ -30,3 +38,26 @@ def test_freeze_heap_moves_the_live_objects_out_of_the_collector() -> None:
             "assert gc.get_freeze_count() == 0; freeze_heap(); print(gc.get_freeze_count())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert int(out.stdout) > 1_000
+
+
+def test_gc_pauses_are_counted_in_their_bucket(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each pass lands in the first bucket whose bound it does not exceed; the histogram's
+    buckets are cumulative, as Prometheus reads them."""
+    clock = iter([10.0, 10.0008, 20.0, 20.7, 30.0, 37.0])
+    monkeypatch.setattr(metrics_module.time, "perf_counter", lambda: next(clock))
+    pauses = metrics_module.GcPauses()
+    monkeypatch.setattr(metrics_module, "GC_PAUSES", pauses)
+    for generation in (0, 2, 2):
+        pauses("start", {"generation": generation})
+        pauses("stop", {"generation": generation, "collected": 0, "uncollectable": 0})
+    family = next(iter(metrics_module.GcPauseCollector().collect()))
+    got = {(s.name, tuple(sorted(s.labels.items()))): s.value for s in family.samples}
+    full = (("generation", "2"),)
+    assert got[("python_gc_pause_seconds_count", full)] == 2
+    assert got[("python_gc_pause_seconds_sum", full)] == pytest.approx(7.7)
+    assert got[("python_gc_pause_seconds_bucket", (*full, ("le", "0.5")))] == 0
+    assert got[("python_gc_pause_seconds_bucket", (*full, ("le", "1.0")))] == 1  # 0.7 s
+    assert got[("python_gc_pause_seconds_bucket", (*full, ("le", "5.0")))] == 1
+    assert got[("python_gc_pause_seconds_bucket", (*full, ("le", "+Inf")))] == 2  # 7 s
+    young = (("generation", "0"),)
+    assert got[("python_gc_pause_seconds_bucket", (*young, ("le", "0.001")))] == 1  # 0.8 ms
