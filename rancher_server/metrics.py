@@ -138,6 +138,16 @@ GC_PAUSE_BUCKETS_S = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0)
 GC_GENERATIONS = 3
 
 
+def cumulative_buckets(bounds: tuple[float, ...], counts: list[int]) -> list[tuple[str, float]]:
+    """A histogram's per-bucket counts (the last one over every bound) as Prometheus reads
+    them: cumulative, by upper bound, ending with ``+Inf``."""
+    running, out = 0, []
+    for bound, n in zip((*map(str, bounds), "+Inf"), counts, strict=True):
+        running += n
+        out.append((bound, float(running)))
+    return out
+
+
 class GcPauses:
     """How long each pass of the cyclic garbage collector held the process, per generation: a
     ``gc.callbacks`` timer, installed once per process (:func:`install_gc_pause_timer`)."""
@@ -176,12 +186,9 @@ class GcPauseCollector(Collector):
             "Time the cyclic garbage collector held the process, per pass",
             labels=["generation"])
         for generation in range(GC_GENERATIONS):
-            counts, running = GC_PAUSES.counts[generation], 0
-            buckets: list[tuple[str, float]] = []
-            for bound, n in zip((*map(str, GC_PAUSE_BUCKETS_S), "+Inf"), counts, strict=True):
-                running += n
-                buckets.append((bound, running))
-            hist.add_metric([str(generation)], buckets, GC_PAUSES.sums[generation])
+            hist.add_metric([str(generation)],
+                            cumulative_buckets(GC_PAUSE_BUCKETS_S, GC_PAUSES.counts[generation]),
+                            GC_PAUSES.sums[generation])
         yield hist
 
 

@@ -3,13 +3,16 @@ its start-up heap kept out of the garbage collector's scans once it is ready."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 import rancher_server.metrics as metrics_module
+from rancher_server.looplag import LoopLag, LoopLagCollector
 from tests.procs import ServerProc, metrics, running
 
 # The server's modules and start-up state are well over this many objects (about 120,000);
@@ -31,6 +34,7 @@ def test_server_exports_process_figures_and_freezes_its_start_up_heap(tmp_path: 
     assert samples['python_gc_pause_seconds_bucket{generation="2",le="+Inf"}'] == samples[
         'python_gc_pause_seconds_count{generation="2"}']
     assert samples['python_gc_pause_seconds_sum{generation="2"}'] > 0
+    assert "rancher_event_loop_lag_seconds_count" in samples  # sampled every 0.25 s
 
 
 def test_freeze_heap_moves_the_live_objects_out_of_the_collector() -> None:
@@ -61,3 +65,19 @@ def test_gc_pauses_are_counted_in_their_bucket(monkeypatch: pytest.MonkeyPatch) 
     assert got[("python_gc_pause_seconds_bucket", (*full, ("le", "+Inf")))] == 2  # 7 s
     young = (("generation", "0"),)
     assert got[("python_gc_pause_seconds_bucket", (*young, ("le", "0.001")))] == 1  # 0.8 ms
+
+
+async def test_loop_lag_sees_the_loop_held() -> None:
+    """A callback that holds the loop shows in the lag histogram, by how long it held it."""
+    lag = LoopLag(sample_s=0.01)
+    lag.start(asyncio.get_running_loop())
+    await asyncio.sleep(0.05)
+    time.sleep(0.08)  # the loop held, as a long computation or a full collection would
+    await asyncio.sleep(0.05)
+    lag.stop()
+    family = next(iter(LoopLagCollector(lag).collect()))
+    got = {dict(s.labels).get("le", s.name): s.value for s in family.samples}
+    assert got["+Inf"] >= 5  # samples kept coming every 10 ms around the hold
+    assert got["+Inf"] - got["0.05"] >= 1, got  # one of them 50+ ms late
+    assert lag.max_s >= 0.05
+    assert got["rancher_event_loop_lag_seconds_sum"] >= 0.05
