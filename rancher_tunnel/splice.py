@@ -201,12 +201,25 @@ class _ForwardSide(_TcpSide):
         except (TunnelError, OSError, TimeoutError) as exc:
             _log.info("forward dial failed", reason=str(exc))
             if b.tcp is not None:
-                b.tcp.abort()
+                _refuse(b.tcp)
             return
         if b.tcp_lost and not b.tcp_eof and not b.early:
             stream.reset("client went away")
             return
         stream.attach(_TunnelSide(b))
+
+
+def _refuse(tcp: asyncio.Transport) -> None:
+    """Close a local connection whose stream the peer refused: end-of-stream first, so the
+    client reads EOF. Closing at once was a reset whenever its request had arrived and not been
+    read yet (a socket closed with unread input resets), otherwise an EOF: which one depended
+    on timing."""
+    try:
+        if tcp.can_write_eof():
+            tcp.write_eof()
+    except (OSError, RuntimeError):
+        pass  # already closing: the abort below is all that is left
+    tcp.abort()
 
 
 def forward_protocol(
