@@ -146,7 +146,6 @@ class Session:
         self._last_heard = self._last_pong  # the server: the last message of any kind
         self._started = False
         self._input_done = False  # push mode: no more websocket input is processed
-        self._input_end: asyncio.Future[object] | None = None
 
     # ------------------------------------------------------------------ public API
 
@@ -525,22 +524,7 @@ class Session:
         task per session waiting for it meanwhile: memory and collector work at 10,000
         sessions). False: the caller reads with :meth:`_pull_reader`."""
         start_push = getattr(self._ws, "start_push", None)
-        if start_push is None:
-            return False
-        end: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-        self._input_end = end
-        if not start_push(self._on_ws_message, self._on_ws_end):
-            self._input_end = None
-            return False
-        end.add_done_callback(self._input_ended)
-        return True
-
-    def _input_ended(self, end: asyncio.Future[object]) -> None:
-        self._input_done = True
-        if self._tg is None:
-            return  # the session has ended already
-        with contextlib.suppress(RuntimeError):  # the task group is already stopping it
-            self._spawn("reader", functools.partial(self._push_reader, end))
+        return start_push is not None and bool(start_push(self._on_ws_message, self._on_ws_end))
 
     def _on_ws_message(self, data: bytes | bytearray) -> None:
         """Push mode: one websocket message, delivered from the transport's read callback."""
@@ -552,11 +536,8 @@ class Session:
         try:
             conn.receive_data(data)
             self._dispatch(conn.events())
-        except Exception as exc:
-            self._input_done = True
-            end = self._input_end
-            if end is not None and not end.done():
-                end.set_exception(exc)
+        except Exception as exc:  # a fault of ours: the reader's task fails with it
+            self._input_ends(None, exc)
             return
         if conn.closed:
             self._on_ws_end(_CONNECTION_CLOSED)
@@ -564,13 +545,22 @@ class Session:
             self._kick()
 
     def _on_ws_end(self, result: object) -> None:
-        self._input_done = True
-        end = self._input_end
-        if end is not None and not end.done():
-            end.set_result(result)
+        self._input_ends(result, None)
 
-    async def _push_reader(self, end: asyncio.Future[object]) -> None:
-        result = await end
+    def _input_ends(self, result: object, failure: Exception | None) -> None:
+        """Push mode, once: the input is over, and its end is handled by a reader task started
+        now (:meth:`_push_reader`), unless the session has ended already."""
+        if self._input_done:
+            return
+        self._input_done = True
+        if self._tg is None:
+            return
+        with contextlib.suppress(RuntimeError):  # the task group is already stopping it
+            self._spawn("reader", functools.partial(self._push_reader, result, failure))
+
+    async def _push_reader(self, result: object, failure: Exception | None) -> None:
+        if failure is not None:
+            raise failure
         if result is _CONNECTION_CLOSED:
             if not self._abort_ws:  # a peer cut off for a bound does not read: do not wait
                 await self._closing_flush()
@@ -881,7 +871,6 @@ class Session:
     async def _teardown(self) -> None:
         self._closed = True
         self._input_done = True
-        self._input_end = None  # its callback holds this session: no cycle left behind
         reason = self._close_reason or "session closed"
         self._lose_transports()
         if self._abort_ws:
