@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import traceback
+
 
 class TunnelError(Exception):
     """Base class of every tunnel error."""
@@ -58,3 +60,12 @@ class StreamReset(TunnelError, ConnectionResetError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+def forget_traceback(exc: BaseException) -> None:
+    """Drop ``exc``'s traceback and clear its finished frames. An exception kept after it was
+    handled (by a library, or an exception group) holds, through its traceback, the frames and
+    their locals, which often hold it back: a reference cycle that keeps everything it reaches
+    (a whole tunnel session) until the next full garbage collection."""
+    traceback.clear_frames(exc.__traceback__)
+    exc.__traceback__ = None

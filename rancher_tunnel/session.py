@@ -17,7 +17,6 @@ import functools
 import random
 import ssl as ssl_module
 import time
-import traceback
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -28,7 +27,14 @@ from aiohttp.client_ws import ClientWebSocketResponse
 
 from . import events as ev
 from .constants import DEFAULT_LIMITS, MAX_PENDING_MESSAGES, Limits
-from .errors import DialRefused, LocalProtocolError, ProtocolError, SessionClosed, StreamReset
+from .errors import (
+    DialRefused,
+    LocalProtocolError,
+    ProtocolError,
+    SessionClosed,
+    StreamReset,
+    forget_traceback,
+)
 from .frames import GoAwayCode, Role
 from .logs import get_logger
 from .malloc import tune_malloc
@@ -238,8 +244,7 @@ class Session:
             # the group: a cycle that kept the whole session (~50 objects, ~90 in the server)
             # until a full collection. Clearing the finished frames frees it at once.
             for exc in (stopped, *stopped.exceptions):
-                traceback.clear_frames(exc.__traceback__)
-                exc.__traceback__ = None
+                forget_traceback(exc)
         finally:
             self._tg = None
             if self._ka_timer is not None:

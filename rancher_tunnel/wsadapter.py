@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import random
 import struct
-import traceback
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
@@ -26,7 +25,7 @@ from aiohttp import WSMessage, WSMsgType, web
 from aiohttp.client_ws import ClientWebSocketResponse
 
 from .constants import WS_MAX_MESSAGE_BYTES
-from .errors import RemoteProtocolError
+from .errors import RemoteProtocolError, forget_traceback
 from .wsmask import websocket_mask
 from .wsreader import WebSocketProtocolError, WsReaderProtocol
 
@@ -227,13 +226,11 @@ class AiohttpWebSocket:
         try:
             await self._ws.close(code=code, message=reason.encode()[:120])
         finally:
-            # aiohttp keeps a failed close's exception (a peer already gone), and its traceback
-            # holds the frames that hold this websocket: a reference cycle that kept the whole
-            # session for the next full garbage collection (~90 objects a session)
+            # aiohttp keeps a failed close's exception (a peer already gone), whose traceback
+            # holds this websocket (~90 objects a session kept for a full collection)
             exc = self._ws.exception()
             if exc is not None:
-                traceback.clear_frames(exc.__traceback__)
-                exc.__traceback__ = None
+                forget_traceback(exc)
 
     def abort(self) -> None:
         self._transport.abort()
