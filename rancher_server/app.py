@@ -26,7 +26,7 @@ from rancher_server.constants import SHUTDOWN_GRACE_S
 from rancher_server.ha.forward import HELD_BY, Forwarder, forward_middleware
 from rancher_server.ha.metrics import HACollector
 from rancher_server.ha.runtime import start_ha, stop_ha
-from rancher_server.looplag import LoopLag, LoopLagCollector
+from rancher_server.looplag import LoopLag, loop_lag_histogram
 from rancher_server.metrics import ReplicaInfoCollector, make_registry
 from rancher_server.proxy.streams import StreamGuard, StreamGuardCollector
 from rancher_server.proxy.upstream import UpstreamPool
@@ -157,8 +157,7 @@ def create_app(state: ServerState) -> web.Application:
         state.config.replica, "etcd" if state.config.store_url else "sqlite"))
     app[proxy.GUARD] = StreamGuard(state.store)
     state.metrics.register(StreamGuardCollector(app[proxy.GUARD]))
-    loop_lag = LoopLag()
-    state.metrics.register(LoopLagCollector(loop_lag))
+    loop_lag = LoopLag(loop_lag_histogram(state.metrics))
 
     async def sample_loop_lag(app: web.Application) -> AsyncIterator[None]:
         loop_lag.start(asyncio.get_running_loop())

@@ -10,26 +10,27 @@ the keepalives arriving in step (loop held 13-43 ms every 5 s) and the full coll
 from __future__ import annotations
 
 import asyncio
-from bisect import bisect_left
-from collections.abc import Iterator
 
-from prometheus_client.core import HistogramMetricFamily, Metric
-from prometheus_client.registry import Collector
-
-from rancher_server.metrics import cumulative_buckets
+from prometheus_client import CollectorRegistry, Histogram
 
 LOOP_LAG_SAMPLE_S = 0.25  # one timer this often: negligible work, enough samples for a p99
 LOOP_LAG_BUCKETS_S = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 5.0)
 
 
-class LoopLag:
-    """Samples the loop's lateness while started (:meth:`start`, :meth:`stop`)."""
+def loop_lag_histogram(registry: CollectorRegistry | None) -> Histogram:
+    return Histogram(
+        "rancher_event_loop_lag_seconds",
+        "How late the server's event loop ran a timer due at a known time (sampled every "
+        f"{LOOP_LAG_SAMPLE_S:g} s)", buckets=LOOP_LAG_BUCKETS_S, registry=registry)
 
-    def __init__(self, sample_s: float = LOOP_LAG_SAMPLE_S) -> None:
+
+class LoopLag:
+    """Samples the loop's lateness into ``hist`` while started (:meth:`start`, :meth:`stop`)."""
+
+    def __init__(self, hist: Histogram, sample_s: float = LOOP_LAG_SAMPLE_S) -> None:
         self.sample_s = sample_s
-        self.counts = [0] * (len(LOOP_LAG_BUCKETS_S) + 1)
-        self.sum_s = 0.0
         self.max_s = 0.0
+        self._hist = hist
         self._loop: asyncio.AbstractEventLoop | None = None
         self._handle: asyncio.TimerHandle | None = None
         self._due = 0.0
@@ -55,23 +56,6 @@ class LoopLag:
             return
         now = self._loop.time()
         late = max(0.0, now - self._due)
-        self.counts[bisect_left(LOOP_LAG_BUCKETS_S, late)] += 1
-        self.sum_s += late
+        self._hist.observe(late)
         self.max_s = max(self.max_s, late)
         self._schedule(now)
-
-
-class LoopLagCollector(Collector):
-    """``rancher_event_loop_lag_seconds``: the histogram of :class:`LoopLag`'s samples."""
-
-    def __init__(self, lag: LoopLag) -> None:
-        self._lag = lag
-
-    def collect(self) -> Iterator[Metric]:
-        hist = HistogramMetricFamily(
-            "rancher_event_loop_lag_seconds",
-            "How late the server's event loop ran a timer due at a known time (sampled every "
-            f"{LOOP_LAG_SAMPLE_S:g} s)")
-        hist.add_metric([], cumulative_buckets(LOOP_LAG_BUCKETS_S, self._lag.counts),
-                        self._lag.sum_s)
-        yield hist

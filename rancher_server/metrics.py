@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gc
 import time
-from bisect import bisect_left
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,13 +16,9 @@ from prometheus_client import (
     PLATFORM_COLLECTOR,
     PROCESS_COLLECTOR,
     CollectorRegistry,
+    Histogram,
 )
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from rancher_server.tunnel.registry import SessionRegistry
@@ -138,58 +133,37 @@ GC_PAUSE_BUCKETS_S = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0)
 GC_GENERATIONS = 3
 
 
-def cumulative_buckets(bounds: tuple[float, ...], counts: list[int]) -> list[tuple[str, float]]:
-    """A histogram's per-bucket counts (the last one over every bound) as Prometheus reads
-    them: cumulative, by upper bound, ending with ``+Inf``."""
-    running, out = 0, []
-    for bound, n in zip((*map(str, bounds), "+Inf"), counts, strict=True):
-        running += n
-        out.append((bound, float(running)))
-    return out
+def gc_pause_histogram() -> Histogram:
+    """``python_gc_pause_seconds{generation}`` (the event loop is stopped for each pass; a full
+    pass over a large heap is the p99 of everything the server answers meanwhile)."""
+    return Histogram("python_gc_pause_seconds",
+                     "Time the cyclic garbage collector held the process, per pass",
+                     ["generation"], buckets=GC_PAUSE_BUCKETS_S, registry=None)
 
 
-class GcPauses:
-    """How long each pass of the cyclic garbage collector held the process, per generation: a
-    ``gc.callbacks`` timer, installed once per process (:func:`install_gc_pause_timer`)."""
+class GcPauseTimer:
+    """A ``gc.callbacks`` timer: how long each pass held the process, into ``hist`` by
+    generation. One per process (:func:`install_gc_pause_timer`)."""
 
-    def __init__(self) -> None:
-        self.counts = [[0] * (len(GC_PAUSE_BUCKETS_S) + 1) for _ in range(GC_GENERATIONS)]
-        self.sums = [0.0] * GC_GENERATIONS
+    def __init__(self, hist: Histogram) -> None:
+        self._by_generation = [hist.labels(str(g)) for g in range(GC_GENERATIONS)]
         self._started = 0.0
 
     def __call__(self, phase: str, info: dict[str, Any]) -> None:
         if phase == "start":
             self._started = time.perf_counter()
             return
-        took = time.perf_counter() - self._started
         generation = min(int(info["generation"]), GC_GENERATIONS - 1)
-        self.sums[generation] += took
-        self.counts[generation][bisect_left(GC_PAUSE_BUCKETS_S, took)] += 1
+        self._by_generation[generation].observe(time.perf_counter() - self._started)
 
 
-GC_PAUSES = GcPauses()
+GC_PAUSES = gc_pause_histogram()  # process-wide: every registry of the process shows it
+_GC_PAUSE_TIMER = GcPauseTimer(GC_PAUSES)
 
 
 def install_gc_pause_timer() -> None:
-    if GC_PAUSES not in gc.callbacks:
-        gc.callbacks.append(GC_PAUSES)
-
-
-class GcPauseCollector(Collector):
-    """``python_gc_pause_seconds{generation}``: a histogram of the collector's passes (the
-    event loop is stopped for each; a full pass over a large heap is the p99 of everything the
-    server answers meanwhile)."""
-
-    def collect(self) -> Iterator[Metric]:
-        hist = HistogramMetricFamily(
-            "python_gc_pause_seconds",
-            "Time the cyclic garbage collector held the process, per pass",
-            labels=["generation"])
-        for generation in range(GC_GENERATIONS):
-            hist.add_metric([str(generation)],
-                            cumulative_buckets(GC_PAUSE_BUCKETS_S, GC_PAUSES.counts[generation]),
-                            GC_PAUSES.sums[generation])
-        yield hist
+    if _GC_PAUSE_TIMER not in gc.callbacks:
+        gc.callbacks.append(_GC_PAUSE_TIMER)
 
 
 def make_registry(sessions: SessionRegistry) -> tuple[CollectorRegistry, TunnelCollector]:
@@ -203,5 +177,5 @@ def make_registry(sessions: SessionRegistry) -> tuple[CollectorRegistry, TunnelC
         reg.register(standard)
     reg.register(FrozenHeapCollector())
     install_gc_pause_timer()
-    reg.register(GcPauseCollector())
+    reg.register(GC_PAUSES)
     return reg, collector

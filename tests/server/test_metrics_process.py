@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import rancher_server.metrics as metrics_module
-from rancher_server.looplag import LoopLag, LoopLagCollector
+from rancher_server.looplag import LoopLag, loop_lag_histogram
 from tests.procs import ServerProc, metrics, running
 
 # The server's modules and start-up state are well over this many objects (about 120,000);
@@ -49,12 +49,12 @@ def test_gc_pauses_are_counted_in_their_bucket(monkeypatch: pytest.MonkeyPatch) 
     buckets are cumulative, as Prometheus reads them."""
     clock = iter([10.0, 10.0008, 20.0, 20.7, 30.0, 37.0])
     monkeypatch.setattr(metrics_module.time, "perf_counter", lambda: next(clock))
-    pauses = metrics_module.GcPauses()
-    monkeypatch.setattr(metrics_module, "GC_PAUSES", pauses)
+    hist = metrics_module.gc_pause_histogram()
+    pauses = metrics_module.GcPauseTimer(hist)
     for generation in (0, 2, 2):
         pauses("start", {"generation": generation})
         pauses("stop", {"generation": generation, "collected": 0, "uncollectable": 0})
-    family = next(iter(metrics_module.GcPauseCollector().collect()))
+    family = next(iter(hist.collect()))
     got = {(s.name, tuple(sorted(s.labels.items()))): s.value for s in family.samples}
     full = (("generation", "2"),)
     assert got[("python_gc_pause_seconds_count", full)] == 2
@@ -69,13 +69,14 @@ def test_gc_pauses_are_counted_in_their_bucket(monkeypatch: pytest.MonkeyPatch) 
 
 async def test_loop_lag_sees_the_loop_held() -> None:
     """A callback that holds the loop shows in the lag histogram, by how long it held it."""
-    lag = LoopLag(sample_s=0.01)
+    hist = loop_lag_histogram(None)
+    lag = LoopLag(hist, sample_s=0.01)
     lag.start(asyncio.get_running_loop())
     await asyncio.sleep(0.05)
     time.sleep(0.08)  # the loop held, as a long computation or a full collection would
     await asyncio.sleep(0.05)
     lag.stop()
-    family = next(iter(LoopLagCollector(lag).collect()))
+    family = next(iter(hist.collect()))
     got = {dict(s.labels).get("le", s.name): s.value for s in family.samples}
     assert got["+Inf"] >= 5  # samples kept coming every 10 ms around the hold
     assert got["+Inf"] - got["0.05"] >= 1, got  # one of them 50+ ms late
