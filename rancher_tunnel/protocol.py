@@ -159,6 +159,14 @@ class ConnectionStats:
 class Connection:
     """One end of a tunnel connection. ``role`` decides the parity of the stream ids we open."""
 
+    __slots__ = (
+        "_batch_limit", "_budget", "_clock", "_control", "_data", "_draining", "_events",
+        "_grant_threshold", "_headroom", "_headroom_bytes", "_highest_peer_id", "_max_control",
+        "_max_data_batches", "_next_id", "_over_limit_opens", "_owed_pong", "_own_stream_count",
+        "_parser", "_peer_stream_count", "_ping_counter", "_pings", "_send_frame_max", "_starved",
+        "_streams", "limit_exceeded", "limits", "peer_hello", "role", "state", "stats",
+    )
+
     def __init__(
         self,
         role: Role,

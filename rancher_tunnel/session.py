@@ -35,6 +35,7 @@ from .errors import (
     StreamReset,
     forget_traceback,
 )
+from .flag import Flag
 from .frames import GoAwayCode, Role
 from .logs import get_logger
 from .malloc import tune_malloc
@@ -94,6 +95,52 @@ def format_target(host: str, port: int) -> str:
 class Session:
     """One tunnel over one websocket (either end). Call :meth:`run` to drive it."""
 
+    # slots, not an instance dict: one session per agent, 10,000 of them in a server
+    __slots__ = (
+        "__weakref__",
+        "_abort_ws",
+        "_bound_exceeded",
+        "_close_callbacks",
+        "_close_code",
+        "_close_reason",
+        "_closed",
+        "_closing",
+        "_conn",
+        "_dials_over_limit",
+        "_draining",
+        "_finished",
+        "_flush_scheduled",
+        "_flushed",
+        "_input_done",
+        "_ka_dead",
+        "_ka_grace",
+        "_ka_last_ping",
+        "_ka_next_ping",
+        "_ka_timer",
+        "_last_heard",
+        "_last_pong",
+        "_log",
+        "_loop",
+        "_message_task",
+        "_messages",
+        "_messages_dropped",
+        "_on_message",
+        "_on_stream",
+        "_pending_message_bytes",
+        "_pending_opens",
+        "_ready",
+        "_rtt_s",
+        "_started",
+        "_tg",
+        "_transports",
+        "_wake",
+        "_write_error",
+        "_ws",
+        "limits",
+        "name",
+        "role",
+    )
+
     def __init__(
         self,
         ws: web.WebSocketResponse | ClientWebSocketResponse | WebSocketLike,
@@ -122,13 +169,13 @@ class Session:
         self._log = get_logger(tunnel=name, role=role.name.lower())
         self._transports: dict[int, TunnelTransport] = {}
         self._pending_opens: dict[int, asyncio.Future[None]] = {}
-        self._ready = asyncio.Event()
-        self._wake = asyncio.Event()
-        self._flushed = asyncio.Event()
-        self._finished = asyncio.Event()
+        self._ready = Flag()
+        self._wake = Flag()
+        self._flushed = Flag()
+        self._finished = Flag()
         self._close_callbacks: list[Callable[[], None]] = []
         # received messages for the handler, and the task handing them over while there are any
-        self._messages: deque[tuple[Message, int]] = deque()
+        self._messages: deque[tuple[Message, int]] | None = None  # (made when one comes)
         self._message_task: asyncio.Task[None] | None = None
         # the keepalive runs on loop timers, not in a task (a task per session cost memory at
         # 10,000 sessions): the next timer, the next ping, the last ping, and whether the grace
@@ -152,6 +199,7 @@ class Session:
         self._last_heard = self._last_pong  # the server: the last message of any kind
         self._started = False
         self._input_done = False  # push mode: no more websocket input is processed
+        self._abort_ws = False  # cut off for a bound: the peer does not read, do not wait
 
     # ------------------------------------------------------------------ public API
 
@@ -665,7 +713,9 @@ class Session:
                         "waiting for the handler",
                     )
                     return
-                if len(self._messages) >= MAX_PENDING_MESSAGES:
+                if self._messages is None:
+                    self._messages = deque()
+                elif len(self._messages) >= MAX_PENDING_MESSAGES:
                     self._messages_dropped += 1
                     self._log.warning("message dropped: handler too slow", kind=e.message.KIND)
                     continue
@@ -839,7 +889,6 @@ class Session:
             return True
         return self.role is Role.SERVER and now - self._last_heard > timeout
 
-    _abort_ws = False
 
     async def _sync_loop(self) -> None:
         try:
@@ -870,6 +919,8 @@ class Session:
                     self._log.error("message handler failed", kind=msg.KIND, exc_info=exc)
         finally:
             self._message_task = None
+            if not self._messages:
+                self._messages = None
 
     # ------------------------------------------------------------------ teardown
 
